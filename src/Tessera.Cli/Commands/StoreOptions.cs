@@ -1,0 +1,26 @@
+using System.CommandLine;
+using Tessera.Server.Hosting;
+
+namespace Tessera.Cli.Commands;
+
+/// <summary>The flags that name a store, shared by every command that opens one.</summary>
+internal sealed class StoreOptions
+{
+    public Option<string> DataDir { get; } = new("--data-dir") { Description = "Directory of the embedded store", DefaultValueFactory = _ => "./data" };
+    public Option<string> Store { get; } = new Option<string>("--store") { Description = "duckdb (default) or postgres", DefaultValueFactory = _ => "duckdb" }.AcceptOnlyFromAmong("duckdb", "postgres");
+    public Option<string?> Postgres { get; } = new("--postgres") { Description = "Npgsql connection string, with --store postgres" };
+
+    public void AddTo(Command command)
+    {
+        command.Add(DataDir);
+        command.Add(Store);
+        command.Add(Postgres);
+    }
+
+    public TesseraOptions Read(ParseResult result) => new()
+    {
+        DataDir = result.GetValue(DataDir)!,
+        Store = result.GetValue(Store)!,
+        Postgres = result.GetValue(Postgres),
+    };
+}

@@ -1,0 +1,95 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Tessera.Core.Collection;
+using Tessera.Core.Demo;
+using Tessera.Server.Management;
+using Tessera.Storage;
+
+namespace Tessera.Server.Hosting;
+
+/// <summary>
+/// Runs before the server listens: opens the store (migrating it), makes sure an admin token and a write key
+/// exist, seeds the demo data when asked, and prints where to send events.
+/// </summary>
+public sealed partial class StoreBootstrap(ITesseraStore store, TesseraOptions options, AdminToken adminToken, ILogger<StoreBootstrap> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await store.OpenAsync(cancellationToken);
+
+        string? shownToken = null;
+        if (options.AdminToken is { Length: > 0 } configured)
+        {
+            adminToken.Set(AdminToken.Hash(configured));
+        }
+        else
+        {
+            var generated = "adm_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
+            var hash = await store.SetSettingIfAbsentAsync(AdminToken.SettingKey, AdminToken.Hash(generated), cancellationToken);
+            adminToken.Set(hash);
+            if (hash == AdminToken.Hash(generated)) { shownToken = generated; }
+        }
+
+        var sources = await store.ListSourcesAsync(cancellationToken);
+        string? writeKey = null;
+        if (options.WriteKey is { Length: > 0 } wanted)
+        {
+            writeKey = wanted;
+            var existing = await store.FindSourceByWriteKeyAsync(wanted, cancellationToken);
+            if (existing is null) { await store.CreateSourceAsync("default", "default", wanted, cancellationToken); }
+        }
+        else if (sources.Count == 0)
+        {
+            writeKey = (await store.CreateSourceAsync("default", "default", SourcesApi.NewWriteKey(), cancellationToken)).WriteKey;
+        }
+        else
+        {
+            writeKey = sources.FirstOrDefault(s => !s.IsRevoked)?.WriteKey;
+        }
+
+        var seeded = 0;
+        if (options.Demo && (await store.GetStatsAsync(cancellationToken)).Events == 0)
+        {
+            seeded = await SeedDemoAsync(cancellationToken);
+        }
+
+        if (options.PrintBanner) { PrintBanner(writeKey, shownToken, seeded); }
+        LogStarted(logger, store.Kind, options.Urls);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private async Task<int> SeedDemoAsync(CancellationToken cancellationToken)
+    {
+        var source = (await store.ListSourcesAsync(cancellationToken)).FirstOrDefault(s => s.Name == "demo")
+            ?? await store.CreateSourceAsync("demo", "default", SourcesApi.NewWriteKey(), cancellationToken);
+        var now = DateTimeOffset.UtcNow;
+        var events = new List<CollectedEvent>();
+        foreach (var json in DemoData.Messages(now))
+        {
+            using var document = JsonDocument.Parse(json);
+            if (MessageValidator.TryValidate(document.RootElement, null, source.Id, now, null, out var collected, out _)) { events.Add(collected!); }
+        }
+
+        // Oldest first, so the log's order follows the story.
+        events.Sort((a, b) => a.Timestamp.CompareTo(b.Timestamp));
+        return (await store.AppendAsync(events, cancellationToken)).Stored;
+    }
+
+    private void PrintBanner(string? writeKey, string? shownToken, int seeded)
+    {
+        var url = options.Urls.Split(';')[0].TrimEnd('/');
+        Console.WriteLine($"""
+
+            Tessera is running on {url} ({store.Kind} store{(store.Kind == "duckdb" ? $" in {Path.GetFullPath(options.DataDir)}" : "")})
+              send events:   POST {url}/v1/track, /v1/identify, /v1/batch ...  (Segment's HTTP API)
+              write key:     {writeKey ?? "(none active: create one with POST /api/sources)"}
+              admin token:   {shownToken ?? (options.AdminToken is { Length: > 0 } ? "(from TESSERA_ADMIN_TOKEN)" : "(set on first start and shown then; set TESSERA_ADMIN_TOKEN to choose one)")}
+              read back:     GET {url}/api/events  with  Authorization: Bearer <admin token>
+            {(seeded > 0 ? $"  demo data:     {seeded} events from {DemoData.Describe(300)}\n" : "")}
+            """);
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Tessera started on the {Store} store, listening on {Urls}")]
+    private static partial void LogStarted(ILogger logger, string store, string urls);
+}

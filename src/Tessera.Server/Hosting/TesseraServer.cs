@@ -1,0 +1,52 @@
+using Tessera.Server.Collection;
+using Tessera.Server.Management;
+using Tessera.Storage;
+using Tessera.Storage.DuckDb;
+
+namespace Tessera.Server.Hosting;
+
+/// <summary>Builds the Tessera web application. The CLI's <c>serve</c>, the tests and the benchmarks all host it through here.</summary>
+public static class TesseraServer
+{
+    /// <param name="configureStorage">Chooses the store; null means the one <paramref name="options"/> names.</param>
+    public static WebApplication Build(TesseraOptions options, Action<TesseraStorageBuilder>? configureStorage = null, string[]? args = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args ?? []);
+        builder.WebHost.UseUrls(options.Urls);
+        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(30));
+
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddTesseraStorage(configureStorage ?? (b => UseConfiguredStore(b, options)));
+        builder.Services.AddSingleton<AdminToken>();
+        builder.Services.AddSingleton<SourceRegistry>();
+        // Registered in this order on purpose: the store opens before the writer starts, and the writer stops
+        // (draining its queue) after the web server has finished its in-flight requests.
+        builder.Services.AddHostedService<StoreBootstrap>();
+        builder.Services.AddSingleton<EventWriter>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<EventWriter>());
+        builder.Services.AddProblemDetails();
+        builder.Services.AddCors(c => c.AddPolicy(CollectionApi.CorsPolicy, p => p
+            .SetIsOriginAllowed(_ => true).AllowAnyHeader().AllowAnyMethod().AllowCredentials()));
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseCors();
+        app.MapHealthApi();
+        app.MapCollectionApi();
+        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi();
+        return app;
+    }
+
+    private static void UseConfiguredStore(TesseraStorageBuilder builder, TesseraOptions options) => builder.Use(_ => CreateStore(options));
+
+    /// <summary>The store <paramref name="options"/> names, not yet opened. Commands that work on the store without a server use this.</summary>
+    public static ITesseraStore CreateStore(TesseraOptions options) => options.Store switch
+    {
+        "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = options.DuckDbMemoryLimitMb }),
+        _ => throw new ArgumentException($"--store: '{options.Store}' is not a store Tessera knows; use duckdb or postgres."),
+    };
+}

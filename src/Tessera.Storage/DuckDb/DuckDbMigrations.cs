@@ -1,0 +1,43 @@
+namespace Tessera.Storage.DuckDb;
+
+/// <summary>
+/// The DuckDB file's schema, as an ordered list of steps. A file is upgraded in place by running the steps it has
+/// not seen yet; a step is never edited once released: add a new one.
+/// </summary>
+internal static class DuckDbMigrations
+{
+    public static readonly IReadOnlyList<(int Version, string Description, string Sql)> Steps =
+    [
+        (1, "events, sources, settings", """
+            CREATE TABLE events (
+                seq BIGINT NOT NULL,
+                message_id VARCHAR NOT NULL,
+                source_id VARCHAR NOT NULL,
+                type VARCHAR NOT NULL,
+                event VARCHAR,
+                user_id VARCHAR,
+                anonymous_id VARCHAR,
+                group_id VARCHAR,
+                previous_id VARCHAR,
+                profile_id VARCHAR,
+                timestamp TIMESTAMPTZ NOT NULL,
+                original_timestamp TIMESTAMPTZ,
+                sent_at TIMESTAMPTZ,
+                received_at TIMESTAMPTZ NOT NULL,
+                raw VARCHAR NOT NULL
+            );
+            CREATE TABLE sources (
+                id VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                workspace VARCHAR NOT NULL,
+                write_key VARCHAR NOT NULL UNIQUE,
+                created_at TIMESTAMPTZ NOT NULL,
+                revoked_at TIMESTAMPTZ
+            );
+            CREATE TABLE settings (
+                key VARCHAR PRIMARY KEY,
+                value VARCHAR NOT NULL
+            );
+            """),
+    ];
+}

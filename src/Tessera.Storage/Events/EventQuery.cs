@@ -1,0 +1,14 @@
+using Tessera.Core.Collection;
+
+namespace Tessera.Storage.Events;
+
+/// <summary>A filter over the event log. <see cref="Before"/> is the cursor: only events older than it.</summary>
+public sealed record EventQuery(
+    int Limit = 50,
+    long? Before = null,
+    MessageType? Type = null,
+    string? Event = null,
+    string? UserId = null,
+    string? AnonymousId = null,
+    string? ProfileId = null,
+    string? SourceId = null);
