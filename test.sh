@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs Tessera's whole test suite on a fresh machine: installs and starts what the tests need (PostgreSQL,
+# npm packages, Chromium, an SMTP sink), checks formatting, runs every test project, and prints
+# "N passed, M failed" at the end. Exit code 0 only when every check passed.
+set -euo pipefail
+cd "$(dirname "$0")"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+# Each file in scripts/deps installs and starts one dependency when missing, and exports how to reach it.
+for dep in scripts/deps/*.sh; do
+  [ -e "$dep" ] || continue
+  echo "== dependency: $(basename "$dep" .sh)"
+  # shellcheck source=/dev/null
+  source "$dep"
+done
+
+echo "== build"
+dotnet build Tessera.slnx -c Release -warnaserror -nologo -v q
+
+echo "== format"
+dotnet format Tessera.slnx --verify-no-changes --no-restore -v q
+
+echo "== tests"
+results=$(mktemp -d)
+status=0
+dotnet test Tessera.slnx -c Release --no-build --logger "trx" --results-directory "$results" -- RunConfiguration.CollectSourceInformation=false || status=$?
+
+# One closing line for CI, summed over every test project's results.
+python3 - "$results" <<'PY'
+import sys, glob, xml.etree.ElementTree as ET
+passed = failed = skipped = 0
+for f in glob.glob(sys.argv[1] + "/*.trx"):
+    c = ET.parse(f).getroot().find(".//{*}Counters")
+    if c is None: continue
+    passed += int(c.get("passed", 0)); failed += int(c.get("failed", 0)) + int(c.get("error", 0)) + int(c.get("timeout", 0))
+    skipped += int(c.get("notExecuted", 0))
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+PY
+exit $status
