@@ -1,23 +1,18 @@
 using Microsoft.Extensions.DependencyInjection;
-using Tessera.Storage.DuckDb;
 using Tessera.Storage.Events;
+using Tessera.Storage.Profiles;
 using Tessera.Storage.Settings;
 using Tessera.Storage.Sources;
 
 namespace Tessera.Storage;
 
-/// <summary>Chooses the store: <c>services.AddTesseraStorage(b =&gt; b.UseDuckDb(path))</c>.</summary>
+/// <summary>Chooses the store: <c>services.AddTesseraStorage(b =&gt; b.Use(sp =&gt; new DuckDbStore(...)))</c>.</summary>
 public sealed class TesseraStorageBuilder
 {
     internal Func<IServiceProvider, ITesseraStore>? Factory { get; private set; }
 
-    public TesseraStorageBuilder UseDuckDb(DuckDbStoreOptions options)
-    {
-        Factory = _ => new DuckDbStore(options);
-        return this;
-    }
 
-    /// <summary>Any other store (for example PostgreSQL) given by its factory.</summary>
+    /// <summary>The store, made by its factory when first needed.</summary>
     public TesseraStorageBuilder Use(Func<IServiceProvider, ITesseraStore> factory)
     {
         Factory = factory;
@@ -32,11 +27,12 @@ public static class StorageServiceCollectionExtensions
     {
         var builder = new TesseraStorageBuilder();
         configure(builder);
-        var factory = builder.Factory ?? throw new InvalidOperationException("No store chosen: call UseDuckDb or Use.");
+        var factory = builder.Factory ?? throw new InvalidOperationException("No store chosen: call Use.");
         services.AddSingleton(factory);
         services.AddSingleton<IEventStore>(sp => sp.GetRequiredService<ITesseraStore>());
         services.AddSingleton<ISourceStore>(sp => sp.GetRequiredService<ITesseraStore>());
         services.AddSingleton<ISettingsStore>(sp => sp.GetRequiredService<ITesseraStore>());
+        services.AddSingleton<IProfileStore>(sp => sp.GetRequiredService<ITesseraStore>());
         return services;
     }
 }

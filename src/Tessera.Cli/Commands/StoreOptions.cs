@@ -9,12 +9,14 @@ internal sealed class StoreOptions
     public Option<string> DataDir { get; } = new("--data-dir") { Description = "Directory of the embedded store", DefaultValueFactory = _ => "./data" };
     public Option<string> Store { get; } = new Option<string>("--store") { Description = "duckdb (default) or postgres", DefaultValueFactory = _ => "duckdb" }.AcceptOnlyFromAmong("duckdb", "postgres");
     public Option<string?> Postgres { get; } = new("--postgres") { Description = "Npgsql connection string, with --store postgres" };
+    public Option<string?> IdentityRules { get; } = new("--identity-rules") { Description = "JSON file with the identity rules (identifier types, limits, priorities, blocked values)" };
 
     public void AddTo(Command command)
     {
         command.Add(DataDir);
         command.Add(Store);
         command.Add(Postgres);
+        command.Add(IdentityRules);
     }
 
     public TesseraOptions Read(ParseResult result) => new()
@@ -22,5 +24,6 @@ internal sealed class StoreOptions
         DataDir = result.GetValue(DataDir)!,
         Store = result.GetValue(Store)!,
         Postgres = result.GetValue(Postgres),
+        IdentityRulesFile = result.GetValue(IdentityRules),
     };
 }

@@ -39,6 +39,9 @@ public sealed class TesseraOptions
     /// <summary>DuckDB's memory cap in MB.</summary>
     public int DuckDbMemoryLimitMb { get; set; } = 256;
 
+    /// <summary>A JSON file with the identity rules (identifier types, paths, normalisation, blocked values, limits, priorities); null for the defaults.</summary>
+    public string? IdentityRulesFile { get; set; }
+
     /// <summary>Print the startup banner (keys, URLs) to standard output.</summary>
     public bool PrintBanner { get; set; } = true;
 

@@ -1,3 +1,5 @@
+using Tessera.Core.Identity;
+using Tessera.Core.Profiles;
 using Tessera.Server.Collection;
 using Tessera.Server.Management;
 using Tessera.Storage;
@@ -37,16 +39,39 @@ public static class TesseraServer
         app.UseCors();
         app.MapHealthApi();
         app.MapCollectionApi();
-        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi();
+        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi().MapProfilesApi();
         return app;
     }
 
     private static void UseConfiguredStore(TesseraStorageBuilder builder, TesseraOptions options) => builder.Use(_ => CreateStore(options));
 
     /// <summary>The store <paramref name="options"/> names, not yet opened. Commands that work on the store without a server use this.</summary>
-    public static ITesseraStore CreateStore(TesseraOptions options) => options.Store switch
+    public static ITesseraStore CreateStore(TesseraOptions options)
     {
-        "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = options.DuckDbMemoryLimitMb }),
-        _ => throw new ArgumentException($"--store: '{options.Store}' is not a store Tessera knows; use duckdb or postgres."),
-    };
+        var engine = CreateEngine(options);
+        return options.Store switch
+        {
+            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = options.DuckDbMemoryLimitMb }, engine),
+            _ => throw new ArgumentException($"--store: '{options.Store}' is not a store Tessera knows; use duckdb or postgres."),
+        };
+    }
+
+    /// <summary>The profile engine with the configured rules; a bad rules file stops start-up with a message naming the entry.</summary>
+    public static ProfileEngine CreateEngine(TesseraOptions options)
+    {
+        var rules = IdentityRules.Default;
+        if (options.IdentityRulesFile is { } file)
+        {
+            try
+            {
+                rules = IdentityRules.Parse(File.ReadAllText(file));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+            {
+                throw new ArgumentException($"--identity-rules: {file}: {e.Message}", e);
+            }
+        }
+
+        return new ProfileEngine(rules, ProfileRules.Default);
+    }
 }

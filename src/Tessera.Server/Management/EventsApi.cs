@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Tessera.Core.Collection;
 using Tessera.Server.Hosting;
 using Tessera.Storage.Events;
+using Tessera.Storage.Profiles;
 
 namespace Tessera.Server.Management;
 
@@ -21,7 +22,16 @@ public static class EventsApi
     public sealed record EventListQuery(int? Limit, string? Cursor, string? Type, string? Event, string? UserId, string? AnonymousId, string? ProfileId, string? SourceId);
 
     public static async Task<Results<Ok<EventListAnswer>, ProblemHttpResult>> ListEventsAsync(
-        [AsParameters] EventListQuery q, IEventStore store, CancellationToken cancellationToken)
+        [AsParameters] EventListQuery q, IEventStore store, IProfileStore profiles, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<string>? profileIds = null;
+        if (q.ProfileId is { Length: > 0 } profileId) { profileIds = ProfilesApi.StoredIdsOf(profiles.Engine, profileId); }
+        return await ListAsync(q, profileIds, store, cancellationToken);
+    }
+
+    /// <summary>The event list, for <c>/api/events</c> and <c>/api/profiles/{id}/events</c> alike.</summary>
+    public static async Task<Results<Ok<EventListAnswer>, ProblemHttpResult>> ListAsync(
+        EventListQuery q, IReadOnlyList<string>? profileIds, IEventStore store, CancellationToken cancellationToken)
     {
         var limit = q.Limit ?? 50;
         if (limit is < 1 or > MaxLimit) { return Problems.Field("limit", $"must be between 1 and {MaxLimit}"); }
@@ -39,7 +49,7 @@ public static class EventsApi
             type = parsed;
         }
 
-        var page = await store.QueryAsync(new EventQuery(limit, before, type, q.Event, q.UserId, q.AnonymousId, q.ProfileId, q.SourceId), cancellationToken);
+        var page = await store.QueryAsync(new EventQuery(limit, before, type, q.Event, q.UserId, q.AnonymousId, profileIds, q.SourceId), cancellationToken);
         return TypedResults.Ok(new EventListAnswer(
             page.Items.Select(MessageJson.From).ToList(),
             page.NextCursor?.ToString(CultureInfo.InvariantCulture)));

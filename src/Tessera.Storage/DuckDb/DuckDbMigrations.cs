@@ -39,5 +39,28 @@ internal static class DuckDbMigrations
                 value VARCHAR NOT NULL
             );
             """),
+        (2, "identity log and trait history", """
+            CREATE TABLE identity_changes (
+                seq BIGINT NOT NULL,
+                ordinal INTEGER NOT NULL,
+                kind VARCHAR NOT NULL,
+                profile_id VARCHAR,
+                other_profile_id VARCHAR,
+                id_type VARCHAR,
+                id_value VARCHAR,
+                occurred_at TIMESTAMPTZ NOT NULL,
+                cause VARCHAR NOT NULL,
+                detail VARCHAR,
+                identifiers VARCHAR
+            );
+            CREATE TABLE trait_changes (
+                seq BIGINT NOT NULL,
+                profile_id VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                value VARCHAR,
+                occurred_at TIMESTAMPTZ NOT NULL,
+                source_id VARCHAR NOT NULL
+            );
+            """),
     ];
 }

@@ -1,15 +1,19 @@
 using DuckDB.NET.Data;
 using Tessera.Core.Collection;
+using Tessera.Core.Profiles;
 using Tessera.Storage.Events;
+using Tessera.Storage.Profiles;
 using Tessera.Storage.Sources;
 
 namespace Tessera.Storage.DuckDb;
 
 /// <summary>
 /// The embedded store: one DuckDB file. One process owns the file (DuckDB locks it); all writes go through one
-/// connection under <see cref="_writeLock"/>, reads use their own connections to the same database.
+/// connection under <see cref="_writeLock"/>, reads use their own connections to the same database. Each append
+/// runs the fresh events through the <see cref="ProfileEngine"/> and commits the events, the identity log rows and
+/// the trait changes in one transaction.
 /// </summary>
-public sealed class DuckDbStore(DuckDbStoreOptions options) : ITesseraStore
+public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine) : ITesseraStore
 {
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly MessageIdIndex _messageIds = new(options.DedupWindow);
@@ -19,6 +23,8 @@ public sealed class DuckDbStore(DuckDbStoreOptions options) : ITesseraStore
     public string Kind => "duckdb";
 
     public string Path => options.Path;
+
+    public ProfileEngine Engine => engine;
 
     public async Task OpenAsync(CancellationToken cancellationToken)
     {
@@ -41,6 +47,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options) : ITesseraStore
         await MigrateAsync(cancellationToken);
         _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
         await LoadMessageIdsAsync(cancellationToken);
+        await RestoreProfilesAsync(cancellationToken);
     }
 
     public Task<bool> IsAvailableAsync(CancellationToken cancellationToken) => Task.FromResult(_writer is not null);
@@ -63,40 +70,25 @@ public sealed class DuckDbStore(DuckDbStoreOptions options) : ITesseraStore
 
             if (fresh.Count > 0)
             {
-                var seq = _lastSeq;
+                var sequenced = new (long Seq, CollectedEvent Event)[fresh.Count];
+                for (var i = 0; i < fresh.Count; i++) { sequenced[i] = (_lastSeq + 1 + i, fresh[i].Event); }
+                var processed = engine.Process(sequenced);
                 try
                 {
-                    using var appender = writer.CreateAppender("events");
-                    foreach (var (e, _) in fresh)
-                    {
-                        appender.CreateRow()
-                            .AppendValue(++seq)
-                            .AppendValue(e.MessageId)
-                            .AppendValue(e.SourceId)
-                            .AppendValue(e.Type.Name())
-                            .AppendValue(e.Event)
-                            .AppendValue(e.UserId)
-                            .AppendValue(e.AnonymousId)
-                            .AppendValue(e.GroupId)
-                            .AppendValue(e.PreviousId)
-                            .AppendNullValue()
-                            .AppendValue(e.Timestamp)
-                            .AppendValue(e.OriginalTimestamp)
-                            .AppendValue(e.SentAt)
-                            .AppendValue(e.ReceivedAt)
-                            .AppendValue(e.Raw)
-                            .EndRow();
-                    }
-
-                    // Closing the appender commits; DuckDB syncs its write-ahead log on commit, so the rows are durable.
-                    appender.Close();
+                    using var transaction = writer.BeginTransaction();
+                    AppendEvents(writer, sequenced, processed);
+                    AppendProfileChanges(writer, processed);
+                    transaction.Commit();
                 }
                 catch (DuckDBException e)
                 {
+                    // The engine already applied this batch in memory; nothing of it was stored, so rebuild it from the store.
+                    engine.Clear();
+                    await RestoreProfilesAsync(CancellationToken.None);
                     throw DuckDbErrors.Translate(e, "append to events", options.Path);
                 }
 
-                _lastSeq = seq;
+                _lastSeq += fresh.Count;
                 foreach (var (e, key) in fresh) { _messageIds.Add(key, e.ReceivedAt); }
             }
 
@@ -108,16 +100,116 @@ public sealed class DuckDbStore(DuckDbStoreOptions options) : ITesseraStore
         }
     }
 
+    private static void AppendEvents(DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
+    {
+        using var appender = writer.CreateAppender("events");
+        for (var i = 0; i < events.Length; i++)
+        {
+            var (seq, e) = events[i];
+            appender.CreateRow()
+                .AppendValue(seq)
+                .AppendValue(e.MessageId)
+                .AppendValue(e.SourceId)
+                .AppendValue(e.Type.Name())
+                .AppendValue(e.Event)
+                .AppendValue(e.UserId)
+                .AppendValue(e.AnonymousId)
+                .AppendValue(e.GroupId)
+                .AppendValue(e.PreviousId)
+                .AppendValue(processed[i].ProfileId)
+                .AppendValue(e.Timestamp)
+                .AppendValue(e.OriginalTimestamp)
+                .AppendValue(e.SentAt)
+                .AppendValue(e.ReceivedAt)
+                .AppendValue(e.Raw)
+                .EndRow();
+        }
+
+        // Closing the appender flushes its rows into the open transaction; the commit after it makes them durable
+        // (DuckDB syncs its write-ahead log on commit).
+        appender.Close();
+    }
+
+    private static void AppendProfileChanges(DuckDBConnection writer, IReadOnlyList<ProcessedEvent> processed)
+    {
+        using (var identity = writer.CreateAppender("identity_changes"))
+        {
+            foreach (var p in processed)
+            {
+                foreach (var c in p.Changes)
+                {
+                    identity.CreateRow()
+                        .AppendValue(c.Seq).AppendValue(c.Ordinal).AppendValue(c.Kind.ToString())
+                        .AppendValue(c.ProfileId).AppendValue(c.OtherProfileId)
+                        .AppendValue(c.Identifier?.Type).AppendValue(c.Identifier?.Value)
+                        .AppendValue(c.At).AppendValue(c.Cause).AppendValue(c.Detail)
+                        .AppendValue(ProfileRows.IdentifiersJson(c.Identifiers))
+                        .EndRow();
+                }
+            }
+
+            identity.Close();
+        }
+
+        using var traits = writer.CreateAppender("trait_changes");
+        foreach (var p in processed)
+        {
+            foreach (var t in p.Traits)
+            {
+                traits.CreateRow()
+                    .AppendValue(t.Value.Seq).AppendValue(t.ProfileId).AppendValue(t.Name)
+                    .AppendValue(t.Value.Value?.ToJsonString()).AppendValue(t.Value.At).AppendValue(t.Value.SourceId)
+                    .EndRow();
+            }
+        }
+
+        traits.Close();
+    }
+
+    public async Task<IReadOnlyList<IdentityChange>> GetIdentityChangesAsync(IReadOnlyCollection<string> profileIds, CancellationToken cancellationToken)
+    {
+        if (profileIds.Count == 0) { return []; }
+        var ids = profileIds.ToArray();
+        var placeholders = string.Join(", ", ids.Select((_, i) => $"${i + 1}"));
+        return await ReadAllAsync(
+            $"SELECT {ProfileRows.IdentityColumns} FROM identity_changes WHERE profile_id IN ({placeholders}) OR other_profile_id IN ({placeholders}) ORDER BY seq, ordinal",
+            ProfileRows.ReadIdentity, cancellationToken, ids);
+    }
+
+    public async Task<IReadOnlyList<TraitChange>> GetTraitHistoryAsync(IReadOnlyCollection<string> profileIds, CancellationToken cancellationToken)
+    {
+        if (profileIds.Count == 0) { return []; }
+        var ids = profileIds.ToArray();
+        var placeholders = string.Join(", ", ids.Select((_, i) => $"${i + 1}"));
+        return await ReadAllAsync($"SELECT {ProfileRows.TraitColumns} FROM trait_changes WHERE profile_id IN ({placeholders}) ORDER BY seq", ProfileRows.ReadTrait, cancellationToken, ids);
+    }
+
+    private async Task RestoreProfilesAsync(CancellationToken cancellationToken)
+    {
+        var identity = await ReadAllAsync($"SELECT {ProfileRows.IdentityColumns} FROM identity_changes WHERE kind IN ('Created', 'Linked', 'Merged') ORDER BY seq, ordinal", ProfileRows.ReadIdentity, cancellationToken);
+        var traits = await ReadAllAsync($"SELECT {ProfileRows.TraitColumns} FROM trait_changes ORDER BY seq", ProfileRows.ReadTrait, cancellationToken);
+        engine.Restore(identity, traits);
+    }
+
+    private async Task<List<T>> ReadAllAsync<T>(string sql, Func<System.Data.Common.DbDataReader, T> read, CancellationToken cancellationToken, params object?[] parameters)
+    {
+        using var connection = OpenReader();
+        using var command = Command(connection, sql, parameters);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<T>();
+        while (await reader.ReadAsync(cancellationToken)) { rows.Add(read(reader)); }
+        return rows;
+    }
+
     public async Task<EventPage> QueryAsync(EventQuery query, CancellationToken cancellationToken)
     {
         using var connection = OpenReader();
         using var command = connection.CreateCommand();
-        var where = new List<string>();
-        foreach (var (condition, value) in EventReader.Filters(query))
+        var where = EventReader.Conditions(query, value =>
         {
             command.Parameters.Add(new DuckDBParameter(value));
-            where.Add($"{condition} ${command.Parameters.Count}");
-        }
+            return $"${command.Parameters.Count}";
+        });
 
         command.CommandText = $"""
             SELECT {EventReader.Columns} FROM events
@@ -131,7 +223,8 @@ public sealed class DuckDbStore(DuckDbStoreOptions options) : ITesseraStore
     {
         var events = await ScalarAsync<long>("SELECT count(*) FROM events", cancellationToken);
         var sources = await ScalarAsync<long>("SELECT count(*) FROM sources", cancellationToken);
-        return new StoreStats(events, sources, Profiles: 0, Identifiers: 0, Merges: 0, Segments: 0);
+        var (profiles, identifiers, merges) = engine.Counts();
+        return new StoreStats(events, sources, profiles, identifiers, merges, Segments: 0);
     }
 
     public async Task<Source> CreateSourceAsync(string name, string workspace, string writeKey, CancellationToken cancellationToken)

@@ -10,16 +10,25 @@ internal static class EventReader
         "seq, message_id, source_id, type, event, user_id, anonymous_id, group_id, previous_id, profile_id, " +
         "timestamp, original_timestamp, sent_at, received_at, raw";
 
-    /// <summary>The query's conditions as (SQL up to the parameter, value); the store adds its own placeholder.</summary>
-    public static IEnumerable<(string Condition, object Value)> Filters(EventQuery query)
+    /// <summary>
+    /// The query's conditions as SQL. <paramref name="bind"/> adds a parameter and returns its placeholder in the
+    /// store's dialect, so values are always bound, never spliced into the text.
+    /// </summary>
+    public static List<string> Conditions(EventQuery query, Func<object, string> bind)
     {
-        if (query.Before is { } before) { yield return ("seq <", before); }
-        if (query.Type is { } type) { yield return ("type =", type.Name()); }
-        if (query.Event is { } name) { yield return ("event =", name); }
-        if (query.UserId is { } userId) { yield return ("user_id =", userId); }
-        if (query.AnonymousId is { } anonymousId) { yield return ("anonymous_id =", anonymousId); }
-        if (query.ProfileId is { } profileId) { yield return ("profile_id =", profileId); }
-        if (query.SourceId is { } sourceId) { yield return ("source_id =", sourceId); }
+        var conditions = new List<string>();
+        if (query.Before is { } before) { conditions.Add($"seq < {bind(before)}"); }
+        if (query.Type is { } type) { conditions.Add($"type = {bind(type.Name())}"); }
+        if (query.Event is { } name) { conditions.Add($"event = {bind(name)}"); }
+        if (query.UserId is { } userId) { conditions.Add($"user_id = {bind(userId)}"); }
+        if (query.AnonymousId is { } anonymousId) { conditions.Add($"anonymous_id = {bind(anonymousId)}"); }
+        if (query.SourceId is { } sourceId) { conditions.Add($"source_id = {bind(sourceId)}"); }
+        if (query.ProfileIds is { } profileIds)
+        {
+            conditions.Add(profileIds.Count == 0 ? "false" : $"profile_id IN ({string.Join(", ", profileIds.Select(id => bind(id)))})");
+        }
+
+        return conditions;
     }
 
     public static async Task<EventPage> ReadPageAsync(DbCommand command, int limit, CancellationToken cancellationToken)

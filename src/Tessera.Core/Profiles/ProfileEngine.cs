@@ -1,0 +1,162 @@
+using System.Text.Json;
+using Tessera.Core.Collection;
+using Tessera.Core.Identity;
+
+namespace Tessera.Core.Profiles;
+
+/// <summary>What processing one stored message produced.</summary>
+public sealed record ProcessedEvent(long Seq, string? ProfileId, IReadOnlyList<IdentityChange> Changes, IReadOnlyList<TraitChange> Traits);
+
+/// <summary>
+/// The real-time profile path: for each new message, in log order, read its identifiers, resolve them in the
+/// identity graph, and update the profile's traits. Holds the hot state (graph and current traits) in memory; the
+/// store persists what <see cref="Process"/> returns in the same commit as the message, and replays it at start
+/// through <see cref="Restore"/>. Thread-safe: one writer processes, any number of readers look up.
+/// </summary>
+public sealed class ProfileEngine
+{
+    private readonly Lock _sync = new();
+    private readonly IdentifierExtractor _extractor;
+    private readonly IdentityResolver _resolver;
+    private IdentityGraph _graph = new();
+    private ProfileTraits _traits;
+
+    public ProfileEngine(IdentityRules identityRules, ProfileRules profileRules)
+    {
+        _extractor = new IdentifierExtractor(identityRules);
+        _resolver = new IdentityResolver(identityRules);
+        _traits = new ProfileTraits(profileRules);
+    }
+
+    public IdentityRules IdentityRules => _resolver.Rules;
+
+    /// <summary>Resolves <paramref name="events"/> (already deduplicated, with their log positions) in order.</summary>
+    public IReadOnlyList<ProcessedEvent> Process(IReadOnlyList<(long Seq, CollectedEvent Event)> events)
+    {
+        var results = new ProcessedEvent[events.Count];
+        lock (_sync)
+        {
+            for (var i = 0; i < events.Count; i++) { results[i] = ProcessOne(events[i].Seq, events[i].Event); }
+        }
+
+        return results;
+    }
+
+    /// <summary>Forgets everything, e.g. after a failed commit, before replaying the store again.</summary>
+    public void Clear()
+    {
+        lock (_sync)
+        {
+            _graph = new IdentityGraph();
+            _traits = new ProfileTraits(_traits.Rules);
+        }
+    }
+
+    /// <summary>Replays stored identity rows (ordered by seq, ordinal) and then trait history.</summary>
+    public void Restore(IEnumerable<IdentityChange> changes, IEnumerable<TraitChange> traits)
+    {
+        lock (_sync)
+        {
+            foreach (var change in changes)
+            {
+                switch (change.Kind)
+                {
+                    case IdentityChangeKind.Created:
+                        _graph.CreateProfile(change.ProfileId!, change.Seq, change.At);
+                        break;
+                    case IdentityChangeKind.Linked:
+                        _graph.Link(change.Identifier!.Value, change.ProfileId!);
+                        break;
+                    case IdentityChangeKind.Merged:
+                        _graph.Merge(change.ProfileId!, change.OtherProfileId!);
+                        break;
+                    case IdentityChangeKind.Dropped:
+                    case IdentityChangeKind.Rejected:
+                    default:
+                        break;
+                }
+            }
+
+            foreach (var trait in traits)
+            {
+                if (_graph.SurvivorOf(trait.ProfileId) is { } live) { _traits.Offer(live, trait.Name, trait.Value); }
+            }
+        }
+    }
+
+    public string? FindByIdentifier(Identifier identifier)
+    {
+        lock (_sync) { return _graph.OwnerOf(identifier); }
+    }
+
+    /// <summary>The live profile an id resolves to (itself, or the survivor of merges it went into); null if never a profile.</summary>
+    public string? SurvivorOf(string profileId)
+    {
+        lock (_sync) { return _graph.SurvivorOf(profileId); }
+    }
+
+    public ProfileView? Get(string profileId)
+    {
+        lock (_sync)
+        {
+            var profile = _graph.Find(profileId);
+            if (profile is null) { return null; }
+            var traits = _traits.Of(profileId) is { } t ? new Dictionary<string, TraitValue>(t) : new Dictionary<string, TraitValue>();
+            return new ProfileView(profile.Id, profile.CreatedAt, [.. profile.Identifiers], traits, _graph.MergedFrom(profileId));
+        }
+    }
+
+    public (long Profiles, long Identifiers, long Merges) Counts()
+    {
+        lock (_sync) { return (_graph.ProfileCount, _graph.IdentifierCount, _graph.MergeCount); }
+    }
+
+    private ProcessedEvent ProcessOne(long seq, CollectedEvent e)
+    {
+        using var document = JsonDocument.Parse(e.Raw);
+        var message = document.RootElement;
+        var (identifiers, rejected) = _extractor.Extract(message);
+        if (e.Type == MessageType.Alias && e.PreviousId is { } previous) { identifiers.Add(PreviousIdentifier(previous)); }
+
+        var cause = $"message {e.MessageId}";
+        var resolution = _resolver.Resolve(_graph, new ResolutionInput(seq, e.Timestamp, cause, identifiers));
+        var changes = new List<IdentityChange>();
+        void Add(IdentityChangeKind kind, string? profile, string? other, Identifier? identifier, string? detail, IReadOnlyList<Identifier>? ids = null) =>
+            changes.Add(new IdentityChange(seq, changes.Count, kind, profile, other, identifier, e.Timestamp, cause, detail, ids ?? []));
+
+        // Filed under the profile the message went to (null when it went to none), so a profile can list them.
+        foreach (var r in rejected) { Add(IdentityChangeKind.Rejected, resolution.ProfileId, null, new Identifier(r.Type, r.RawValue), $"{r.Path}: {r.Reason}"); }
+        foreach (var d in resolution.Decisions) { Add(IdentityChangeKind.Dropped, resolution.ProfileId, null, d.Identifier, d.Reason); }
+        if (resolution.Created) { Add(IdentityChangeKind.Created, resolution.ProfileId, null, null, null); }
+        foreach (var m in resolution.Merges)
+        {
+            _traits.Merge(m.Survivor, m.Merged);
+            Add(IdentityChangeKind.Merged, m.Survivor, m.Merged, null, m.Rule, m.Identifiers);
+        }
+
+        foreach (var l in resolution.Links) { Add(IdentityChangeKind.Linked, l.ProfileId, null, l.Identifier, null); }
+
+        var traitChanges = new List<TraitChange>();
+        if (resolution.ProfileId is { } profileId)
+        {
+            if (e.Type == MessageType.Identify && message.TryGetProperty("traits"u8, out var traits))
+            {
+                traitChanges.AddRange(_traits.Apply(profileId, traits, e.Timestamp, seq, e.SourceId));
+            }
+
+            if (message.TryGetProperty("context"u8, out var context) && context.ValueKind == JsonValueKind.Object && context.TryGetProperty("traits"u8, out var contextTraits))
+            {
+                traitChanges.AddRange(_traits.Apply(profileId, contextTraits, e.Timestamp, seq, e.SourceId));
+            }
+        }
+
+        return new ProcessedEvent(seq, resolution.ProfileId, changes, traitChanges);
+    }
+
+    // alias names an earlier id without saying its type: a known user id, else an anonymous id.
+    private Identifier PreviousIdentifier(string previousId)
+    {
+        var asUser = new Identifier("user_id", previousId);
+        return _graph.OwnerOf(asUser) is not null ? asUser : new Identifier("anonymous_id", previousId);
+    }
+}

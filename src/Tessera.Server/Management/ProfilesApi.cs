@@ -1,0 +1,131 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Tessera.Core.Identity;
+using Tessera.Core.Profiles;
+using Tessera.Server.Hosting;
+using Tessera.Storage.Events;
+using Tessera.Storage.Profiles;
+
+namespace Tessera.Server.Management;
+
+/// <summary>
+/// <c>/api/profiles</c>: a profile by identifier or id (a merged-away id answers with the survivor, listing it in
+/// <c>mergedFrom</c>), its events, its identifiers with where each came from, its merges and why, its trait history.
+/// </summary>
+public static class ProfilesApi
+{
+    public static RouteGroupBuilder MapProfilesApi(this RouteGroupBuilder api)
+    {
+        api.MapGet("/profiles", FindByIdentifier).WithName("FindProfileByIdentifier").WithSummary("The profile that owns ?identifier=TYPE:VALUE.");
+        api.MapGet("/profiles/{id}", GetProfile).WithName("GetProfile");
+        api.MapGet("/profiles/{id}/events", GetEventsAsync).WithName("GetProfileEvents");
+        api.MapGet("/profiles/{id}/identities", GetIdentitiesAsync).WithName("GetProfileIdentities");
+        api.MapGet("/profiles/{id}/merges", GetMergesAsync).WithName("GetProfileMerges").WithSummary("Why these records are one person.");
+        api.MapGet("/profiles/{id}/traits/history", GetTraitHistoryAsync).WithName("GetProfileTraitHistory");
+        api.MapGet("/profiles/{id}/decisions", GetDecisionsAsync).WithName("GetProfileDecisions")
+            .WithSummary("Identifiers seen on this profile's messages but not linked: blocked, unparseable, or over a limit.");
+        return api;
+    }
+
+    public sealed record ProfileAnswer(
+        string Id, DateTimeOffset CreatedAt, IReadOnlyDictionary<string, JsonNode?> Traits, IReadOnlyList<IdentifierAnswer> Identifiers,
+        IReadOnlyDictionary<string, JsonNode?> Computed, IReadOnlyList<string> Segments, IReadOnlyList<string> MergedFrom);
+
+    public sealed record IdentifierAnswer(string Type, string Value);
+
+    public static Results<Ok<ProfileAnswer>, ProblemHttpResult> FindByIdentifier(string? identifier, IProfileStore store)
+    {
+        if (!Identifier.TryParse(identifier, out var parsed)) { return Problems.Field("identifier", "is required as TYPE:VALUE, e.g. email:ann@example.com"); }
+        var rule = store.Engine.IdentityRules.Find(parsed.Type);
+        if (rule is null)
+        {
+            return Problems.Field("identifier", $"type '{parsed.Type}' is not configured; known types: {string.Join(", ", store.Engine.IdentityRules.Types.Select(t => t.Type))}");
+        }
+
+        // Look up the value as the resolver stored it: 'email:Ann@Example.com ' finds email:ann@example.com.
+        if (!IdentifierNormalizer.TryNormalize(parsed.Value, rule.Normalize, store.Engine.IdentityRules.DefaultRegion, out var value, out var reason))
+        {
+            return Problems.Field("identifier", $"'{parsed.Value}' is not a valid {parsed.Type}: {reason}");
+        }
+
+        var id = store.Engine.FindByIdentifier(parsed with { Value = value });
+        return id is not null && store.Engine.Get(id) is { } profile
+            ? TypedResults.Ok(Answer(profile))
+            : Problems.NotFound($"identifier: no profile owns {parsed.Type}:{value}");
+    }
+
+    public static Results<Ok<ProfileAnswer>, ProblemHttpResult> GetProfile(string id, IProfileStore store) =>
+        Live(store.Engine, id) is { } profile ? TypedResults.Ok(Answer(profile)) : Problems.NotFound($"id: no profile '{id}'");
+
+    public static async Task<Results<Ok<EventsApi.EventListAnswer>, ProblemHttpResult>> GetEventsAsync(
+        string id, int? limit, string? cursor, string? type, string? @event, IProfileStore store, IEventStore events, CancellationToken cancellationToken)
+    {
+        if (Live(store.Engine, id) is not { } profile) { return Problems.NotFound($"id: no profile '{id}'"); }
+        return await EventsApi.ListAsync(new EventsApi.EventListQuery(limit, cursor, type, @event, null, null, null, null), [profile.Id, .. profile.MergedFrom], events, cancellationToken);
+    }
+
+    public sealed record IdentityAnswer(string Type, string Value, DateTimeOffset LinkedAt, string Cause);
+
+    public static async Task<Results<Ok<IReadOnlyList<IdentityAnswer>>, ProblemHttpResult>> GetIdentitiesAsync(string id, IProfileStore store, CancellationToken cancellationToken)
+    {
+        if (Live(store.Engine, id) is not { } profile) { return Problems.NotFound($"id: no profile '{id}'"); }
+        var log = await store.GetIdentityChangesAsync([profile.Id, .. profile.MergedFrom], cancellationToken);
+        var linked = log.Where(c => c.Kind == IdentityChangeKind.Linked).ToDictionary(c => c.Identifier!.Value);
+        IReadOnlyList<IdentityAnswer> answer = profile.Identifiers
+            .Select(i => linked.TryGetValue(i, out var c) ? new IdentityAnswer(i.Type, i.Value, c.At, c.Cause) : new IdentityAnswer(i.Type, i.Value, profile.CreatedAt, "unknown"))
+            .ToList();
+        return TypedResults.Ok(answer);
+    }
+
+    public sealed record MergeAnswer(string Survivor, string Merged, DateTimeOffset At, long Seq, string Cause, IReadOnlyList<string> Identifiers, string Rule);
+
+    public static async Task<Results<Ok<IReadOnlyList<MergeAnswer>>, ProblemHttpResult>> GetMergesAsync(string id, IProfileStore store, CancellationToken cancellationToken)
+    {
+        if (Live(store.Engine, id) is not { } profile) { return Problems.NotFound($"id: no profile '{id}'"); }
+        var log = await store.GetIdentityChangesAsync([profile.Id, .. profile.MergedFrom], cancellationToken);
+        IReadOnlyList<MergeAnswer> merges = log
+            .Where(c => c.Kind == IdentityChangeKind.Merged)
+            .Select(c => new MergeAnswer(c.ProfileId!, c.OtherProfileId!, c.At, c.Seq, c.Cause, c.Identifiers.Select(i => i.ToString()).ToList(), c.Detail ?? ""))
+            .ToList();
+        return TypedResults.Ok(merges);
+    }
+
+    public sealed record DecisionAnswer(string Kind, string Type, string Value, DateTimeOffset At, long Seq, string Cause, string Reason);
+
+    public static async Task<Results<Ok<IReadOnlyList<DecisionAnswer>>, ProblemHttpResult>> GetDecisionsAsync(string id, IProfileStore store, CancellationToken cancellationToken)
+    {
+        if (Live(store.Engine, id) is not { } profile) { return Problems.NotFound($"id: no profile '{id}'"); }
+        var log = await store.GetIdentityChangesAsync([profile.Id, .. profile.MergedFrom], cancellationToken);
+        IReadOnlyList<DecisionAnswer> decisions = log
+            .Where(c => c.Kind is IdentityChangeKind.Dropped or IdentityChangeKind.Rejected)
+            .Select(c => new DecisionAnswer(c.Kind == IdentityChangeKind.Dropped ? "dropped" : "rejected", c.Identifier!.Value.Type, c.Identifier.Value.Value, c.At, c.Seq, c.Cause, c.Detail ?? ""))
+            .ToList();
+        return TypedResults.Ok(decisions);
+    }
+
+    public sealed record TraitHistoryAnswer(JsonNode? Value, DateTimeOffset At, long Seq, string SourceId);
+
+    public static async Task<Results<Ok<Dictionary<string, List<TraitHistoryAnswer>>>, ProblemHttpResult>> GetTraitHistoryAsync(string id, IProfileStore store, CancellationToken cancellationToken)
+    {
+        if (Live(store.Engine, id) is not { } profile) { return Problems.NotFound($"id: no profile '{id}'"); }
+        var history = await store.GetTraitHistoryAsync([profile.Id, .. profile.MergedFrom], cancellationToken);
+        return TypedResults.Ok(history
+            .GroupBy(t => t.Name, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Select(t => new TraitHistoryAnswer(t.Value.Value, t.Value.At, t.Value.Seq, t.Value.SourceId)).ToList(), StringComparer.Ordinal));
+    }
+
+    /// <summary>The ids events of this profile were stored under: the live id and every id merged into it.</summary>
+    public static IReadOnlyList<string> StoredIdsOf(ProfileEngine engine, string id) =>
+        Live(engine, id) is { } profile ? [profile.Id, .. profile.MergedFrom] : [id];
+
+    private static ProfileView? Live(ProfileEngine engine, string id) => engine.SurvivorOf(id) is { } live ? engine.Get(live) : null;
+
+    private static ProfileAnswer Answer(ProfileView p) => new(
+        p.Id,
+        p.CreatedAt,
+        p.Traits.ToDictionary(t => t.Key, t => t.Value.Value?.DeepClone(), StringComparer.Ordinal),
+        p.Identifiers.Select(i => new IdentifierAnswer(i.Type, i.Value)).ToList(),
+        new Dictionary<string, JsonNode?>(),
+        [],
+        p.MergedFrom);
+}
