@@ -56,6 +56,9 @@ public sealed class IdentityGraph
         return result;
     }
 
+    /// <summary>Every identifier with its owner, for comparing two graphs.</summary>
+    public IEnumerable<KeyValuePair<Identifier, string>> Owners => _owners;
+
     public ProfileIdentity CreateProfile(string id, long seq, DateTimeOffset at)
     {
         var profile = new ProfileIdentity(id, seq, at);

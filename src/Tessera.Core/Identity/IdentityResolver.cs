@@ -28,9 +28,13 @@ public sealed record Resolution(string? ProfileId, bool Created, IReadOnlyList<I
 /// one owned go to it; with no profile involved, a new one is made, named after the message's log position, so
 /// that replaying the same log with the same rules gives the same ids.
 /// </summary>
-public sealed class IdentityResolver(IdentityRules rules)
+public sealed class IdentityResolver(IdentityRules rules, IReadOnlyList<IdentitySeparation>? separations = null)
 {
+    private readonly Dictionary<Identifier, HashSet<Identifier>> _apart = BuildApart(separations ?? []);
+
     public IdentityRules Rules { get; } = rules;
+
+    public IReadOnlyList<IdentitySeparation> Separations { get; } = separations ?? [];
 
     public static string ProfileIdFor(long seq) => $"prof_{seq}";
 
@@ -47,7 +51,8 @@ public sealed class IdentityResolver(IdentityRules rules)
         {
             var owner = graph.OwnerOf(identifier) is { } ownerId ? graph.Find(ownerId) : null;
             var joinsProfile = owner is not null && !involved.Contains(owner);
-            var broken = BrokenLimit(involved, fresh, joinsProfile ? owner : null, owner is null ? identifier : null);
+            var broken = BrokenLimit(involved, fresh, joinsProfile ? owner : null, owner is null ? identifier : null)
+                ?? BrokenSeparation(graph, involved, fresh, joinsProfile ? owner : null, identifier);
             if (broken is not null)
             {
                 (decisions ??= []).Add(new IdentityDecision(identifier, input.Seq, input.At, input.Cause, broken));
@@ -82,6 +87,41 @@ public sealed class IdentityResolver(IdentityRules rules)
         }
 
         return new Resolution(survivor.Id, created, links, merges, decisions ?? []);
+    }
+
+    /// <summary>The separation the tentative link would break, in words, or null. Separations are few, so each is checked.</summary>
+    private string? BrokenSeparation(IdentityGraph graph, List<ProfileIdentity> involved, List<Identifier> fresh, ProfileIdentity? joining, Identifier adding)
+    {
+        if (_apart.Count == 0) { return null; }
+        bool InLink(Identifier i)
+        {
+            if (i == adding || fresh.Contains(i)) { return true; }
+            var owner = graph.OwnerOf(i);
+            return owner is not null && (joining?.Id == owner || involved.Exists(p => p.Id == owner));
+        }
+
+        foreach (var (identifier, partners) in _apart)
+        {
+            if (!InLink(identifier)) { continue; }
+            foreach (var partner in partners)
+            {
+                if (InLink(partner)) { return $"{identifier} was unmerged from {partner} and is kept apart from it"; }
+            }
+        }
+
+        return null;
+    }
+
+    private static Dictionary<Identifier, HashSet<Identifier>> BuildApart(IReadOnlyList<IdentitySeparation> separations)
+    {
+        var apart = new Dictionary<Identifier, HashSet<Identifier>>();
+        foreach (var s in separations)
+        {
+            if (!apart.TryGetValue(s.Identifier, out var set)) { apart[s.Identifier] = set = []; }
+            set.UnionWith(s.ApartFrom);
+        }
+
+        return apart;
     }
 
     /// <summary>The limit the tentative link would break, in words, or null when it breaks none.</summary>

@@ -17,18 +17,41 @@ public sealed class ProfileEngine
 {
     private readonly Lock _sync = new();
     private readonly IdentifierExtractor _extractor;
-    private readonly IdentityResolver _resolver;
+    private IdentityResolver _resolver;
     private IdentityGraph _graph = new();
     private ProfileTraits _traits;
 
-    public ProfileEngine(IdentityRules identityRules, ProfileRules profileRules)
+    public ProfileEngine(IdentityRules identityRules, ProfileRules profileRules, IReadOnlyList<IdentitySeparation>? separations = null)
     {
         _extractor = new IdentifierExtractor(identityRules);
-        _resolver = new IdentityResolver(identityRules);
+        _resolver = new IdentityResolver(identityRules, separations);
         _traits = new ProfileTraits(profileRules);
     }
 
     public IdentityRules IdentityRules => _resolver.Rules;
+
+    public ProfileRules ProfileRules => _traits.Rules;
+
+    public IReadOnlyList<IdentitySeparation> Separations => _resolver.Separations;
+
+    /// <summary>An empty engine to replay the log into: these rules (default: the same), these separations (default: the same).</summary>
+    public ProfileEngine Fresh(IdentityRules? identityRules = null, IReadOnlyList<IdentitySeparation>? separations = null) =>
+        new(identityRules ?? IdentityRules, ProfileRules, separations ?? Separations);
+
+    /// <summary>Sets the separations the store keeps, before anything is restored or processed.</summary>
+    public void UseSeparations(IReadOnlyList<IdentitySeparation> separations)
+    {
+        lock (_sync) { _resolver = new IdentityResolver(_resolver.Rules, separations); }
+    }
+
+    /// <summary>What replacing this engine's profiles with <paramref name="other"/>'s would change.</summary>
+    public GraphComparison CompareWith(ProfileEngine other)
+    {
+        lock (_sync)
+        {
+            lock (other._sync) { return GraphComparison.Compare(_graph, other._graph); }
+        }
+    }
 
     /// <summary>Resolves <paramref name="events"/> (already deduplicated, with their log positions) in order.</summary>
     public IReadOnlyList<ProcessedEvent> Process(IReadOnlyList<(long Seq, CollectedEvent Event)> events)

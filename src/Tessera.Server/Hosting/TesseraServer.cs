@@ -39,7 +39,7 @@ public static class TesseraServer
         app.UseCors();
         app.MapHealthApi();
         app.MapCollectionApi();
-        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi().MapProfilesApi();
+        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi().MapProfilesApi().MapIdentityApi();
         return app;
     }
 

@@ -22,6 +22,8 @@ public static class ProfilesApi
         api.MapGet("/profiles/{id}/identities", GetIdentitiesAsync).WithName("GetProfileIdentities");
         api.MapGet("/profiles/{id}/merges", GetMergesAsync).WithName("GetProfileMerges").WithSummary("Why these records are one person.");
         api.MapGet("/profiles/{id}/traits/history", GetTraitHistoryAsync).WithName("GetProfileTraitHistory");
+        api.MapPost("/profiles/{id}/unmerge", UnmergeAsync).WithName("Unmerge")
+            .WithSummary("Split an identifier off this profile and rebuild both from the event log, as if the merge had never happened.");
         api.MapGet("/profiles/{id}/decisions", GetDecisionsAsync).WithName("GetProfileDecisions")
             .WithSummary("Identifiers seen on this profile's messages but not linked: blocked, unparseable, or over a limit.");
         return api;
@@ -35,23 +37,11 @@ public static class ProfilesApi
 
     public static Results<Ok<ProfileAnswer>, ProblemHttpResult> FindByIdentifier(string? identifier, IProfileStore store)
     {
-        if (!Identifier.TryParse(identifier, out var parsed)) { return Problems.Field("identifier", "is required as TYPE:VALUE, e.g. email:ann@example.com"); }
-        var rule = store.Engine.IdentityRules.Find(parsed.Type);
-        if (rule is null)
-        {
-            return Problems.Field("identifier", $"type '{parsed.Type}' is not configured; known types: {string.Join(", ", store.Engine.IdentityRules.Types.Select(t => t.Type))}");
-        }
-
-        // Look up the value as the resolver stored it: 'email:Ann@Example.com ' finds email:ann@example.com.
-        if (!IdentifierNormalizer.TryNormalize(parsed.Value, rule.Normalize, store.Engine.IdentityRules.DefaultRegion, out var value, out var reason))
-        {
-            return Problems.Field("identifier", $"'{parsed.Value}' is not a valid {parsed.Type}: {reason}");
-        }
-
-        var id = store.Engine.FindByIdentifier(parsed with { Value = value });
+        if (!TryNormalize(store.Engine.IdentityRules, identifier, out var parsed, out var problem)) { return problem!; }
+        var id = store.Engine.FindByIdentifier(parsed);
         return id is not null && store.Engine.Get(id) is { } profile
             ? TypedResults.Ok(Answer(profile))
-            : Problems.NotFound($"identifier: no profile owns {parsed.Type}:{value}");
+            : Problems.NotFound($"identifier: no profile owns {parsed}");
     }
 
     public static Results<Ok<ProfileAnswer>, ProblemHttpResult> GetProfile(string id, IProfileStore store) =>
@@ -88,6 +78,59 @@ public static class ProfilesApi
             .Select(c => new MergeAnswer(c.ProfileId!, c.OtherProfileId!, c.At, c.Seq, c.Cause, c.Identifiers.Select(i => i.ToString()).ToList(), c.Detail ?? ""))
             .ToList();
         return TypedResults.Ok(merges);
+    }
+
+    public sealed record UnmergeRequest(string? Identifier);
+
+    public sealed record UnmergeAnswer(ProfileAnswer SplitOff, ProfileAnswer Remaining, int ProfilesSplitting, int IdentifiersMoved);
+
+    public static async Task<Results<Ok<UnmergeAnswer>, ProblemHttpResult>> UnmergeAsync(string id, UnmergeRequest? request, IProfileStore store, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (Live(store.Engine, id) is not { } profile) { return Problems.NotFound($"id: no profile '{id}'"); }
+        if (!TryNormalize(store.Engine.IdentityRules, request?.Identifier, out var identifier, out var problem)) { return problem!; }
+        if (!profile.Identifiers.Contains(identifier))
+        {
+            return Problems.Field("identifier", $"{identifier} is not an identifier of profile {profile.Id}", StatusCodes.Status409Conflict, "Conflict");
+        }
+
+        var others = profile.Identifiers.Where(i => i != identifier).ToList();
+        if (others.Count == 0) { return Problems.Field("identifier", $"{identifier} is the profile's only identifier; there is nothing to split it from"); }
+
+        var separation = new IdentitySeparation(identifier, others, time.GetUtcNow(), $"unmerged from {profile.Id} through the API");
+        var fresh = store.Engine.Fresh(separations: [.. store.Engine.Separations, separation]);
+        var comparison = await store.ReresolveAsync(fresh, apply: true, separation, cancellationToken);
+
+        var splitOff = store.Engine.FindByIdentifier(identifier) is { } a ? store.Engine.Get(a) : null;
+        var remaining = Live(store.Engine, profile.Id) ?? (store.Engine.FindByIdentifier(others[0]) is { } b ? store.Engine.Get(b) : null);
+        if (splitOff is null || remaining is null) { return Problems.Field("identifier", "the rebuild left no profile for one side of the split", StatusCodes.Status500InternalServerError, "Unmerge incomplete"); }
+        return TypedResults.Ok(new UnmergeAnswer(Answer(splitOff), Answer(remaining), comparison.Splitting, comparison.IdentifiersMoved));
+    }
+
+    private static bool TryNormalize(IdentityRules rules, string? text, out Identifier identifier, out ProblemHttpResult? problem)
+    {
+        problem = null;
+        if (!Identifier.TryParse(text, out identifier))
+        {
+            problem = Problems.Field("identifier", "is required as TYPE:VALUE, e.g. email:ann@example.com");
+            return false;
+        }
+
+        var rule = rules.Find(identifier.Type);
+        if (rule is null)
+        {
+            problem = Problems.Field("identifier", $"type '{identifier.Type}' is not configured; known types: {string.Join(", ", rules.Types.Select(t => t.Type))}");
+            return false;
+        }
+
+        // Accept the value as people write it: 'email:Ann@Example.com ' means email:ann@example.com.
+        if (!IdentifierNormalizer.TryNormalize(identifier.Value, rule.Normalize, rules.DefaultRegion, out var value, out var reason))
+        {
+            problem = Problems.Field("identifier", $"'{identifier.Value}' is not a valid {identifier.Type}: {reason}");
+            return false;
+        }
+
+        identifier = identifier with { Value = value };
+        return true;
     }
 
     public sealed record DecisionAnswer(string Kind, string Type, string Value, DateTimeOffset At, long Seq, string Cause, string Reason);

@@ -62,5 +62,14 @@ internal static class DuckDbMigrations
                 source_id VARCHAR NOT NULL
             );
             """),
+        (3, "identity separations (unmerges)", """
+            CREATE TABLE identity_separations (
+                id_type VARCHAR NOT NULL,
+                id_value VARCHAR NOT NULL,
+                apart_from VARCHAR NOT NULL,
+                occurred_at TIMESTAMPTZ NOT NULL,
+                reason VARCHAR NOT NULL
+            );
+            """),
     ];
 }

@@ -1,5 +1,6 @@
 using DuckDB.NET.Data;
 using Tessera.Core.Collection;
+using Tessera.Core.Identity;
 using Tessera.Core.Profiles;
 using Tessera.Storage.Events;
 using Tessera.Storage.Profiles;
@@ -15,6 +16,7 @@ namespace Tessera.Storage.DuckDb;
 /// </summary>
 public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine) : ITesseraStore
 {
+    private ProfileEngine _engine = engine;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly MessageIdIndex _messageIds = new(options.DedupWindow);
     private DuckDBConnection? _writer;
@@ -24,7 +26,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
 
     public string Path => options.Path;
 
-    public ProfileEngine Engine => engine;
+    public ProfileEngine Engine => _engine;
 
     public async Task OpenAsync(CancellationToken cancellationToken)
     {
@@ -72,7 +74,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
             {
                 var sequenced = new (long Seq, CollectedEvent Event)[fresh.Count];
                 for (var i = 0; i < fresh.Count; i++) { sequenced[i] = (_lastSeq + 1 + i, fresh[i].Event); }
-                var processed = engine.Process(sequenced);
+                var processed = _engine.Process(sequenced);
                 try
                 {
                     using var transaction = writer.BeginTransaction();
@@ -83,7 +85,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
                 catch (DuckDBException e)
                 {
                     // The engine already applied this batch in memory; nothing of it was stored, so rebuild it from the store.
-                    engine.Clear();
+                    _engine.Clear();
                     await RestoreProfilesAsync(CancellationToken.None);
                     throw DuckDbErrors.Translate(e, "append to events", options.Path);
                 }
@@ -130,9 +132,9 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
         appender.Close();
     }
 
-    private static void AppendProfileChanges(DuckDBConnection writer, IReadOnlyList<ProcessedEvent> processed)
+    private static void AppendProfileChanges(DuckDBConnection writer, IReadOnlyList<ProcessedEvent> processed, string identityTable = "identity_changes", string traitTable = "trait_changes")
     {
-        using (var identity = writer.CreateAppender("identity_changes"))
+        using (var identity = writer.CreateAppender(identityTable))
         {
             foreach (var p in processed)
             {
@@ -151,7 +153,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
             identity.Close();
         }
 
-        using var traits = writer.CreateAppender("trait_changes");
+        using var traits = writer.CreateAppender(traitTable);
         foreach (var p in processed)
         {
             foreach (var t in p.Traits)
@@ -186,9 +188,112 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
 
     private async Task RestoreProfilesAsync(CancellationToken cancellationToken)
     {
+        _engine.UseSeparations(await ReadAllAsync("SELECT id_type, id_value, apart_from, occurred_at, reason FROM identity_separations ORDER BY occurred_at", ProfileRows.ReadSeparation, cancellationToken));
         var identity = await ReadAllAsync($"SELECT {ProfileRows.IdentityColumns} FROM identity_changes WHERE kind IN ('Created', 'Linked', 'Merged') ORDER BY seq, ordinal", ProfileRows.ReadIdentity, cancellationToken);
         var traits = await ReadAllAsync($"SELECT {ProfileRows.TraitColumns} FROM trait_changes ORDER BY seq", ProfileRows.ReadTrait, cancellationToken);
-        engine.Restore(identity, traits);
+        _engine.Restore(identity, traits);
+    }
+
+    public async Task<GraphComparison> ReresolveAsync(ProfileEngine fresh, bool apply, IdentitySeparation? addSeparation, CancellationToken cancellationToken)
+    {
+        var writer = _writer ?? throw new InvalidOperationException("The store is not open.");
+        using var rebuild = OpenReader();
+        if (apply)
+        {
+            await ExecuteOnAsync(rebuild, """
+                CREATE OR REPLACE TEMP TABLE identity_changes_rebuild AS SELECT * FROM identity_changes LIMIT 0;
+                CREATE OR REPLACE TEMP TABLE trait_changes_rebuild AS SELECT * FROM trait_changes LIMIT 0;
+                CREATE OR REPLACE TEMP TABLE event_profiles_rebuild (seq BIGINT, profile_id VARCHAR);
+                """, cancellationToken);
+        }
+
+        // Most of the log is replayed while ingestion goes on; only the tail that arrived meanwhile waits for the lock.
+        var upTo = Volatile.Read(ref _lastSeq);
+        await ReplayAsync(fresh, 0, upTo, apply ? rebuild : null, cancellationToken);
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            await ReplayAsync(fresh, upTo, _lastSeq, apply ? rebuild : null, cancellationToken);
+            var comparison = _engine.CompareWith(fresh);
+            if (!apply) { return comparison; }
+
+            // Temp tables belong to the rebuild connection, so the swap runs there, as one transaction.
+            using var transaction = rebuild.BeginTransaction();
+            await ExecuteOnAsync(rebuild, """
+                DELETE FROM identity_changes;
+                INSERT INTO identity_changes SELECT * FROM identity_changes_rebuild;
+                DELETE FROM trait_changes;
+                INSERT INTO trait_changes SELECT * FROM trait_changes_rebuild;
+                UPDATE events SET profile_id = r.profile_id FROM event_profiles_rebuild r
+                    WHERE events.seq = r.seq AND events.profile_id IS DISTINCT FROM r.profile_id;
+                """, cancellationToken);
+            if (addSeparation is { } s)
+            {
+                using var insert = Command(rebuild, "INSERT INTO identity_separations VALUES ($1, $2, $3, $4, $5)",
+                    [s.Identifier.Type, s.Identifier.Value, ProfileRows.IdentifiersJson(s.ApartFrom) ?? "[]", s.At, s.Reason]);
+                await insert.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            transaction.Commit();
+            _engine = fresh;
+            return comparison;
+        }
+        catch (DuckDBException e)
+        {
+            throw DuckDbErrors.Translate(e, "re-resolve identities", options.Path);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Feeds events with afterSeq &lt; seq &lt;= upTo through <paramref name="fresh"/>; writes its output to the rebuild tables when given a connection.</summary>
+    private async Task ReplayAsync(ProfileEngine fresh, long afterSeq, long upTo, DuckDBConnection? rebuild, CancellationToken cancellationToken)
+    {
+        if (upTo <= afterSeq) { return; }
+        using var connection = OpenReader();
+        using var command = Command(connection, $"SELECT {EventReader.Columns} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq", [afterSeq, upTo]);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var chunk = new List<(long Seq, CollectedEvent Event)>(10_000);
+        void Flush()
+        {
+            var processed = fresh.Process(chunk);
+            if (rebuild is not null)
+            {
+                using (var profiles = rebuild.CreateAppender("event_profiles_rebuild"))
+                {
+                    foreach (var p in processed) { profiles.CreateRow().AppendValue(p.Seq).AppendValue(p.ProfileId).EndRow(); }
+                    profiles.Close();
+                }
+
+                AppendProfileChanges(rebuild, processed, "identity_changes_rebuild", "trait_changes_rebuild");
+            }
+
+            chunk.Clear();
+        }
+
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var stored = EventReader.Read(reader);
+            chunk.Add((stored.Seq, stored.Message));
+            if (chunk.Count == chunk.Capacity) { Flush(); }
+        }
+
+        if (chunk.Count > 0) { Flush(); }
+    }
+
+    private async Task ExecuteOnAsync(DuckDBConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        using var command = Command(connection, sql, []);
+        try
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        catch (DuckDBException e)
+        {
+            throw DuckDbErrors.Translate(e, sql, options.Path);
+        }
     }
 
     private async Task<List<T>> ReadAllAsync<T>(string sql, Func<System.Data.Common.DbDataReader, T> read, CancellationToken cancellationToken, params object?[] parameters)
@@ -223,7 +328,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
     {
         var events = await ScalarAsync<long>("SELECT count(*) FROM events", cancellationToken);
         var sources = await ScalarAsync<long>("SELECT count(*) FROM sources", cancellationToken);
-        var (profiles, identifiers, merges) = engine.Counts();
+        var (profiles, identifiers, merges) = _engine.Counts();
         return new StoreStats(events, sources, profiles, identifiers, merges, Segments: 0);
     }
 

@@ -50,7 +50,7 @@ internal static class EventReader
         return new EventPage(items, next);
     }
 
-    private static StoredEvent Read(DbDataReader r)
+    public static StoredEvent Read(DbDataReader r)
     {
         string? Text(int i) => r.IsDBNull(i) ? null : r.GetString(i);
         DateTimeOffset? Time(int i) => r.IsDBNull(i) ? null : r.GetFieldValue<DateTimeOffset>(i).ToUniversalTime();

@@ -1,3 +1,4 @@
+using Tessera.Core.Identity;
 using Tessera.Core.Profiles;
 
 namespace Tessera.Storage.Profiles;
@@ -15,4 +16,12 @@ public interface IProfileStore
 
     /// <summary>Every value each trait of <paramref name="profileIds"/> took, oldest first.</summary>
     Task<IReadOnlyList<TraitChange>> GetTraitHistoryAsync(IReadOnlyCollection<string> profileIds, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Replays the whole event log through <paramref name="fresh"/> (an empty engine with the rules and separations
+    /// to use) and reports what would change. With <paramref name="apply"/>, replaces the profiles, the identity
+    /// log, the trait history and every event's profile id with the replay's, in one commit, together with
+    /// <paramref name="addSeparation"/>; ingestion waits only for the last part of the log.
+    /// </summary>
+    Task<GraphComparison> ReresolveAsync(ProfileEngine fresh, bool apply, IdentitySeparation? addSeparation, CancellationToken cancellationToken);
 }

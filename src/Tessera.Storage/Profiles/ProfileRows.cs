@@ -27,6 +27,12 @@ internal static class ProfileRows
             r.GetFieldValue<DateTimeOffset>(7).ToUniversalTime(), r.GetString(8), Text(9), identifiers);
     }
 
+    public static IdentitySeparation ReadSeparation(DbDataReader r) => new(
+        new Identifier(r.GetString(0), r.GetString(1)),
+        JsonSerializer.Deserialize<string[]>(r.GetString(2))!.Select(t => Identifier.TryParse(t, out var id) ? id : default).ToList(),
+        r.GetFieldValue<DateTimeOffset>(3).ToUniversalTime(),
+        r.GetString(4));
+
     public static TraitChange ReadTrait(DbDataReader r) => new(
         r.GetString(1),
         r.GetString(2),
