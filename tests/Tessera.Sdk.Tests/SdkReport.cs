@@ -29,7 +29,12 @@ public sealed class SdkReport(JsonObject json, string stderr)
                 : [new SentMessage(r["body"]!.AsObject(), r)])
             .ToList();
 
-    public override string ToString() => Json.ToJsonString() + (Stderr.Length > 0 ? "\nstderr:\n" + Stderr : "");
+    /// <summary>The report for a failure message, cut short: the first few thousand characters say what happened.</summary>
+    public override string ToString()
+    {
+        var text = Json.ToJsonString() + (Stderr.Length > 0 ? "\nstderr:\n" + Stderr : "");
+        return text.Length <= 4000 ? text : text[..4000] + "…";
+    }
 }
 
 /// <param name="Message">The message as the SDK sent it.</param>
