@@ -73,6 +73,14 @@ public sealed class AnalyticsNextTests(AnalyticsNextTests.Run run) : IClassFixtu
     }
 
     [Fact]
+    public async Task analytics_next_events_are_found_by_the_browser_anonymous_id_and_the_user_id()
+    {
+        Assert.Equal(AnalyticsNextRun.Calls, (await run.QueryMessageIdsAsync($"anonymousId={run.AnonymousId}")).Count);
+        Assert.Equal(run.SentMessageIds(m => (string?)m["userId"] == run.UserId), await run.QueryMessageIdsAsync($"userId={run.UserId}"));
+        Assert.Equal(AnalyticsNextRun.Calls - 1, (await run.QueryMessageIdsAsync($"userId={run.UserId}")).Count);
+    }
+
+    [Fact]
     public void analytics_next_identify_page_screen_and_group_arrive_with_their_fields()
     {
         var (_, identify) = run.Call("identify");

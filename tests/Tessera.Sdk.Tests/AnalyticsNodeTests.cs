@@ -93,6 +93,16 @@ public sealed class AnalyticsNodeTests(AnalyticsNodeTests.Run run) : IClassFixtu
         AssertLibrary(alias);
     }
 
+    [Fact]
+    public async Task analytics_node_events_are_found_by_the_events_api_filters()
+    {
+        Assert.Equal(run.SentMessageIds(m => (string?)m["userId"] == run.UserId), await run.QueryMessageIdsAsync($"userId={run.UserId}"));
+        Assert.Equal(run.SentMessageIds(m => (string?)m["type"] == "track"), await run.QueryMessageIdsAsync("type=track"));
+        Assert.Equal(run.SentMessageIds(m => (string?)m["event"] == "Order Completed"), await run.QueryMessageIdsAsync("event=Order%20Completed"));
+        Assert.Equal(run.SentMessageIds(m => (string?)m["anonymousId"] == $"anon-{run.RunId}"), await run.QueryMessageIdsAsync($"anonymousId=anon-{run.RunId}"));
+        Assert.Equal(6, (await run.QueryMessageIdsAsync($"userId={run.UserId}")).Count);
+    }
+
     private void AssertLibrary(System.Text.Json.Nodes.JsonObject stored)
     {
         Assert.Equal("@segment/analytics-node", (string?)stored["context"]!["library"]!["name"]);

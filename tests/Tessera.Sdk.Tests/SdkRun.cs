@@ -64,6 +64,18 @@ public abstract class SdkRun : IAsyncLifetime
         return (sent[0].Message, StoredMessage(sent[0].MessageId));
     }
 
+    /// <summary>The messageIds <c>GET /api/events?{query}</c> answers, for checking its filters on what an SDK sent.</summary>
+    public async Task<IReadOnlyList<string>> QueryMessageIdsAsync(string query)
+    {
+        var page = await Server.Admin.GetFromJsonAsync<JsonObject>($"api/events?limit=1000&{query}")
+            ?? throw new InvalidOperationException("GET /api/events answered nothing");
+        return page["items"]!.AsArray().Select(i => (string)i!["messageId"]!).Order(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>The messageIds of the messages the SDK sent that match <paramref name="predicate"/>.</summary>
+    public IReadOnlyList<string> SentMessageIds(Func<JsonObject, bool> predicate) =>
+        Report.Sent.Where(s => predicate(s.Message)).Select(s => s.MessageId).Order(StringComparer.Ordinal).ToList();
+
     private static async Task<IReadOnlyList<JsonObject>> ReadAllEventsAsync(HttpClient admin)
     {
         var all = new List<JsonObject>();
