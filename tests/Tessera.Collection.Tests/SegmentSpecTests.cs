@@ -66,6 +66,20 @@ public sealed class SegmentSpecTests(ServerFixture fixture) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task explicit_timestamp_beside_originalTimestamp_is_kept_as_the_event_time()
+    {
+        // What RudderStack's Node SDK sends for track({..., timestamp: pastDate}).
+        var now = DateTimeOffset.UtcNow;
+        var body = $$"""{"userId":"rudder-past-1","event":"Old Order","timestamp":"2025-06-01T08:00:00.000Z","originalTimestamp":"{{Iso(now)}}","sentAt":"{{Iso(now)}}"}""";
+
+        await _server.Collect.PostJsonAsync("v1/track", body);
+
+        var stored = Assert.Single(await _server.Admin.EventsAsync("userId=rudder-past-1"));
+        Assert.Equal("2025-06-01T08:00:00.000Z", stored["timestamp"]!.GetValue<string>());
+        Assert.Equal(Iso(now), stored["originalTimestamp"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task batch_level_sentAt_applies_to_messages_without_their_own()
     {
         var deviceNow = DateTimeOffset.UtcNow.AddMinutes(-30); // device clock 30 minutes slow

@@ -112,6 +112,9 @@ public static class MessageValidator
         if (ReadTime(message, "sentAt", out var sentAt) is { } badSentAt) { return badSentAt; }
 
         sentAt ??= batchSentAt;
+        // RudderStack's SDKs send the device time as originalTimestamp and a caller-set event time as timestamp;
+        // when both are there, timestamp is that explicit time and is kept as given (as RudderStack's server does).
+        var explicitTimestamp = timestamp is not null && originalTimestamp is not null ? timestamp : null;
         originalTimestamp ??= timestamp;
         collected = new CollectedEvent(
             MessageId: messageId ?? GenerateMessageId(),
@@ -122,7 +125,7 @@ public static class MessageValidator
             AnonymousId: anonymousId,
             GroupId: groupId,
             PreviousId: previousId,
-            Timestamp: CorrectedTimestamp(originalTimestamp, sentAt, receivedAt),
+            Timestamp: explicitTimestamp ?? CorrectedTimestamp(originalTimestamp, sentAt, receivedAt),
             OriginalTimestamp: originalTimestamp,
             SentAt: sentAt,
             ReceivedAt: receivedAt,
