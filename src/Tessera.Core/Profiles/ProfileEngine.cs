@@ -20,6 +20,7 @@ public sealed class ProfileEngine
     private IdentityResolver _resolver;
     private IdentityGraph _graph = new();
     private ProfileTraits _traits;
+    private ComputedTraits _computed = new();
 
     public ProfileEngine(IdentityRules identityRules, ProfileRules profileRules, IReadOnlyList<IdentitySeparation>? separations = null)
     {
@@ -35,8 +36,45 @@ public sealed class ProfileEngine
     public IReadOnlyList<IdentitySeparation> Separations => _resolver.Separations;
 
     /// <summary>An empty engine to replay the log into: these rules (default: the same), these separations (default: the same).</summary>
-    public ProfileEngine Fresh(IdentityRules? identityRules = null, IReadOnlyList<IdentitySeparation>? separations = null) =>
-        new(identityRules ?? IdentityRules, ProfileRules, separations ?? Separations);
+    public ProfileEngine Fresh(IdentityRules? identityRules = null, IReadOnlyList<IdentitySeparation>? separations = null)
+    {
+        var fresh = new ProfileEngine(identityRules ?? IdentityRules, ProfileRules, separations ?? Separations);
+        foreach (var definition in ComputedDefinitions) { fresh._computed.Define(definition); }
+        return fresh;
+    }
+
+    public IReadOnlyList<ComputedTraitDefinition> ComputedDefinitions
+    {
+        get { lock (_sync) { return [.. _computed.Definitions]; } }
+    }
+
+    /// <summary>Adds or replaces a computed trait. Its values start empty: feed the profiles' past events through <see cref="Backfill"/>.</summary>
+    public void DefineComputed(ComputedTraitDefinition definition)
+    {
+        lock (_sync) { _computed.Define(definition); }
+    }
+
+    public bool RemoveComputed(string name)
+    {
+        lock (_sync) { return _computed.Remove(name); }
+    }
+
+    /// <summary>
+    /// Feeds stored events (with the profile id they were stored under) to the computed traits: all of them, or
+    /// only <paramref name="only"/>. Used at start and when a trait is defined.
+    /// </summary>
+    public void Backfill(IEnumerable<(string ProfileId, CollectedEvent Event)> events, ComputedTraitDefinition? only = null)
+    {
+        lock (_sync)
+        {
+            foreach (var (storedUnder, e) in events)
+            {
+                if (_graph.SurvivorOf(storedUnder) is not { } live) { continue; }
+                using var document = JsonDocument.Parse(e.Raw);
+                _computed.Apply(live, e, document.RootElement, only);
+            }
+        }
+    }
 
     /// <summary>Sets the separations the store keeps, before anything is restored or processed.</summary>
     public void UseSeparations(IReadOnlyList<IdentitySeparation> separations)
@@ -72,6 +110,9 @@ public sealed class ProfileEngine
         {
             _graph = new IdentityGraph();
             _traits = new ProfileTraits(_traits.Rules);
+            var definitions = _computed.Definitions.ToList();
+            _computed = new ComputedTraits();
+            foreach (var definition in definitions) { _computed.Define(definition); }
         }
     }
 
@@ -118,14 +159,17 @@ public sealed class ProfileEngine
         lock (_sync) { return _graph.SurvivorOf(profileId); }
     }
 
-    public ProfileView? Get(string profileId)
+    public ProfileView? Get(string profileId) => Get(profileId, DateTimeOffset.UtcNow);
+
+    /// <summary>The profile as of <paramref name="now"/>: windowed computed traits count only events inside their window then.</summary>
+    public ProfileView? Get(string profileId, DateTimeOffset now)
     {
         lock (_sync)
         {
             var profile = _graph.Find(profileId);
             if (profile is null) { return null; }
             var traits = _traits.Of(profileId) is { } t ? new Dictionary<string, TraitValue>(t) : new Dictionary<string, TraitValue>();
-            return new ProfileView(profile.Id, profile.CreatedAt, [.. profile.Identifiers], traits, _graph.MergedFrom(profileId));
+            return new ProfileView(profile.Id, profile.CreatedAt, [.. profile.Identifiers], traits, _computed.ValuesOf(profileId, now), _graph.MergedFrom(profileId));
         }
     }
 
@@ -154,6 +198,7 @@ public sealed class ProfileEngine
         foreach (var m in resolution.Merges)
         {
             _traits.Merge(m.Survivor, m.Merged);
+            _computed.Merge(m.Survivor, m.Merged);
             Add(IdentityChangeKind.Merged, m.Survivor, m.Merged, null, m.Rule, m.Identifiers);
         }
 
@@ -171,6 +216,8 @@ public sealed class ProfileEngine
             {
                 traitChanges.AddRange(_traits.Apply(profileId, contextTraits, e.Timestamp, seq, e.SourceId));
             }
+
+            _computed.Apply(profileId, e, message);
         }
 
         return new ProcessedEvent(seq, resolution.ProfileId, changes, traitChanges);

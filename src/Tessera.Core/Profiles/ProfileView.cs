@@ -8,4 +8,5 @@ public sealed record ProfileView(
     DateTimeOffset CreatedAt,
     IReadOnlyList<Identifier> Identifiers,
     IReadOnlyDictionary<string, TraitValue> Traits,
+    IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode?> Computed,
     IReadOnlyList<string> MergedFrom);

@@ -39,7 +39,7 @@ public static class TesseraServer
         app.UseCors();
         app.MapHealthApi();
         app.MapCollectionApi();
-        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi().MapProfilesApi().MapIdentityApi();
+        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi().MapProfilesApi().MapIdentityApi().MapComputedTraitsApi();
         return app;
     }
 
@@ -72,6 +72,28 @@ public static class TesseraServer
             }
         }
 
-        return new ProfileEngine(rules, ProfileRules.Default);
+        var engine = new ProfileEngine(rules, ProfileRules.Default);
+        foreach (var definition in ConfiguredComputedTraits(options)) { engine.DefineComputed(definition); }
+        return engine;
+    }
+
+    /// <summary>The computed traits of the configuration file, checked; a bad one stops start-up naming it.</summary>
+    public static IReadOnlyList<ComputedTraitDefinition> ConfiguredComputedTraits(TesseraOptions options)
+    {
+        if (options.ComputedTraitsFile is not { } file) { return []; }
+        try
+        {
+            var definitions = System.Text.Json.JsonSerializer.Deserialize<List<ComputedTraitDefinition>>(File.ReadAllText(file), Core.Conditions.ConditionJson.Options) ?? [];
+            for (var i = 0; i < definitions.Count; i++)
+            {
+                if (definitions[i].Problem() is { } problem) { throw new FormatException($"[{i}].{problem}"); }
+            }
+
+            return definitions;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or System.Text.Json.JsonException)
+        {
+            throw new ArgumentException($"--computed-traits: {file}: {e.Message}", e);
+        }
     }
 }

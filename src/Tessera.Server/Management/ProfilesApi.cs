@@ -168,7 +168,7 @@ public static class ProfilesApi
         p.CreatedAt,
         p.Traits.ToDictionary(t => t.Key, t => t.Value.Value?.DeepClone(), StringComparer.Ordinal),
         p.Identifiers.Select(i => new IdentifierAnswer(i.Type, i.Value)).ToList(),
-        new Dictionary<string, JsonNode?>(),
+        p.Computed.ToDictionary(c => c.Key, c => c.Value?.DeepClone(), StringComparer.Ordinal),
         [],
         p.MergedFrom);
 }

@@ -71,5 +71,12 @@ internal static class DuckDbMigrations
                 reason VARCHAR NOT NULL
             );
             """),
+        (4, "computed trait definitions made through the API", """
+            CREATE TABLE computed_traits (
+                name VARCHAR PRIMARY KEY,
+                definition VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL
+            );
+            """),
     ];
 }

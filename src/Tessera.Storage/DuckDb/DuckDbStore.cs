@@ -192,6 +192,46 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
         var identity = await ReadAllAsync($"SELECT {ProfileRows.IdentityColumns} FROM identity_changes WHERE kind IN ('Created', 'Linked', 'Merged') ORDER BY seq, ordinal", ProfileRows.ReadIdentity, cancellationToken);
         var traits = await ReadAllAsync($"SELECT {ProfileRows.TraitColumns} FROM trait_changes ORDER BY seq", ProfileRows.ReadTrait, cancellationToken);
         _engine.Restore(identity, traits);
+        foreach (var definition in await ListComputedTraitsAsync(cancellationToken)) { _engine.DefineComputed(definition); }
+        await BackfillComputedAsync(null, cancellationToken);
+    }
+
+    /// <summary>Feeds the stored events that computed traits read (all of them, or one definition's) to the engine.</summary>
+    private async Task BackfillComputedAsync(ComputedTraitDefinition? only, CancellationToken cancellationToken)
+    {
+        var names = (only is null ? _engine.ComputedDefinitions : [only]).Select(d => d.Event).Distinct().ToArray();
+        if (names.Length == 0) { return; }
+        var placeholders = string.Join(", ", names.Select((_, i) => $"${i + 1}"));
+        var rows = await ReadAllAsync(
+            $"SELECT {EventReader.Columns} FROM events WHERE profile_id IS NOT NULL AND event IN ({placeholders}) ORDER BY seq",
+            r => EventReader.Read(r), cancellationToken, names);
+        _engine.Backfill(rows.Select(r => (r.ProfileId!, r.Message)), only);
+    }
+
+    public async Task<IReadOnlyList<ComputedTraitDefinition>> ListComputedTraitsAsync(CancellationToken cancellationToken) =>
+        await ReadAllAsync("SELECT definition FROM computed_traits ORDER BY created_at", r => ComputedTraitJson.Read(r.GetString(0)), cancellationToken);
+
+    public async Task SaveComputedTraitAsync(ComputedTraitDefinition definition, CancellationToken cancellationToken)
+    {
+        // Under the write lock, so no event slips between the backfill and the live updates.
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            await ExecuteAsync("INSERT OR REPLACE INTO computed_traits VALUES ($1, $2, $3)", cancellationToken, definition.Name, ComputedTraitJson.Write(definition), DateTimeOffset.UtcNow);
+            _engine.DefineComputed(definition);
+            await BackfillComputedAsync(definition, cancellationToken);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public async Task<bool> DeleteComputedTraitAsync(string name, CancellationToken cancellationToken)
+    {
+        var deleted = await ExecuteAsync("DELETE FROM computed_traits WHERE name = $1", cancellationToken, name) > 0;
+        if (deleted) { _engine.RemoveComputed(name); }
+        return deleted;
     }
 
     public async Task<GraphComparison> ReresolveAsync(ProfileEngine fresh, bool apply, IdentitySeparation? addSeparation, CancellationToken cancellationToken)

@@ -17,6 +17,14 @@ public interface IProfileStore
     /// <summary>Every value each trait of <paramref name="profileIds"/> took, oldest first.</summary>
     Task<IReadOnlyList<TraitChange>> GetTraitHistoryAsync(IReadOnlyCollection<string> profileIds, CancellationToken cancellationToken);
 
+    /// <summary>Computed traits defined through the API (configuration-defined ones are not stored).</summary>
+    Task<IReadOnlyList<ComputedTraitDefinition>> ListComputedTraitsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Stores the definition, adds it to the engine and computes it over every stored event before returning.</summary>
+    Task SaveComputedTraitAsync(ComputedTraitDefinition definition, CancellationToken cancellationToken);
+
+    Task<bool> DeleteComputedTraitAsync(string name, CancellationToken cancellationToken);
+
     /// <summary>
     /// Replays the whole event log through <paramref name="fresh"/> (an empty engine with the rules and separations
     /// to use) and reports what would change. With <paramref name="apply"/>, replaces the profiles, the identity
