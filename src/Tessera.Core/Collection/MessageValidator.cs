@@ -14,6 +14,10 @@ public static class MessageValidator
     /// <summary>Validates <paramref name="message"/>.</summary>
     /// <param name="impliedType">The type a single-call endpoint implies (<c>/v1/track</c>); null for batch items, which must say.</param>
     /// <param name="batchSentAt">A <c>sentAt</c> given once for a whole batch, used when the message has none of its own.</param>
+    /// <param name="externalIdsSuffice">
+    /// For Tessera's own profile imports: a message may carry its identifiers only in <c>context.externalIds</c>
+    /// (a CRM row with an email and no user id). The HTTP API keeps Segment's rule (userId or anonymousId).
+    /// </param>
     public static bool TryValidate(
         JsonElement message,
         MessageType? impliedType,
@@ -21,10 +25,11 @@ public static class MessageValidator
         DateTimeOffset receivedAt,
         DateTimeOffset? batchSentAt,
         out CollectedEvent? collected,
-        out Rejection? rejection)
+        out Rejection? rejection,
+        bool externalIdsSuffice = false)
     {
         collected = null;
-        rejection = Check(message, impliedType, sourceId, receivedAt, batchSentAt, ref collected);
+        rejection = Check(message, impliedType, sourceId, receivedAt, batchSentAt, externalIdsSuffice, ref collected);
         return rejection is null;
     }
 
@@ -34,6 +39,7 @@ public static class MessageValidator
         string sourceId,
         DateTimeOffset receivedAt,
         DateTimeOffset? batchSentAt,
+        bool externalIdsSuffice,
         ref CollectedEvent? collected)
     {
         if (message.ValueKind != JsonValueKind.Object)
@@ -94,7 +100,7 @@ public static class MessageValidator
                 break;
         }
 
-        if (userId is null && anonymousId is null)
+        if (userId is null && anonymousId is null && !(externalIdsSuffice && HasExternalIds(message)))
         {
             return new Rejection("userId", "either userId or anonymousId is required");
         }
@@ -145,6 +151,10 @@ public static class MessageValidator
             ({ } original, null) => original,
             _ => receivedAt,
         };
+
+    private static bool HasExternalIds(JsonElement message) =>
+        message.TryGetProperty("context"u8, out var context) && context.ValueKind == JsonValueKind.Object &&
+        context.TryGetProperty("externalIds"u8, out var ids) && ids.ValueKind == JsonValueKind.Array && ids.GetArrayLength() > 0;
 
     private static readonly string[] ObjectFields = ["properties", "traits", "context", "integrations"];
 

@@ -173,6 +173,15 @@ public sealed class ProfileEngine
         }
     }
 
+    /// <summary>Every identifier with the live profile that owns it, as a copy.</summary>
+    public List<(string ProfileId, Identifier Identifier)> Identities()
+    {
+        lock (_sync) { return _graph.Owners.Select(o => (o.Value, o.Key)).OrderBy(o => o.Value, StringComparer.Ordinal).ToList(); }
+    }
+
+    /// <summary>Reads the identifiers a message would link, and the values refused, without changing anything.</summary>
+    public (List<Identifier> Identifiers, List<RejectedIdentifier> Rejected) Preview(JsonElement message) => _extractor.Extract(message);
+
     public (long Profiles, long Identifiers, long Merges) Counts()
     {
         lock (_sync) { return (_graph.ProfileCount, _graph.IdentifierCount, _graph.MergeCount); }
