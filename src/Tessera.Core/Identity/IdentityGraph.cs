@@ -70,7 +70,7 @@ public sealed class IdentityGraph
     public void Link(Identifier identifier, string profileId)
     {
         var profile = _profiles[profileId];
-        _owners.Add(identifier, profileId);
+        _owners.Add(identifier, profile.Id);
         profile.Add(identifier);
     }
 
@@ -79,7 +79,7 @@ public sealed class IdentityGraph
     {
         var into = _profiles[survivor];
         var from = _profiles[merged];
-        foreach (var identifier in from.Identifiers) { _owners[identifier] = survivor; }
+        foreach (var identifier in from.Identifiers) { _owners[identifier] = into.Id; }
         into.AddRange(from.Identifiers);
         _profiles.Remove(merged);
         _mergedInto[merged] = survivor;

@@ -41,6 +41,7 @@ public sealed class IdentityResolver(IdentityRules rules, IReadOnlyList<Identity
     public Resolution Resolve(IdentityGraph graph, ResolutionInput input)
     {
         if (input.Identifiers.Count == 0) { return Resolution.None; }
+        if (KnownToOneProfile(graph, input.Identifiers) is { } known) { return new Resolution(known, false, [], [], []); }
 
         var ordered = input.Identifiers.Distinct().OrderByDescending(i => Rules.Find(i.Type)?.Priority ?? 0).ToList();
         var involved = new List<ProfileIdentity>();
@@ -87,6 +88,23 @@ public sealed class IdentityResolver(IdentityRules rules, IReadOnlyList<Identity
         }
 
         return new Resolution(survivor.Id, created, links, merges, decisions ?? []);
+    }
+
+    /// <summary>
+    /// The common case, answered without allocating: every identifier already belongs to the same profile, so no
+    /// link, merge or limit can change. Null when any identifier is new or owned elsewhere.
+    /// </summary>
+    private static string? KnownToOneProfile(IdentityGraph graph, IReadOnlyList<Identifier> identifiers)
+    {
+        string? owner = null;
+        for (var i = 0; i < identifiers.Count; i++)
+        {
+            var o = graph.OwnerOf(identifiers[i]);
+            if (o is null || (owner is not null && !ReferenceEquals(o, owner) && o != owner)) { return null; }
+            owner = o;
+        }
+
+        return owner;
     }
 
     /// <summary>The separation the tentative link would break, in words, or null. Separations are few, so each is checked.</summary>

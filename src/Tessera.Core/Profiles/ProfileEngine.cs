@@ -116,7 +116,10 @@ public sealed class ProfileEngine
         }
     }
 
-    /// <summary>Replays stored identity rows (ordered by seq, ordinal) and then trait history.</summary>
+    /// <summary>
+    /// Replays stored identity rows (ordered by seq, ordinal) and then trait history. May be called in consecutive
+    /// chunks, as long as every identity row comes before any trait row.
+    /// </summary>
     public void Restore(IEnumerable<IdentityChange> changes, IEnumerable<TraitChange> traits)
     {
         lock (_sync)
@@ -196,7 +199,9 @@ public sealed class ProfileEngine
 
         var cause = $"message {e.MessageId}";
         var resolution = _resolver.Resolve(_graph, new ResolutionInput(seq, e.Timestamp, cause, identifiers));
-        var changes = new List<IdentityChange>();
+        var changes = rejected.Count + resolution.Decisions.Count + resolution.Merges.Count + resolution.Links.Count > 0 || resolution.Created
+            ? new List<IdentityChange>()
+            : NoChanges;
         void Add(IdentityChangeKind kind, string? profile, string? other, Identifier? identifier, string? detail, IReadOnlyList<Identifier>? ids = null) =>
             changes.Add(new IdentityChange(seq, changes.Count, kind, profile, other, identifier, e.Timestamp, cause, detail, ids ?? []));
 
@@ -231,6 +236,8 @@ public sealed class ProfileEngine
 
         return new ProcessedEvent(seq, resolution.ProfileId, changes, traitChanges);
     }
+
+    private static readonly List<IdentityChange> NoChanges = [];
 
     // alias names an earlier id without saying its type: a known user id, else an anonymous id.
     private Identifier PreviousIdentifier(string previousId)

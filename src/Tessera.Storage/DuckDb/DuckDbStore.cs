@@ -189,9 +189,10 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
     private async Task RestoreProfilesAsync(CancellationToken cancellationToken)
     {
         _engine.UseSeparations(await ReadAllAsync("SELECT id_type, id_value, apart_from, occurred_at, reason FROM identity_separations ORDER BY occurred_at", ProfileRows.ReadSeparation, cancellationToken));
-        var identity = await ReadAllAsync($"SELECT {ProfileRows.IdentityColumns} FROM identity_changes WHERE kind IN ('Created', 'Linked', 'Merged') ORDER BY seq, ordinal", ProfileRows.ReadIdentity, cancellationToken);
-        var traits = await ReadAllAsync($"SELECT {ProfileRows.TraitColumns} FROM trait_changes ORDER BY seq", ProfileRows.ReadTrait, cancellationToken);
-        _engine.Restore(identity, traits);
+        // In chunks, so a store with millions of rows is not held in memory twice.
+        await ReadInChunksAsync($"SELECT {ProfileRows.IdentityColumns} FROM identity_changes WHERE kind IN ('Created', 'Linked', 'Merged') ORDER BY seq, ordinal",
+            ProfileRows.ReadIdentity, chunk => _engine.Restore(chunk, []), cancellationToken);
+        await ReadInChunksAsync($"SELECT {ProfileRows.TraitColumns} FROM trait_changes ORDER BY seq", ProfileRows.ReadTrait, chunk => _engine.Restore([], chunk), cancellationToken);
         foreach (var definition in await ListComputedTraitsAsync(cancellationToken)) { _engine.DefineComputed(definition); }
         await BackfillComputedAsync(null, cancellationToken);
     }
@@ -334,6 +335,25 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
         {
             throw DuckDbErrors.Translate(e, sql, options.Path);
         }
+    }
+
+    private async Task ReadInChunksAsync<T>(string sql, Func<System.Data.Common.DbDataReader, T> read, Action<List<T>> consume, CancellationToken cancellationToken)
+    {
+        using var connection = OpenReader();
+        using var command = Command(connection, sql, []);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var chunk = new List<T>(50_000);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            chunk.Add(read(reader));
+            if (chunk.Count == chunk.Capacity)
+            {
+                consume(chunk);
+                chunk.Clear();
+            }
+        }
+
+        if (chunk.Count > 0) { consume(chunk); }
     }
 
     private async Task<List<T>> ReadAllAsync<T>(string sql, Func<System.Data.Common.DbDataReader, T> read, CancellationToken cancellationToken, params object?[] parameters)
