@@ -4,8 +4,8 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Tessera.Core.Collection;
 using Microsoft.Extensions.DependencyInjection;
+using Tessera.Core.Collection;
 using Tessera.Server.Hosting;
 using Tessera.Storage.DuckDb;
 
