@@ -17,7 +17,11 @@ var dataDir = Path.Combine(Path.GetTempPath(), "tessera-profilebench-" + Guid.Ne
 Directory.CreateDirectory(dataDir);
 try
 {
-    if (mode == "lookup")
+    if (mode == "engine")
+    {
+        EngineOnly(size);
+    }
+    else if (mode == "lookup")
     {
         await LookupAsync(size, int.Parse(args.ElementAtOrDefault(2) ?? "20000", CultureInfo.InvariantCulture));
     }
@@ -134,6 +138,23 @@ async Task LookupAsync(long people, int requests)
         p999_ms = Math.Round(P(0.999), 3),
         max_ms = Math.Round(latencies[^1], 3),
         rss_mb = Environment.WorkingSet / 1024 / 1024,
+    }));
+}
+
+// The in-memory resolution alone, no store: the ceiling for append and re-resolve rates.
+void EngineOnly(long events)
+{
+    var engine = TesseraServer.CreateEngine(new TesseraOptions());
+    var all = People(events / 10, "src", onlySignUps: false).Select((e, i) => ((long)i + 1, e)).ToList();
+    var watch = Stopwatch.StartNew();
+    foreach (var chunk in all.Chunk(10_000)) { engine.Process(chunk); }
+    Console.WriteLine(JsonSerializer.Serialize(new
+    {
+        benchmark = "profile_engine_process_in_memory",
+        events = all.Count,
+        seconds = Math.Round(watch.Elapsed.TotalSeconds, 2),
+        events_per_second = Math.Round(all.Count / watch.Elapsed.TotalSeconds),
+        profiles = engine.Counts().Profiles,
     }));
 }
 

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
@@ -13,14 +14,17 @@ public sealed record RejectedIdentifier(string Type, string RawValue, string Pat
 public sealed class IdentifierExtractor
 {
     private readonly IdentityRules _rules;
-    private readonly (IdentifierTypeRule Rule, string[][] Paths, HashSet<string> Blocked, Regex[] Patterns)[] _types;
+    private readonly (IdentifierTypeRule Rule, byte[][][] Paths, HashSet<string> Blocked, Regex[] Patterns)[] _types;
+    private static readonly byte[][] TypePath = [Encoding.UTF8.GetBytes("type")];
+    private static readonly byte[][] IdPath = [Encoding.UTF8.GetBytes("id")];
 
     public IdentifierExtractor(IdentityRules rules)
     {
         _rules = rules;
         _types = rules.Types.Select(t => (
             t,
-            t.Paths.Select(p => p.Split('.')).ToArray(),
+            // Paths pre-encoded as UTF-8, so reading a message compares bytes instead of transcoding names.
+            t.Paths.Select(p => p.Split('.').Select(Encoding.UTF8.GetBytes).ToArray()).ToArray(),
             new HashSet<string>(t.Blocked.Concat(IdentityRules.CommonBlockedValues), StringComparer.OrdinalIgnoreCase),
             t.BlockedPatterns.Select(p => new Regex(p, RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(50))).ToArray())).ToArray();
     }
@@ -47,7 +51,7 @@ public sealed class IdentifierExtractor
             foreach (var external in externalIds.EnumerateArray())
             {
                 var path = $"context.externalIds[{i++}]";
-                if (external.ValueKind != JsonValueKind.Object || !TryRead(external, ["type"], out var type) || !TryRead(external, ["id"], out var id)) { continue; }
+                if (external.ValueKind != JsonValueKind.Object || !TryRead(external, TypePath, out var type) || !TryRead(external, IdPath, out var id)) { continue; }
                 var index = Array.FindIndex(_types, t => t.Rule.Type == type);
                 if (index < 0)
                 {
@@ -90,7 +94,7 @@ public sealed class IdentifierExtractor
         if (!identifiers.Contains(identifier)) { identifiers.Add(identifier); }
     }
 
-    private static bool TryRead(JsonElement element, string[] path, out string value)
+    private static bool TryRead(JsonElement element, byte[][] path, out string value)
     {
         value = "";
         foreach (var part in path)

@@ -2,8 +2,14 @@ namespace Tessera.Core.Identity;
 
 /// <summary>What the resolver is told about one message (or import row).</summary>
 /// <param name="Seq">The message's position in the event log; a profile it creates is named after it.</param>
-/// <param name="Cause">What caused it, for the record: <c>message m-123</c>, <c>import crm.csv row 7</c>.</param>
-public sealed record ResolutionInput(long Seq, DateTimeOffset At, string Cause, IReadOnlyList<Identifier> Identifiers);
+/// <param name="MessageId">The message that caused it; the record says <c>message m-123</c>.</param>
+public sealed record ResolutionInput(long Seq, DateTimeOffset At, string MessageId, IReadOnlyList<Identifier> Identifiers)
+{
+    /// <summary>Built only when a change is recorded: most messages change nothing and need no text.</summary>
+    public string Cause => CauseOf(MessageId);
+
+    public static string CauseOf(string messageId) => $"message {messageId}";
+}
 
 /// <summary>A merge and why it happened.</summary>
 /// <param name="Identifiers">The identifiers of the message that tied the profiles together.</param>

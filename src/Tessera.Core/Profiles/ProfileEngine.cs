@@ -94,13 +94,41 @@ public sealed class ProfileEngine
     /// <summary>Resolves <paramref name="events"/> (already deduplicated, with their log positions) in order.</summary>
     public IReadOnlyList<ProcessedEvent> Process(IReadOnlyList<(long Seq, CollectedEvent Event)> events)
     {
-        var results = new ProcessedEvent[events.Count];
-        lock (_sync)
+        // Parsing and reading identifiers is independent per message, so it runs on every core; resolution,
+        // which depends on the graph each message leaves behind, then runs in log order under the lock.
+        var parsed = new Parsed[events.Count];
+        if (events.Count >= 256)
         {
-            for (var i = 0; i < events.Count; i++) { results[i] = ProcessOne(events[i].Seq, events[i].Event); }
+            Parallel.For(0, events.Count, i => parsed[i] = Parse(events[i].Event));
+        }
+        else
+        {
+            for (var i = 0; i < events.Count; i++) { parsed[i] = Parse(events[i].Event); }
+        }
+
+        var results = new ProcessedEvent[events.Count];
+        try
+        {
+            lock (_sync)
+            {
+                for (var i = 0; i < events.Count; i++) { results[i] = ProcessOne(events[i].Seq, events[i].Event, parsed[i]); }
+            }
+        }
+        finally
+        {
+            foreach (var p in parsed) { p.Document.Dispose(); }
         }
 
         return results;
+    }
+
+    private readonly record struct Parsed(JsonDocument Document, List<Identifier> Identifiers, List<RejectedIdentifier> Rejected);
+
+    private Parsed Parse(CollectedEvent e)
+    {
+        var document = JsonDocument.Parse(e.Raw);
+        var (identifiers, rejected) = _extractor.Extract(document.RootElement);
+        return new Parsed(document, identifiers, rejected);
     }
 
     /// <summary>Forgets everything, e.g. after a failed commit, before replaying the store again.</summary>
@@ -190,18 +218,16 @@ public sealed class ProfileEngine
         lock (_sync) { return (_graph.ProfileCount, _graph.IdentifierCount, _graph.MergeCount); }
     }
 
-    private ProcessedEvent ProcessOne(long seq, CollectedEvent e)
+    private ProcessedEvent ProcessOne(long seq, CollectedEvent e, Parsed parsed)
     {
-        using var document = JsonDocument.Parse(e.Raw);
-        var message = document.RootElement;
-        var (identifiers, rejected) = _extractor.Extract(message);
+        var message = parsed.Document.RootElement;
+        var (identifiers, rejected) = (parsed.Identifiers, parsed.Rejected);
         if (e.Type == MessageType.Alias && e.PreviousId is { } previous) { identifiers.Add(PreviousIdentifier(previous)); }
 
-        var cause = $"message {e.MessageId}";
-        var resolution = _resolver.Resolve(_graph, new ResolutionInput(seq, e.Timestamp, cause, identifiers));
-        var changes = rejected.Count + resolution.Decisions.Count + resolution.Merges.Count + resolution.Links.Count > 0 || resolution.Created
-            ? new List<IdentityChange>()
-            : NoChanges;
+        var resolution = _resolver.Resolve(_graph, new ResolutionInput(seq, e.Timestamp, e.MessageId, identifiers));
+        var changed = rejected.Count + resolution.Decisions.Count + resolution.Merges.Count + resolution.Links.Count > 0 || resolution.Created;
+        var changes = changed ? new List<IdentityChange>() : NoChanges;
+        var cause = changed ? ResolutionInput.CauseOf(e.MessageId) : "";
         void Add(IdentityChangeKind kind, string? profile, string? other, Identifier? identifier, string? detail, IReadOnlyList<Identifier>? ids = null) =>
             changes.Add(new IdentityChange(seq, changes.Count, kind, profile, other, identifier, e.Timestamp, cause, detail, ids ?? []));
 
