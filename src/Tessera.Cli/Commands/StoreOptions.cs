@@ -10,6 +10,8 @@ internal sealed class StoreOptions
     public Option<string> Store { get; } = new Option<string>("--store") { Description = "duckdb (default) or postgres", DefaultValueFactory = _ => "duckdb" }.AcceptOnlyFromAmong("duckdb", "postgres");
     public Option<string?> Postgres { get; } = new("--postgres") { Description = "Npgsql connection string, with --store postgres" };
     public Option<string?> IdentityRules { get; } = new("--identity-rules") { Description = "JSON file with the identity rules (identifier types, limits, priorities, blocked values)" };
+    public Option<string?> ProfileRules { get; } = new("--profile-rules") { Description = "JSON file with the trait merge policies (latest, first, highest, lowest, source_priority)" };
+    public Option<string?> ComputedTraits { get; } = new("--computed-traits") { Description = "JSON file with a list of computed trait definitions" };
 
     public void AddTo(Command command)
     {
@@ -17,6 +19,8 @@ internal sealed class StoreOptions
         command.Add(Store);
         command.Add(Postgres);
         command.Add(IdentityRules);
+        command.Add(ProfileRules);
+        command.Add(ComputedTraits);
     }
 
     public TesseraOptions Read(ParseResult result) => new()
@@ -25,5 +29,7 @@ internal sealed class StoreOptions
         Store = result.GetValue(Store)!,
         Postgres = result.GetValue(Postgres),
         IdentityRulesFile = result.GetValue(IdentityRules),
+        ProfileRulesFile = result.GetValue(ProfileRules),
+        ComputedTraitsFile = result.GetValue(ComputedTraits),
     };
 }

@@ -22,12 +22,19 @@ public sealed class ProfileEngine
     private ProfileTraits _traits;
     private ComputedTraits _computed = new();
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _sourceNames = new(StringComparer.Ordinal);
+
     public ProfileEngine(IdentityRules identityRules, ProfileRules profileRules, IReadOnlyList<IdentitySeparation>? separations = null)
     {
         _extractor = new IdentifierExtractor(identityRules);
         _resolver = new IdentityResolver(identityRules, separations);
-        _traits = new ProfileTraits(profileRules);
+        _traits = new ProfileTraits(profileRules, SourceName);
     }
+
+    /// <summary>Tells the engine a source's name, so source-priority rules may name sources instead of ids.</summary>
+    public void KnowSource(string id, string name) => _sourceNames[id] = name;
+
+    private string? SourceName(string id) => _sourceNames.GetValueOrDefault(id);
 
     public IdentityRules IdentityRules => _resolver.Rules;
 
@@ -39,6 +46,7 @@ public sealed class ProfileEngine
     public ProfileEngine Fresh(IdentityRules? identityRules = null, IReadOnlyList<IdentitySeparation>? separations = null)
     {
         var fresh = new ProfileEngine(identityRules ?? IdentityRules, ProfileRules, separations ?? Separations);
+        foreach (var (id, name) in _sourceNames) { fresh.KnowSource(id, name); }
         foreach (var definition in ComputedDefinitions) { fresh._computed.Define(definition); }
         return fresh;
     }
@@ -137,7 +145,7 @@ public sealed class ProfileEngine
         lock (_sync)
         {
             _graph = new IdentityGraph();
-            _traits = new ProfileTraits(_traits.Rules);
+            _traits = new ProfileTraits(_traits.Rules, SourceName);
             var definitions = _computed.Definitions.ToList();
             _computed = new ComputedTraits();
             foreach (var definition in definitions) { _computed.Define(definition); }

@@ -6,7 +6,7 @@ namespace Tessera.Core.Profiles;
 /// <summary>
 /// The current traits of every live profile, chosen by <see cref="ProfileRules"/>. Not thread-safe: the writer owns it.
 /// </summary>
-public sealed class ProfileTraits(ProfileRules rules)
+public sealed class ProfileTraits(ProfileRules rules, Func<string, string?>? sourceName = null)
 {
     private readonly Dictionary<string, Dictionary<string, TraitValue>> _byProfile = new(StringComparer.Ordinal);
 
@@ -58,9 +58,10 @@ public sealed class ProfileTraits(ProfileRules rules)
 
     private int Rank(string sourceId)
     {
+        var name = sourceName?.Invoke(sourceId);
         for (var i = 0; i < Rules.SourcePriority.Count; i++)
         {
-            if (Rules.SourcePriority[i] == sourceId) { return i; }
+            if (Rules.SourcePriority[i] == sourceId || Rules.SourcePriority[i] == name) { return i; }
         }
 
         return int.MaxValue;

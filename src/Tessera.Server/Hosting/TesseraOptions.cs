@@ -42,6 +42,9 @@ public sealed class TesseraOptions
     /// <summary>A JSON file with the identity rules (identifier types, paths, normalisation, blocked values, limits, priorities); null for the defaults.</summary>
     public string? IdentityRulesFile { get; set; }
 
+    /// <summary>A JSON file with the trait merge policies (default, per trait, source priority); null for "latest wins".</summary>
+    public string? ProfileRulesFile { get; set; }
+
     /// <summary>A JSON file with a list of computed trait definitions; these cannot be deleted through the API.</summary>
     public string? ComputedTraitsFile { get; set; }
 

@@ -72,7 +72,20 @@ public static class TesseraServer
             }
         }
 
-        var engine = new ProfileEngine(rules, ProfileRules.Default);
+        var profileRules = ProfileRules.Default;
+        if (options.ProfileRulesFile is { } profileFile)
+        {
+            try
+            {
+                profileRules = ProfileRules.Parse(File.ReadAllText(profileFile));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+            {
+                throw new ArgumentException($"--profile-rules: {profileFile}: {e.Message}", e);
+            }
+        }
+
+        var engine = new ProfileEngine(rules, profileRules);
         foreach (var definition in ConfiguredComputedTraits(options)) { engine.DefineComputed(definition); }
         return engine;
     }

@@ -49,6 +49,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
         await MigrateAsync(cancellationToken);
         _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
         await LoadMessageIdsAsync(cancellationToken);
+        foreach (var source in await ListSourcesAsync(cancellationToken)) { _engine.KnowSource(source.Id, source.Name); }
         await RestoreProfilesAsync(cancellationToken);
     }
 
@@ -398,6 +399,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
         await ExecuteAsync(
             "INSERT INTO sources (id, name, workspace, write_key, created_at) VALUES ($1, $2, $3, $4, $5)",
             cancellationToken, source.Id, source.Name, source.Workspace, source.WriteKey, source.CreatedAt);
+        _engine.KnowSource(source.Id, source.Name);
         return source;
     }
 
