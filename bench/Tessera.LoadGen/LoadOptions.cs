@@ -23,6 +23,9 @@ internal sealed class LoadOptions
     public string? Spawn { get; set; }
     public string? Dll { get; set; }
     public int? ServerPid { get; set; }
+
+    /// <summary>With --spawn: where to write the server's output when it stops.</summary>
+    public string? ServerLog { get; set; }
     public string Label { get; set; } = "";
     public int Seed { get; set; } = 42;
     public double RequestTimeout { get; set; } = 30;
@@ -49,6 +52,7 @@ internal sealed class LoadOptions
                 case "--spawn": o.Spawn = Next(); break;
                 case "--dll": o.Dll = Next(); break;
                 case "--server-pid": o.ServerPid = (int)Number(); break;
+                case "--server-log": o.ServerLog = Next(); break;
                 case "--label": o.Label = Next(); break;
                 case "--seed": o.Seed = (int)Number(); break;
                 case "--timeout": o.RequestTimeout = Number(); break;
@@ -65,7 +69,7 @@ internal sealed class LoadOptions
     }
 
     public const string Usage = """
-        usage: Tessera.LoadGen [--url http://127.0.0.1:8080 | --spawn tessera|ceiling [--dll path]] [--server-pid N]
+        usage: Tessera.LoadGen [--url http://127.0.0.1:8080 | --spawn tessera|ceiling [--dll path]] [--server-pid N] [--server-log FILE]
                                [--batch 100] [--connections 16] [--rate EVENTS_PER_S (0 = flat out)]
                                [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--label L]
         """;

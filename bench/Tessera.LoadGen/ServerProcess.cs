@@ -13,8 +13,11 @@ internal sealed class ServerProcess : IAsyncDisposable
     private readonly StringBuilder _output = new();
     private readonly string? _dataDir;
 
-    private ServerProcess(Process process, string url, string? dataDir)
+    private readonly string? _log;
+
+    private ServerProcess(Process process, string url, string? dataDir, string? log)
     {
+        _log = log;
         _process = process;
         _dataDir = dataDir;
         Url = url;
@@ -51,8 +54,8 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {dll}");
-        var server = new ServerProcess(process, url, dataDir);
-        await server.WaitHealthyAsync(options.Spawn == "tessera" ? "/health" : "/health", TimeSpan.FromSeconds(60));
+        var server = new ServerProcess(process, url, dataDir, options.ServerLog);
+        await server.WaitHealthyAsync("/health", TimeSpan.FromSeconds(60));
         return server;
     }
 
@@ -118,6 +121,7 @@ internal sealed class ServerProcess : IAsyncDisposable
             }
         }
 
+        if (_log is not null) { await File.WriteAllTextAsync(_log, Output); }
         _process.Dispose();
         if (_dataDir is not null && Directory.Exists(_dataDir)) { Directory.Delete(_dataDir, recursive: true); }
     }
