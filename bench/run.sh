@@ -56,7 +56,7 @@ python3 - "$out" <<'PY'
 import glob, json, statistics as st, sys
 out = sys.argv[1]
 rows = [json.loads(l) for l in open(f"{out}/results.jsonl") if l.strip()]
-keys = ["events_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "rss_max_mb", "server_cpu_cores", "non_200", "errors"]
+keys = ["events_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "rss_max_mb", "server_cpu_cores", "loadgen_cpu_cores", "non_200", "errors"]
 print(f"{'run':14} {'n':>2} " + " ".join(f"{k:>16}" for k in keys) + "  zero_loss")
 summary = {}
 for label in dict.fromkeys(r["label"] for r in rows):

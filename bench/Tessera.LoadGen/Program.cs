@@ -27,7 +27,10 @@ admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Beare
 long? before = options.Verify ? await StoredEventsAsync(admin, url) : null;
 
 var sampler = pid is { } p ? new ProcessSampler(p, TimeSpan.FromMilliseconds(100)) : null;
+var ownCpu = Environment.CpuUsage.TotalTime;
+var ownClock = System.Diagnostics.Stopwatch.GetTimestamp();
 var result = await new LoadRunner(options, url, messages).RunAsync();
+var loadGenCores = (Environment.CpuUsage.TotalTime - ownCpu).TotalSeconds / System.Diagnostics.Stopwatch.GetElapsedTime(ownClock).TotalSeconds;
 if (sampler is not null) { await sampler.DisposeAsync(); }
 
 long? after = options.Verify ? await StoredEventsAsync(admin, url) : null;
@@ -62,6 +65,8 @@ var summary = new Dictionary<string, object?>
     ["rss_max_mb"] = sampler is null ? null : Math.Round(sampler.MaxRssKb / 1024.0, 1),
     ["rss_hwm_mb"] = sampler is null ? null : Math.Round(sampler.HwmKb / 1024.0, 1),
     ["server_cpu_cores"] = sampler is null ? null : Math.Round(sampler.CpuCores, 2),
+    ["loadgen_cpu_cores"] = Math.Round(loadGenCores, 2),
+    ["load_average"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : null,
 };
 
 Console.WriteLine($"  accepted {eventsPerSecond:N0} events/s ({eventsPerSecond / options.Batch:N1} requests/s), {result.Requests} requests measured");
@@ -74,7 +79,7 @@ if (options.Verify)
 
 if (sampler is not null)
 {
-    Console.WriteLine($"  server: RSS max {summary["rss_max_mb"]} MB (VmHWM {summary["rss_hwm_mb"]} MB), CPU {sampler.CpuCores:N2} cores");
+    Console.WriteLine($"  server: RSS max {summary["rss_max_mb"]} MB (VmHWM {summary["rss_hwm_mb"]} MB), CPU {sampler.CpuCores:N2} cores; load generator CPU {loadGenCores:N2} cores");
 }
 
 Console.WriteLine("RESULT " + JsonSerializer.Serialize(summary));
