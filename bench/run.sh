@@ -2,7 +2,7 @@
 # Builds Release and runs Tessera's whole benchmark set RUNS times (default 3), then prints medians:
 #   1. ceiling: Kestrel that parses each /v1/batch with JsonDocument and discards it, flat out;
 #   2. Tessera flat out (closed loop) on a fresh DuckDB store, with the zero-loss check;
-#   3. Tessera at 25,000 events/s (open loop) for latency;
+#   3. Tessera at 25,000 events/s (open loop) for latency, and the ceiling at the same rate (the machine's own latency floor);
 #   4. BenchmarkDotNet: raw DuckDB append, validation, JSON/gzip parse.
 # Every load run starts its own server on 127.0.0.1 and stops it. Results: bench/results/<UTC time>/.
 # Usage: bench/run.sh [runs]   env: DURATION (s, default 20), WARMUP (s, default 10), CONNECTIONS (flat out, default 64),
@@ -44,6 +44,7 @@ for i in $(seq 1 "$runs"); do
   load ceiling --spawn ceiling --connections "$connections"
   load tessera-flat --spawn tessera --connections "$connections" --server-log "$out/tessera-flat-$i.log"
   load tessera-25k --spawn tessera --rate "$rate" --connections "$rate_connections" --server-log "$out/tessera-25k-$i.log"
+  load ceiling-25k --spawn ceiling --rate "$rate" --connections "$rate_connections"
   if [ -z "${SKIP_BDN:-}" ]; then
     echo "-- BenchmarkDotNet"
     (cd "$out" && mkdir -p "bdn-$i" && cd "bdn-$i" && dotnet "../../../Tessera.Benchmarks/bin/Release/net10.0/Tessera.Benchmarks.dll" --filter '*' > bdn.log 2>&1) \
@@ -56,15 +57,17 @@ python3 - "$out" <<'PY'
 import glob, json, statistics as st, sys
 out = sys.argv[1]
 rows = [json.loads(l) for l in open(f"{out}/results.jsonl") if l.strip()]
-keys = ["events_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "rss_max_mb", "server_cpu_cores", "loadgen_cpu_cores", "non_200", "errors"]
-print(f"{'run':14} {'n':>2} " + " ".join(f"{k:>16}" for k in keys) + "  zero_loss")
+for r in rows:  # server CPU time per accepted event, the figure least moved by other load on the machine
+    r["server_us_per_event"] = round(r["server_cpu_cores"] / r["events_per_s"] * 1e6, 1) if r.get("server_cpu_cores") and r["events_per_s"] else None
+keys = ["events_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "rss_max_mb", "server_cpu_cores", "server_us_per_event", "loadgen_cpu_cores", "non_200", "errors"]
+print(f"{'run':14} {'n':>2} " + " ".join(f"{k:>19}" for k in keys) + "  zero_loss")
 summary = {}
 for label in dict.fromkeys(r["label"] for r in rows):
     rs = [r for r in rows if r["label"] == label]
     med = {k: st.median([r[k] for r in rs if r.get(k) is not None]) if any(r.get(k) is not None for r in rs) else None for k in keys}
     loss = [r["zero_loss"] for r in rs]
     summary[label] = dict(med, runs=len(rs), zero_loss=loss, each_events_per_s=[r["events_per_s"] for r in rs], each_p99_ms=[r["p99_ms"] for r in rs])
-    print(f"{label:14} {len(rs):>2} " + " ".join(f"{'-' if med[k] is None else med[k]:>16}" for k in keys) + f"  {loss}")
+    print(f"{label:14} {len(rs):>2} " + " ".join(f"{'-' if med[k] is None else med[k]:>19}" for k in keys) + f"  {loss}")
 bdn = {}
 for f in glob.glob(f"{out}/bdn-*/BenchmarkDotNet.Artifacts/results/*-report-brief.json"):
     for b in json.load(open(f))["Benchmarks"]:
