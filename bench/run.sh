@@ -35,7 +35,8 @@ loadgen=bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll
 load() {  # name, loadgen args...
   local name=$1; shift
   echo "-- $name (load average $(cut -d' ' -f1 /proc/loadavg))"
-  dotnet "$loadgen" --label "$name" --duration "$duration" --warmup "$warmup" "$@" | tee -a "$out/$name.txt" | grep -v '^RESULT' || true
+  # The writer's debug log gives each group commit's size and time (summarised below); one line per commit.
+  env 'Logging__LogLevel__Tessera.Server.Collection.EventWriter=Debug' dotnet "$loadgen" --label "$name" --duration "$duration" --warmup "$warmup" "$@" | tee -a "$out/$name.txt" | grep -v '^RESULT' || true
   grep '^RESULT' "$out/$name.txt" | tail -1 | cut -c8- >> "$out/results.jsonl"
 }
 
@@ -79,6 +80,18 @@ if bdn:
         rate = f"  = {1e9 / m:,.0f} per second" if "per row" in name or "per message" in name else ""
         print(f"  {name:58} {m:12,.1f} ns{rate}   (runs: {', '.join(f'{v:,.0f}' for v in values)})")
     summary["benchmarks_ns"] = {k: st.median(v) for k, v in bdn.items()}
+import re
+commits = {}
+for f in sorted(glob.glob(f"{out}/tessera-*-*.log")):
+    label = f.rsplit("/", 1)[1].rsplit("-", 1)[0]
+    for m in re.finditer(r"Group commit of (\d+) events from (\d+) requests took ([\d.]+) ms", open(f).read()):
+        commits.setdefault(label, []).append((int(m[1]), float(m[3])))
+if commits:
+    print("\nGroup commits (all runs): count, median rows, median / p99 / max ms, share of commits over 500 ms")
+    for label, cs in commits.items():
+        rows_, ms = sorted(c[0] for c in cs), sorted(c[1] for c in cs)
+        print(f"  {label:14} {len(cs):6} {st.median(rows_):8.0f} rows {st.median(ms):8.1f} / {ms[int(0.99 * (len(ms) - 1))]:8.1f} / {ms[-1]:8.1f} ms  {sum(m > 500 for m in ms) / len(ms):.1%}")
+    summary["commits"] = {k: dict(count=len(v), median_rows=st.median(c[0] for c in v), median_ms=st.median(c[1] for c in v), max_ms=max(c[1] for c in v)) for k, v in commits.items()}
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
 print(f"\nall results: {out}")
 PY
