@@ -9,7 +9,8 @@ namespace Tessera.Server.Collection;
 internal sealed class CollectionBody : IDisposable
 {
     private const int Limit = CollectionLimits.MaxBatchBytes;
-    private readonly byte[] _buffer = ArrayPool<byte>.Shared.Rent(Limit + 1);
+    private const int FirstGuess = 64 * 1024;
+    private byte[] _buffer = [];
 
     public enum Outcome { Ok, TooLarge, BadEncoding }
 
@@ -29,12 +30,17 @@ internal sealed class CollectionBody : IDisposable
             gzip = true;
         }
 
+        // The buffer fits the body, not the limit: renting 500 KB for every request would hold half a megabyte
+        // (the pool's bucket) per concurrent request. A declared length sizes it at once; otherwise it grows.
+        var declared = gzip ? null : request.ContentLength;
+        _buffer = ArrayPool<byte>.Shared.Rent(declared is { } n and <= Limit ? (int)n + 1 : FirstGuess);
         try
         {
             // Read at most one byte past the limit: that byte is enough to know the body is too large.
             while (Length <= Limit)
             {
-                var read = await body.ReadAsync(_buffer.AsMemory(Length, Limit + 1 - Length), cancellationToken);
+                if (Length == _buffer.Length) { Grow(); }
+                var read = await body.ReadAsync(_buffer.AsMemory(Length, Math.Min(_buffer.Length, Limit + 1) - Length), cancellationToken);
                 if (read == 0) { return Outcome.Ok; }
                 Length += read;
             }
@@ -49,6 +55,14 @@ internal sealed class CollectionBody : IDisposable
         {
             if (gzip) { await body.DisposeAsync(); }
         }
+    }
+
+    private void Grow()
+    {
+        var larger = ArrayPool<byte>.Shared.Rent(Math.Min(_buffer.Length * 2, Limit + 1));
+        _buffer.AsSpan(0, Length).CopyTo(larger);
+        ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = larger;
     }
 
     public bool TryParse(out JsonDocument? document, out string? error)
@@ -67,5 +81,9 @@ internal sealed class CollectionBody : IDisposable
         }
     }
 
-    public void Dispose() => ArrayPool<byte>.Shared.Return(_buffer);
+    public void Dispose()
+    {
+        if (_buffer.Length > 0) { ArrayPool<byte>.Shared.Return(_buffer); }
+        _buffer = [];
+    }
 }

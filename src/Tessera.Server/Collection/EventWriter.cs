@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Tessera.Core.Collection;
 using Tessera.Server.Hosting;
@@ -42,12 +43,35 @@ public sealed partial class EventWriter(IEventStore store, TesseraOptions option
         await base.StopAsync(cancellationToken);
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // The loop runs on a thread of its own: DuckDB's append and commit (fsync included) are synchronous native
+        // calls, and on a thread-pool worker they would hold one of the pool's few threads (two on a 2-core box)
+        // away from HTTP requests for every commit. Measured in docs/benchmarks.md.
+        var finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                CommitLoop();
+                finished.SetResult();
+            }
+            catch (Exception e)
+            {
+                finished.SetException(e);
+            }
+        })
+        { IsBackground = true, Name = "Tessera group commit" };
+        thread.Start();
+        return finished.Task;
+    }
+
+    private void CommitLoop()
     {
         var group = new List<Pending>();
         var events = new List<CollectedEvent>();
         // Not tied to stoppingToken: on shutdown the queue is completed and drained, never dropped.
-        while (await _queue.Reader.WaitToReadAsync(CancellationToken.None))
+        while (WaitForWork())
         {
             group.Clear();
             events.Clear();
@@ -57,10 +81,12 @@ public sealed partial class EventWriter(IEventStore store, TesseraOptions option
                 events.AddRange(next.Events);
             }
 
+            var started = Stopwatch.GetTimestamp();
             try
             {
-                var result = await store.AppendAsync(events, CancellationToken.None);
+                var result = store.AppendAsync(events, CancellationToken.None).GetAwaiter().GetResult();
                 foreach (var pending in group) { pending.Done.TrySetResult(result); }
+                LogCommitted(logger, events.Count, group.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
             catch (Exception e)
             {
@@ -69,6 +95,15 @@ public sealed partial class EventWriter(IEventStore store, TesseraOptions option
             }
         }
     }
+
+    private bool WaitForWork()
+    {
+        var wait = _queue.Reader.WaitToReadAsync(CancellationToken.None);
+        return wait.IsCompletedSuccessfully ? wait.Result : wait.AsTask().GetAwaiter().GetResult();
+    }
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Debug, Message = "Group commit of {Count} events from {Requests} requests took {Milliseconds:F1} ms")]
+    private static partial void LogCommitted(ILogger logger, int count, int requests, double milliseconds);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Error, Message = "A group commit of {Count} events failed; its requests were answered with an error")]
     private static partial void LogCommitFailed(ILogger logger, int count, Exception exception);

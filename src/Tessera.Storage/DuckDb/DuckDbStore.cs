@@ -45,7 +45,9 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
         }
 
         _writer = connection;
-        await ExecuteAsync($"SET memory_limit = '{options.MemoryLimitMb}MB'; SET threads = {options.Threads};", cancellationToken);
+        await ExecuteAsync(
+            $"SET memory_limit = '{options.MemoryLimitMb}MB'; SET threads = {options.Threads}; SET checkpoint_threshold = '{options.CheckpointThresholdMb}MB';",
+            cancellationToken);
         await MigrateAsync(cancellationToken);
         _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
         await LoadMessageIdsAsync(cancellationToken);

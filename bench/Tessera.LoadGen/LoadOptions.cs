@@ -1,0 +1,76 @@
+using System.Globalization;
+
+namespace Tessera.LoadGen;
+
+/// <summary>The load generator's settings, from <c>--name value</c> flags; every default is here.</summary>
+internal sealed class LoadOptions
+{
+    public string Url { get; set; } = "http://127.0.0.1:8080";
+    public string WriteKey { get; set; } = Environment.GetEnvironmentVariable("TESSERA_WRITE_KEY") ?? "wk_bench";
+    public string AdminToken { get; set; } = Environment.GetEnvironmentVariable("TESSERA_ADMIN_TOKEN") ?? "adm_bench";
+    public int Batch { get; set; } = 100;
+    public int Connections { get; set; } = 16;
+
+    /// <summary>Target events/s; 0 means flat out (closed loop: each connection sends its next batch when the last is answered).</summary>
+    public double Rate { get; set; }
+    public double Duration { get; set; } = 20;
+    public double Warmup { get; set; } = 3;
+
+    /// <summary>Check GET /api/stats before and after: stored = acknowledged. Off for the ceiling, which stores nothing.</summary>
+    public bool Verify { get; set; } = true;
+
+    /// <summary><c>tessera</c> or <c>ceiling</c>: start that server on a free port with a fresh data directory, run, stop it.</summary>
+    public string? Spawn { get; set; }
+    public string? Dll { get; set; }
+    public int? ServerPid { get; set; }
+
+    /// <summary>With --spawn: where to write the server's output when it stops.</summary>
+    public string? ServerLog { get; set; }
+    public string Label { get; set; } = "";
+    public int Seed { get; set; } = 42;
+    public double RequestTimeout { get; set; } = 30;
+
+    public static LoadOptions Parse(string[] args)
+    {
+        var o = new LoadOptions();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i];
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name}: needs a value");
+            double Number() => double.Parse(Next(), CultureInfo.InvariantCulture);
+            switch (name)
+            {
+                case "--url": o.Url = Next().TrimEnd('/'); break;
+                case "--write-key": o.WriteKey = Next(); break;
+                case "--admin-token": o.AdminToken = Next(); break;
+                case "--batch": o.Batch = (int)Number(); break;
+                case "--connections": o.Connections = (int)Number(); break;
+                case "--rate": o.Rate = Number(); break;
+                case "--duration": o.Duration = Number(); break;
+                case "--warmup": o.Warmup = Number(); break;
+                case "--no-verify": o.Verify = false; break;
+                case "--spawn": o.Spawn = Next(); break;
+                case "--dll": o.Dll = Next(); break;
+                case "--server-pid": o.ServerPid = (int)Number(); break;
+                case "--server-log": o.ServerLog = Next(); break;
+                case "--label": o.Label = Next(); break;
+                case "--seed": o.Seed = (int)Number(); break;
+                case "--timeout": o.RequestTimeout = Number(); break;
+                case "-h" or "--help": throw new ArgumentException(Usage);
+                default: throw new ArgumentException($"{name}: unknown flag\n{Usage}");
+            }
+        }
+
+        if (o.Spawn is not (null or "tessera" or "ceiling")) { throw new ArgumentException("--spawn: tessera or ceiling"); }
+        if (o.Spawn == "ceiling") { o.Verify = false; }
+        if (o.Batch is < 1 or > 2500) { throw new ArgumentException("--batch: 1 to 2500"); }
+        if (o.Connections < 1) { throw new ArgumentException("--connections: at least 1"); }
+        return o;
+    }
+
+    public const string Usage = """
+        usage: Tessera.LoadGen [--url http://127.0.0.1:8080 | --spawn tessera|ceiling [--dll path]] [--server-pid N] [--server-log FILE]
+                               [--batch 100] [--connections 16] [--rate EVENTS_PER_S (0 = flat out)]
+                               [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--label L]
+        """;
+}

@@ -1,0 +1,120 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Headers;
+
+namespace Tessera.LoadGen;
+
+/// <summary>
+/// Sends batches over a fixed number of connections for warm-up plus a measured window. Flat out, each connection
+/// sends its next batch as soon as the last is answered (closed loop). At a target rate, sends are scheduled on a
+/// fixed timetable and latency is counted from the scheduled time, not the actual send, so a stalled server is
+/// charged for every request it delayed (no coordinated omission).
+/// </summary>
+internal sealed class LoadRunner(LoadOptions options, string url, MessageFactory messages)
+{
+    private readonly ConcurrentDictionary<int, long> _statuses = new();
+    private long _errors;
+    private long _sequence;
+
+    public async Task<RunResult> RunAsync()
+    {
+        using var handler = new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = options.Connections,
+            UseProxy = false,
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
+        };
+        using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(options.RequestTimeout) };
+        var auth = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(options.WriteKey + ":")));
+        var target = new Uri(url + "/v1/batch");
+
+        var frequency = (double)Stopwatch.Frequency;
+        var start = Stopwatch.GetTimestamp() + (long)(0.05 * frequency);
+        var measureFrom = start + (long)(options.Warmup * frequency);
+        var end = measureFrom + (long)(options.Duration * frequency);
+        var interval = options.Rate > 0 ? frequency * options.Batch / options.Rate : 0;
+
+        var workers = new Task<WorkerResult>[options.Connections];
+        for (var w = 0; w < workers.Length; w++)
+        {
+            workers[w] = Task.Run(() => WorkAsync(client, target, auth, start, measureFrom, end, interval));
+        }
+
+        var results = await Task.WhenAll(workers);
+        var latencies = results.SelectMany(r => r.LatenciesMs).ToArray();
+        Array.Sort(latencies);
+        return new RunResult(
+            Requests: latencies.Length,
+            AckedInWindow: results.Sum(r => r.AckedInWindow),
+            AckedTotal: results.Sum(r => r.AckedTotal),
+            SentTotal: results.Sum(r => r.SentTotal),
+            LatenciesMs: latencies,
+            Statuses: new SortedDictionary<int, long>(_statuses),
+            Errors: Interlocked.Read(ref _errors),
+            Late: results.Sum(r => r.Late));
+    }
+
+    private sealed record WorkerResult(List<double> LatenciesMs, long AckedInWindow, long AckedTotal, long SentTotal, long Late);
+
+    private async Task<WorkerResult> WorkAsync(HttpClient client, Uri target, AuthenticationHeaderValue auth, long start, long measureFrom, long end, double interval)
+    {
+        var buffer = new byte[messages.MaxBatchBytes];
+        var latencies = new List<double>(4096);
+        long ackedInWindow = 0, ackedTotal = 0, sentTotal = 0, late = 0;
+        var toMs = 1000.0 / Stopwatch.Frequency;
+        while (true)
+        {
+            var sequence = Interlocked.Increment(ref _sequence) - 1;
+            long due;
+            if (interval > 0)
+            {
+                due = start + (long)(sequence * interval);
+                if (due >= end) { break; }
+                var wait = (due - Stopwatch.GetTimestamp()) * toMs;
+                if (wait > 1) { await Task.Delay(TimeSpan.FromMilliseconds(wait)); }
+                else if (wait < -5) { late++; }
+                while (Stopwatch.GetTimestamp() < due) { Thread.SpinWait(20); }
+            }
+            else
+            {
+                due = Math.Max(Stopwatch.GetTimestamp(), start);
+                if (due >= end) { break; }
+            }
+
+            var length = messages.Write(sequence, buffer);
+            using var content = new ByteArrayContent(buffer, 0, length);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            using var request = new HttpRequestMessage(HttpMethod.Post, target) { Content = content };
+            request.Headers.Authorization = auth;
+            sentTotal += options.Batch;
+            var status = 0;
+            try
+            {
+                using var response = await client.SendAsync(request, HttpCompletionOption.ResponseContentRead);
+                status = (int)response.StatusCode;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
+            {
+                Interlocked.Increment(ref _errors);
+            }
+
+            var done = Stopwatch.GetTimestamp();
+            if (status != 0) { _statuses.AddOrUpdate(status, 1, (_, n) => n + 1); }
+            if (status == 200) { ackedTotal += options.Batch; }
+            // Latency for every request due in the measured window; throughput for every 200 that came back in it.
+            if (due >= measureFrom) { latencies.Add((done - due) * toMs); }
+            if (status == 200 && done >= measureFrom && done <= end) { ackedInWindow += options.Batch; }
+        }
+
+        return new WorkerResult(latencies, ackedInWindow, ackedTotal, sentTotal, late);
+    }
+}
+
+internal sealed record RunResult(
+    int Requests, long AckedInWindow, long AckedTotal, long SentTotal, double[] LatenciesMs,
+    SortedDictionary<int, long> Statuses, long Errors, long Late)
+{
+    public double Percentile(double p) =>
+        LatenciesMs.Length == 0 ? double.NaN : LatenciesMs[Math.Clamp((int)Math.Ceiling(p / 100 * LatenciesMs.Length) - 1, 0, LatenciesMs.Length - 1)];
+}

@@ -1,0 +1,94 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Tessera.LoadGen;
+
+LoadOptions options;
+try
+{
+    options = LoadOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    await Console.Error.WriteLineAsync(e.Message);
+    return 2;
+}
+
+await using var server = options.Spawn is null ? null : await ServerProcess.StartAsync(options);
+var url = server?.Url ?? options.Url;
+var pid = server?.Pid ?? options.ServerPid;
+var messages = new MessageFactory(options.Batch, templates: 64, options.Seed);
+var mode = options.Rate > 0 ? $"open loop at {options.Rate:N0} events/s" : "flat out (closed loop)";
+Console.WriteLine($"{options.Label} → {url}/v1/batch: {mode}, batches of {options.Batch} (~{messages.AverageMessageBytes:N0} B/message), "
+    + $"{options.Connections} connections, {options.Warmup} s warm-up + {options.Duration} s measured{(pid is null ? "" : $", server pid {pid}")}");
+
+using var admin = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", options.AdminToken);
+long? before = options.Verify ? await StoredEventsAsync(admin, url) : null;
+
+var sampler = pid is { } p ? new ProcessSampler(p, TimeSpan.FromMilliseconds(100)) : null;
+var ownCpu = Environment.CpuUsage.TotalTime;
+var ownClock = System.Diagnostics.Stopwatch.GetTimestamp();
+var result = await new LoadRunner(options, url, messages).RunAsync();
+var loadGenCores = (Environment.CpuUsage.TotalTime - ownCpu).TotalSeconds / System.Diagnostics.Stopwatch.GetElapsedTime(ownClock).TotalSeconds;
+if (sampler is not null) { await sampler.DisposeAsync(); }
+
+long? after = options.Verify ? await StoredEventsAsync(admin, url) : null;
+long? stored = after - before;
+bool? zeroLoss = stored is { } s ? s == result.AckedTotal : null;
+
+var eventsPerSecond = result.AckedInWindow / options.Duration;
+var summary = new Dictionary<string, object?>
+{
+    ["label"] = options.Label,
+    ["mode"] = options.Rate > 0 ? "rate" : "flat",
+    ["target_events_per_s"] = options.Rate,
+    ["batch"] = options.Batch,
+    ["connections"] = options.Connections,
+    ["duration_s"] = options.Duration,
+    ["message_bytes"] = Math.Round(messages.AverageMessageBytes),
+    ["events_per_s"] = Math.Round(eventsPerSecond),
+    ["requests_per_s"] = Math.Round(eventsPerSecond / options.Batch, 1),
+    ["requests"] = result.Requests,
+    ["p50_ms"] = Math.Round(result.Percentile(50), 2),
+    ["p90_ms"] = Math.Round(result.Percentile(90), 2),
+    ["p99_ms"] = Math.Round(result.Percentile(99), 2),
+    ["max_ms"] = Math.Round(result.LatenciesMs.Length > 0 ? result.LatenciesMs[^1] : double.NaN, 2),
+    ["statuses"] = result.Statuses.ToDictionary(k => k.Key.ToString(CultureInfo.InvariantCulture), k => k.Value),
+    ["non_200"] = result.Statuses.Where(k => k.Key != 200).Sum(k => k.Value),
+    ["errors"] = result.Errors,
+    ["late_sends"] = result.Late,
+    ["sent_events"] = result.SentTotal,
+    ["acked_events"] = result.AckedTotal,
+    ["stored_events"] = stored,
+    ["zero_loss"] = zeroLoss,
+    ["rss_max_mb"] = sampler is null ? null : Math.Round(sampler.MaxRssKb / 1024.0, 1),
+    ["rss_hwm_mb"] = sampler is null ? null : Math.Round(sampler.HwmKb / 1024.0, 1),
+    ["server_cpu_cores"] = sampler is null ? null : Math.Round(sampler.CpuCores, 2),
+    ["loadgen_cpu_cores"] = Math.Round(loadGenCores, 2),
+    ["load_average"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : null,
+};
+
+Console.WriteLine($"  accepted {eventsPerSecond:N0} events/s ({eventsPerSecond / options.Batch:N1} requests/s), {result.Requests} requests measured");
+Console.WriteLine($"  latency ms: p50 {result.Percentile(50):N1}  p90 {result.Percentile(90):N1}  p99 {result.Percentile(99):N1}  max {summary["max_ms"]}");
+Console.WriteLine($"  statuses: {string.Join(", ", result.Statuses.Select(k => $"{k.Key}×{k.Value}"))}; transport errors {result.Errors}; sends >5 ms late {result.Late}");
+if (options.Verify)
+{
+    Console.WriteLine($"  loss check: sent {result.SentTotal}, acknowledged {result.AckedTotal}, stored {stored} → {(zeroLoss == true ? "zero loss" : "MISMATCH")}");
+}
+
+if (sampler is not null)
+{
+    Console.WriteLine($"  server: RSS max {summary["rss_max_mb"]} MB (VmHWM {summary["rss_hwm_mb"]} MB), CPU {sampler.CpuCores:N2} cores; load generator CPU {loadGenCores:N2} cores");
+}
+
+Console.WriteLine("RESULT " + JsonSerializer.Serialize(summary));
+return zeroLoss == false || result.AckedTotal == 0 ? 1 : 0;
+
+static async Task<long> StoredEventsAsync(HttpClient admin, string url)
+{
+    using var response = await admin.GetAsync(new Uri(url + "/api/stats"));
+    response.EnsureSuccessStatusCode();
+    using var document = JsonDocument.Parse(await response.Content.ReadAsStreamAsync());
+    return document.RootElement.GetProperty("events").GetInt64();
+}
