@@ -268,8 +268,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
                 INSERT INTO identity_changes SELECT * FROM identity_changes_rebuild;
                 DELETE FROM trait_changes;
                 INSERT INTO trait_changes SELECT * FROM trait_changes_rebuild;
-                UPDATE events SET profile_id = r.profile_id FROM event_profiles_rebuild r
-                    WHERE events.seq = r.seq AND events.profile_id IS DISTINCT FROM r.profile_id;
+                UPDATE events SET profile_id = r.profile_id FROM event_profiles_rebuild r WHERE events.seq = r.seq;
                 """, cancellationToken);
             if (addSeparation is { } s)
             {
@@ -300,14 +299,20 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
         using var command = Command(connection, $"SELECT {EventReader.Columns} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq", [afterSeq, upTo]);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var chunk = new List<(long Seq, CollectedEvent Event)>(10_000);
+        var storedUnder = new List<string?>(10_000);
         void Flush()
         {
             var processed = fresh.Process(chunk);
             if (rebuild is not null)
             {
+                // Only events whose profile changes are rewritten: a rebuild that changes little writes little.
                 using (var profiles = rebuild.CreateAppender("event_profiles_rebuild"))
                 {
-                    foreach (var p in processed) { profiles.CreateRow().AppendValue(p.Seq).AppendValue(p.ProfileId).EndRow(); }
+                    for (var i = 0; i < processed.Count; i++)
+                    {
+                        if (processed[i].ProfileId != storedUnder[i]) { profiles.CreateRow().AppendValue(processed[i].Seq).AppendValue(processed[i].ProfileId).EndRow(); }
+                    }
+
                     profiles.Close();
                 }
 
@@ -315,12 +320,14 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
             }
 
             chunk.Clear();
+            storedUnder.Clear();
         }
 
         while (await reader.ReadAsync(cancellationToken))
         {
             var stored = EventReader.Read(reader);
             chunk.Add((stored.Seq, stored.Message));
+            storedUnder.Add(stored.ProfileId);
             if (chunk.Count == chunk.Capacity) { Flush(); }
         }
 
