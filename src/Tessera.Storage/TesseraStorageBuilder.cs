@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Tessera.Storage.DuckDb;
 using Tessera.Storage.Events;
+using Tessera.Storage.Postgres;
 using Tessera.Storage.Settings;
 using Tessera.Storage.Sources;
 
@@ -14,6 +15,13 @@ public sealed class TesseraStorageBuilder
     public TesseraStorageBuilder UseDuckDb(DuckDbStoreOptions options)
     {
         Factory = _ => new DuckDbStore(options);
+        return this;
+    }
+
+    /// <summary>The shared store: a PostgreSQL database that several Tessera processes may use at once.</summary>
+    public TesseraStorageBuilder UsePostgres(PostgresStoreOptions options)
+    {
+        Factory = _ => new PostgresStore(options);
         return this;
     }
 
@@ -32,7 +40,7 @@ public static class StorageServiceCollectionExtensions
     {
         var builder = new TesseraStorageBuilder();
         configure(builder);
-        var factory = builder.Factory ?? throw new InvalidOperationException("No store chosen: call UseDuckDb or Use.");
+        var factory = builder.Factory ?? throw new InvalidOperationException("No store chosen: call UseDuckDb, UsePostgres or Use.");
         services.AddSingleton(factory);
         services.AddSingleton<IEventStore>(sp => sp.GetRequiredService<ITesseraStore>());
         services.AddSingleton<ISourceStore>(sp => sp.GetRequiredService<ITesseraStore>());

@@ -22,6 +22,21 @@ internal static class EventReader
         if (query.SourceId is { } sourceId) { yield return ("source_id =", sourceId); }
     }
 
+    /// <summary>
+    /// The page query, the same text for every store: <paramref name="addParameter"/> binds a value and returns its
+    /// placeholder (both DuckDB and Npgsql take <c>$1, $2, ...</c>). One row more than the limit tells whether a next page exists.
+    /// </summary>
+    public static string PageSql(EventQuery query, Func<object, string> addParameter)
+    {
+        var where = new List<string>();
+        foreach (var (condition, value) in Filters(query)) { where.Add($"{condition} {addParameter(value)}"); }
+        return $"""
+            SELECT {Columns} FROM events
+            {(where.Count > 0 ? "WHERE " + string.Join(" AND ", where) : "")}
+            ORDER BY seq DESC LIMIT {query.Limit + 1}
+            """;
+    }
+
     public static async Task<EventPage> ReadPageAsync(DbCommand command, int limit, CancellationToken cancellationToken)
     {
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
