@@ -95,6 +95,8 @@ public sealed class PostgresStore : ITesseraStore
 
     public async Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken)
     {
+        if (events.Count == 0) { return default; }
+
         // A pair twice in this list is stored once: the first occurrence wins, as in the embedded store.
         var unique = new Dictionary<(string Source, string MessageId), CollectedEvent>(events.Count);
         foreach (var e in events) { unique.TryAdd((e.SourceId, e.MessageId), e); }

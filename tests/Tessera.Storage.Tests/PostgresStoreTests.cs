@@ -1,0 +1,121 @@
+using Npgsql;
+using Tessera.Core.Collection;
+using Tessera.Storage.Events;
+using Tessera.Storage.Postgres;
+using Tessera.Testing;
+
+namespace Tessera.Storage.Tests;
+
+/// <summary>
+/// The conformance suite over PostgreSQL (a fresh schema per test in the server named by <c>TESSERA_TEST_POSTGRES</c>),
+/// and what only a shared store must do: stay right when several stores write at once.
+/// </summary>
+public sealed class PostgresStoreTests : StoreConformanceTests
+{
+    private readonly (string Schema, string ConnectionString) _database = TestPostgres.NewSchema("conf");
+
+    protected override int LatestSchemaVersion => PostgresMigrations.Steps[^1].Version;
+
+    protected override ITesseraStore CreateStore(TimeSpan dedupWindow, int? migrateUpTo) =>
+        new PostgresStore(new PostgresStoreOptions(_database.ConnectionString) { DedupWindow = dedupWindow, MigrateUpTo = migrateUpTo });
+
+    protected override async Task InsertAtVersion1Async(IReadOnlyList<CollectedEvent> events)
+    {
+        await using var connection = new NpgsqlConnection(_database.ConnectionString);
+        await connection.OpenAsync();
+        foreach (var e in events)
+        {
+            await using var command = new NpgsqlCommand("""
+                INSERT INTO events (message_id, source_id, type, event, user_id, anonymous_id, group_id, previous_id,
+                                    timestamp, original_timestamp, sent_at, received_at, raw)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                """, connection);
+            foreach (var value in new object?[] { e.MessageId, e.SourceId, e.Type.Name(), e.Event, e.UserId, e.AnonymousId, e.GroupId, e.PreviousId, e.Timestamp, e.OriginalTimestamp, e.SentAt, e.ReceivedAt, e.Raw })
+            {
+                command.Parameters.Add(new NpgsqlParameter { Value = value ?? DBNull.Value });
+            }
+
+            await command.ExecuteNonQueryAsync();
+        }
+    }
+
+    protected override async Task<int> SchemaVersionAsync() =>
+        Convert.ToInt32(await TestPostgres.ScalarAsync(_database.ConnectionString, "SELECT max(version) FROM schema_migrations"), System.Globalization.CultureInfo.InvariantCulture);
+
+    protected override Task CleanUpAsync() => TestPostgres.DropSchemaAsync(_database.Schema);
+
+    [Fact]
+    public async Task two_stores_appending_the_same_message_ids_at_once_store_each_exactly_once()
+    {
+        // Two stores are two connection pools, as two Tessera processes would have.
+        var first = await OpenAsync();
+        var second = await OpenAsync();
+        var batches = Enumerable.Range(0, 20)
+            .Select(b => Enumerable.Range(0, 200).Select(i => Event($"m-{(b * 100) + i}")).ToList())
+            .ToList();
+
+        var results = await Task.WhenAll(batches.SelectMany(batch => new[]
+        {
+            Task.Run(() => first.AppendAsync(batch, CancellationToken.None)),
+            Task.Run(() => second.AppendAsync(batch.AsEnumerable().Reverse().ToList(), CancellationToken.None)),
+        }));
+
+        var distinct = batches.SelectMany(b => b).Select(e => e.MessageId).Distinct().Count();
+        Assert.Equal(distinct, results.Sum(r => r.Stored));
+        var stored = await ReadAllAsync(first);
+        Assert.Equal(distinct, stored.Count);
+        Assert.Equal(distinct, stored.Select(e => e.Message.MessageId).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task stores_opening_an_empty_schema_at_once_migrate_it_once()
+    {
+        var stores = Enumerable.Range(0, 4).Select(_ => CreateStore(TimeSpan.FromDays(7), null)).ToList();
+        try
+        {
+            await Task.WhenAll(stores.Select(s => Task.Run(() => s.OpenAsync(CancellationToken.None))));
+
+            Assert.Equal(
+                (long)PostgresMigrations.Steps.Count,
+                await TestPostgres.ScalarAsync(_database.ConnectionString, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(new AppendResult(1, 0), await stores[3].AppendAsync([Event("m-1")], CancellationToken.None));
+        }
+        finally
+        {
+            foreach (var s in stores) { await s.DisposeAsync(); }
+        }
+    }
+
+    [Fact]
+    public async Task an_unreachable_server_is_unavailable_and_the_message_names_where_it_looked()
+    {
+        var port = TesseraProcess.FreePort();
+        await using var store = new PostgresStore(new PostgresStoreOptions($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Timeout=3"));
+
+        var error = await Assert.ThrowsAsync<StoreUnavailableException>(() => store.OpenAsync(CancellationToken.None));
+
+        Assert.Contains($"127.0.0.1:{port}", error.Message, StringComparison.Ordinal);
+        Assert.False(await store.IsAvailableAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task a_database_that_does_not_exist_is_reported_in_words_an_operator_can_act_on()
+    {
+        var builder = new NpgsqlConnectionStringBuilder(TestPostgres.ConnectionString) { Database = "no_such_database_here" };
+        await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString));
+
+        var error = await Assert.ThrowsAsync<StoreException>(() => store.OpenAsync(CancellationToken.None));
+
+        Assert.Contains("does not exist", error.Message, StringComparison.Ordinal);
+        Assert.Contains("--postgres", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task a_malformed_connection_string_is_refused_before_connecting()
+    {
+        var error = Assert.Throws<StoreException>(() => new PostgresStore(new PostgresStoreOptions("Hots=db;;Nonsense")));
+
+        Assert.Contains("--postgres", error.Message, StringComparison.Ordinal);
+        await Task.CompletedTask;
+    }
+}
