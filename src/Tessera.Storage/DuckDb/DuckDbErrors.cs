@@ -12,7 +12,8 @@ internal static class DuckDbErrors
         {
             return new StoreException(
                 $"The data file {path} is in use by another Tessera process (DuckDB allows one process per file). " +
-                "Stop that process, or send the data to it over HTTP, or point --data-dir elsewhere.", error) { Sql = sql };
+                "Stop that process, or send the data to it over HTTP, or point --data-dir elsewhere.", error)
+            { Sql = sql };
         }
 
         if (text.Contains("No space left", StringComparison.OrdinalIgnoreCase))
