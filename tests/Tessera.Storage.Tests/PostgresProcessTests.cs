@@ -55,8 +55,11 @@ public sealed class PostgresProcessTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public async Task postgres_restart_answers_503_then_recovers_without_losing_acknowledged_events()
+    /// <param name="mode"><c>fast</c>: an operator's restart (clients get admin_shutdown); <c>immediate</c>: a crash, then recovery.</param>
+    [Theory]
+    [InlineData("fast")]
+    [InlineData("immediate")]
+    public async Task postgres_restart_answers_503_then_recovers_without_losing_acknowledged_events(string mode)
     {
         // A private cluster: stopping the shared one would break every other test using it meanwhile.
         await using var cluster = await PostgresCluster.StartNewAsync();
@@ -82,7 +85,7 @@ public sealed class PostgresProcessTests(ITestOutputHelper output)
         })).ToArray();
 
         await WaitForAsync(() => answers.Count(x => x.Status == HttpStatusCode.OK) >= 10, "acknowledged events before the restart");
-        await cluster.StopAsync("fast");
+        await cluster.StopAsync(mode);
         var down = DateTime.UtcNow;
         await WaitForAsync(() => answers.Any(x => x.At > down && x.Status == HttpStatusCode.ServiceUnavailable), "a 503 while PostgreSQL is down");
         using (var whileDown = await health.GetAsync("health"))
@@ -103,7 +106,7 @@ public sealed class PostgresProcessTests(ITestOutputHelper output)
         await Task.WhenAll(load);
 
         var all = answers.ToArray();
-        output.WriteLine($"answers: {all.Count(x => x.Status == HttpStatusCode.OK)} x 200, {all.Count(x => x.Status == HttpStatusCode.ServiceUnavailable)} x 503; reconnected {(all.First(x => x.At > up && x.Status == HttpStatusCode.OK).At - up).TotalMilliseconds:F0} ms after start");
+        output.WriteLine($"stop -m {mode}: answers: {all.Count(x => x.Status == HttpStatusCode.OK)} x 200, {all.Count(x => x.Status == HttpStatusCode.ServiceUnavailable)} x 503; reconnected {(all.First(x => x.At > up && x.Status == HttpStatusCode.OK).At - up).TotalMilliseconds:F0} ms after start");
         Assert.Equal(0, okWhileDown);
         Assert.All(all, x => Assert.Contains(x.Status, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable }));
         Assert.All(all.Where(x => x.Status == HttpStatusCode.ServiceUnavailable), x => Assert.True(x.RetryAfter, "a 503 without Retry-After"));

@@ -87,6 +87,22 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
+    public async Task remembered_message_ids_older_than_the_window_are_purged()
+    {
+        var store = new PostgresStore(new PostgresStoreOptions(_database.ConnectionString) { DedupWindow = TimeSpan.FromHours(1), PurgeInterval = TimeSpan.Zero });
+        await using (store)
+        {
+            await store.OpenAsync(CancellationToken.None);
+            await store.AppendAsync([Event("old", receivedAt: DateTimeOffset.UtcNow.AddHours(-2))], CancellationToken.None);
+
+            await store.AppendAsync([Event("new")], CancellationToken.None);
+
+            Assert.Equal("new", await TestPostgres.ScalarAsync(_database.ConnectionString, "SELECT string_agg(message_id, ',') FROM message_ids"));
+            Assert.Equal(2L, await TestPostgres.ScalarAsync(_database.ConnectionString, "SELECT count(*) FROM events"));
+        }
+    }
+
+    [Fact]
     public async Task an_unreachable_server_is_unavailable_and_the_message_names_where_it_looked()
     {
         var port = TesseraProcess.FreePort();
