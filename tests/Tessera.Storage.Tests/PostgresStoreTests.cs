@@ -103,6 +103,19 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
+    public async Task the_schema_named_by_search_path_is_created_as_postgresql_reads_the_name()
+    {
+        var upper = _database.Schema.ToUpperInvariant();
+        var builder = new NpgsqlConnectionStringBuilder(TestPostgres.ConnectionString) { SearchPath = upper + ", public" };
+        await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString));
+
+        await store.OpenAsync(CancellationToken.None);
+        await store.AppendAsync([Event("m-1")], CancellationToken.None);
+
+        Assert.Equal(1L, await TestPostgres.ScalarAsync(TestPostgres.ConnectionString, $"SELECT count(*) FROM {_database.Schema}.events"));
+    }
+
+    [Fact]
     public async Task an_unreachable_server_is_unavailable_and_the_message_names_where_it_looked()
     {
         var port = TesseraProcess.FreePort();

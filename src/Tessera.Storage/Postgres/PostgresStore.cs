@@ -49,7 +49,7 @@ public sealed class PostgresStore : ITesseraStore
             throw new StoreException($"--postgres: '{e.Message}'; expected an Npgsql connection string such as \"Host=db;Username=tessera;Password=...;Database=tessera\".", e);
         }
 
-        _schema = _settings.SearchPath?.Split(',')[0].Trim() is { Length: > 0 } first ? first : null;
+        _schema = SchemaOf(_settings.SearchPath);
         _dataSource = NpgsqlDataSource.Create(_settings);
     }
 
@@ -320,6 +320,15 @@ public sealed class PostgresStore : ITesseraStore
 
     private static Task WriteTimeAsync(NpgsqlBinaryImporter copy, DateTimeOffset? value, CancellationToken cancellationToken) =>
         value is { } time ? copy.WriteAsync(time.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken) : copy.WriteNullAsync(cancellationToken);
+
+    /// <summary>The first schema of a search path, unquoted; null for none or <c>$user</c> (then PostgreSQL's own default applies).</summary>
+    private static string? SchemaOf(string? searchPath)
+    {
+        var first = searchPath?.Split(',')[0].Trim();
+        if (string.IsNullOrEmpty(first) || first == "$user") { return null; }
+        // As PostgreSQL reads it: a quoted name is taken as written, an unquoted one folds to lower case.
+        return first is ['"', .., '"'] ? first[1..^1].Replace("\"\"", "\"", StringComparison.Ordinal) : first.ToLowerInvariant();
+    }
 
     private static string QuoteIdentifier(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 }
