@@ -116,6 +116,58 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
+    public async Task connections_killed_by_an_administrator_fail_one_append_with_unavailable_then_the_pool_reconnects()
+    {
+        var application = $"tessera-kill-{Guid.NewGuid():N}";
+        var builder = new NpgsqlConnectionStringBuilder(_database.ConnectionString) { ApplicationName = application };
+        await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString));
+        await store.OpenAsync(CancellationToken.None);
+        await store.AppendAsync([Event("m-0")], CancellationToken.None);
+
+        await TestPostgres.ScalarAsync(TestPostgres.ConnectionString, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", application);
+        var failures = 0;
+        for (var i = 1; i <= 3; i++)
+        {
+            try
+            {
+                await store.AppendAsync([Event($"m-{i}")], CancellationToken.None);
+            }
+            catch (StoreUnavailableException)
+            {
+                failures++;
+            }
+        }
+
+        Assert.True(failures <= 1, $"{failures} appends failed after the kill; the pool should have reconnected after the first");
+        Assert.True(await store.IsAvailableAsync(CancellationToken.None));
+        Assert.Equal(4 - failures, (await store.GetStatsAsync(CancellationToken.None)).Events);
+    }
+
+    [Fact]
+    public async Task a_server_out_of_connections_is_unavailable_not_broken()
+    {
+        var role = $"tessera_limited_{Guid.NewGuid():N}"[..30];
+        await TestPostgres.ScalarAsync(TestPostgres.ConnectionString, $"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1");
+        try
+        {
+            var builder = new NpgsqlConnectionStringBuilder(TestPostgres.ConnectionString) { Username = role, Pooling = false };
+            await using var holder = new NpgsqlConnection(builder.ConnectionString);
+            await holder.OpenAsync();
+            await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString));
+
+            var error = await Assert.ThrowsAsync<StoreUnavailableException>(() => store.OpenAsync(CancellationToken.None));
+
+            Assert.Contains("no free connection", error.Message, StringComparison.Ordinal);
+            Assert.False(await store.IsAvailableAsync(CancellationToken.None));
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+            await TestPostgres.ScalarAsync(TestPostgres.ConnectionString, $"DROP ROLE IF EXISTS {role}");
+        }
+    }
+
+    [Fact]
     public async Task an_unreachable_server_is_unavailable_and_the_message_names_where_it_looked()
     {
         var port = TesseraProcess.FreePort();

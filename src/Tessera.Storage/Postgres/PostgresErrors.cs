@@ -34,7 +34,7 @@ internal static class PostgresErrors
                 PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow =>
                     new StoreUnavailableException($"{server} is shutting down or starting up ({p.MessageText}).", p),
                 PostgresErrorCodes.TooManyConnections or PostgresErrorCodes.ConfigurationLimitExceeded =>
-                    new StoreUnavailableException($"{server} has no free connection (max_connections reached); lower Maximum Pool Size in --postgres or raise max_connections.", p),
+                    new StoreUnavailableException($"{server} has no free connection ({p.MessageText}); lower Maximum Pool Size in --postgres or raise the server's connection limit.", p),
                 PostgresErrorCodes.DiskFull or PostgresErrorCodes.OutOfMemory or PostgresErrorCodes.InsufficientResources =>
                     new StoreUnavailableException($"{server} is out of resources ({p.MessageText}).", p),
                 PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure =>
