@@ -350,17 +350,11 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
     {
         using var connection = OpenReader();
         using var command = connection.CreateCommand();
-        var where = EventReader.Conditions(query, value =>
+        command.CommandText = EventReader.PageSql(query, value =>
         {
             command.Parameters.Add(new DuckDBParameter(value));
             return $"${command.Parameters.Count}";
         });
-
-        command.CommandText = $"""
-            SELECT {EventReader.Columns} FROM events
-            {(where.Count > 0 ? "WHERE " + string.Join(" AND ", where) : "")}
-            ORDER BY seq DESC LIMIT {query.Limit + 1}
-            """;
         return await EventReader.ReadPageAsync(command, query.Limit, cancellationToken);
     }
 
@@ -426,7 +420,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
     {
         await ExecuteAsync("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ)", cancellationToken);
         var current = await ScalarAsync<int>("SELECT coalesce(max(version), 0) FROM schema_migrations", cancellationToken);
-        foreach (var (version, description, sql) in DuckDbMigrations.Steps.Where(s => s.Version > current))
+        foreach (var (version, description, sql) in DuckDbMigrations.Steps.Where(s => s.Version > current && s.Version <= (options.MigrateUpTo ?? int.MaxValue)))
         {
             // One connection and one transaction per step: a step applies whole or not at all.
             using var connection = OpenReader();
