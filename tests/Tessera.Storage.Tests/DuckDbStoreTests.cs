@@ -13,7 +13,7 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     protected override int LatestSchemaVersion => DuckDbMigrations.Steps[^1].Version;
 
     protected override ITesseraStore CreateStore(TimeSpan dedupWindow, int? migrateUpTo) =>
-        new DuckDbStore(new DuckDbStoreOptions(_path) { DedupWindow = dedupWindow, MemoryLimitMb = 128, Threads = 1, MigrateUpTo = migrateUpTo });
+        new DuckDbStore(new DuckDbStoreOptions(_path) { DedupWindow = dedupWindow, MemoryLimitMb = 128, Threads = 1, MigrateUpTo = migrateUpTo }, NewEngine());
 
     protected override async Task InsertAtVersion1Async(IReadOnlyList<CollectedEvent> events)
     {

@@ -17,7 +17,7 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     protected override int LatestSchemaVersion => PostgresMigrations.Steps[^1].Version;
 
     protected override ITesseraStore CreateStore(TimeSpan dedupWindow, int? migrateUpTo) =>
-        new PostgresStore(new PostgresStoreOptions(_database.ConnectionString) { DedupWindow = dedupWindow, MigrateUpTo = migrateUpTo });
+        new PostgresStore(new PostgresStoreOptions(_database.ConnectionString) { DedupWindow = dedupWindow, MigrateUpTo = migrateUpTo }, NewEngine());
 
     protected override async Task InsertAtVersion1Async(IReadOnlyList<CollectedEvent> events)
     {
@@ -89,7 +89,7 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     [Fact]
     public async Task remembered_message_ids_older_than_the_window_are_purged()
     {
-        var store = new PostgresStore(new PostgresStoreOptions(_database.ConnectionString) { DedupWindow = TimeSpan.FromHours(1), PurgeInterval = TimeSpan.Zero });
+        var store = new PostgresStore(new PostgresStoreOptions(_database.ConnectionString) { DedupWindow = TimeSpan.FromHours(1), PurgeInterval = TimeSpan.Zero }, NewEngine());
         await using (store)
         {
             await store.OpenAsync(CancellationToken.None);
@@ -107,7 +107,7 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     {
         var upper = _database.Schema.ToUpperInvariant();
         var builder = new NpgsqlConnectionStringBuilder(TestPostgres.ConnectionString) { SearchPath = upper + ", public" };
-        await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString));
+        await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString), NewEngine());
 
         await store.OpenAsync(CancellationToken.None);
         await store.AppendAsync([Event("m-1")], CancellationToken.None);
@@ -120,7 +120,7 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     {
         var application = $"tessera-kill-{Guid.NewGuid():N}";
         var builder = new NpgsqlConnectionStringBuilder(_database.ConnectionString) { ApplicationName = application };
-        await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString));
+        await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString), NewEngine());
         await store.OpenAsync(CancellationToken.None);
         await store.AppendAsync([Event("m-0")], CancellationToken.None);
 
@@ -153,7 +153,7 @@ public sealed class PostgresStoreTests : StoreConformanceTests
             var builder = new NpgsqlConnectionStringBuilder(TestPostgres.ConnectionString) { Username = role, Pooling = false };
             await using var holder = new NpgsqlConnection(builder.ConnectionString);
             await holder.OpenAsync();
-            await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString));
+            await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString), NewEngine());
 
             var error = await Assert.ThrowsAsync<StoreUnavailableException>(() => store.OpenAsync(CancellationToken.None));
 
@@ -171,7 +171,7 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     public async Task an_unreachable_server_is_unavailable_and_the_message_names_where_it_looked()
     {
         var port = TesseraProcess.FreePort();
-        await using var store = new PostgresStore(new PostgresStoreOptions($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Timeout=3"));
+        await using var store = new PostgresStore(new PostgresStoreOptions($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Timeout=3"), NewEngine());
 
         var error = await Assert.ThrowsAsync<StoreUnavailableException>(() => store.OpenAsync(CancellationToken.None));
 
@@ -183,7 +183,7 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     public async Task a_database_that_does_not_exist_is_reported_in_words_an_operator_can_act_on()
     {
         var builder = new NpgsqlConnectionStringBuilder(TestPostgres.ConnectionString) { Database = "no_such_database_here" };
-        await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString));
+        await using var store = new PostgresStore(new PostgresStoreOptions(builder.ConnectionString), NewEngine());
 
         var error = await Assert.ThrowsAsync<StoreException>(() => store.OpenAsync(CancellationToken.None));
 
@@ -194,7 +194,7 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     [Fact]
     public async Task a_malformed_connection_string_is_refused_before_connecting()
     {
-        var error = Assert.Throws<StoreException>(() => new PostgresStore(new PostgresStoreOptions("Hots=db;;Nonsense")));
+        var error = Assert.Throws<StoreException>(() => new PostgresStore(new PostgresStoreOptions("Hots=db;;Nonsense"), NewEngine()));
 
         Assert.Contains("--postgres", error.Message, StringComparison.Ordinal);
         await Task.CompletedTask;

@@ -17,7 +17,7 @@ public abstract partial class StoreConformanceTests
             PreviousId = null,
             OriginalTimestamp = null,
             SentAt = null,
-            Raw = """{"type":"identify",  "messageId":"m-sparse", "traits":{"b":1,"a":2}}""",
+            Raw = """{"type":"identify",  "messageId":"m-sparse", "userId":"u-1", "traits":{"b":1,"a":2}}""",
         };
 
         var result = await store.AppendAsync([full, sparse], CancellationToken.None);
@@ -29,7 +29,9 @@ public abstract partial class StoreConformanceTests
         Assert.Equal(sparse, page.Items[0].Message);
         Assert.Equal(full, page.Items[1].Message);
         Assert.True(page.Items[0].Seq > page.Items[1].Seq);
-        Assert.All(page.Items, e => Assert.Null(e.ProfileId));
+        // Both carry user u-1, so the engine put them in one profile, and the events are stored under it.
+        Assert.All(page.Items, e => Assert.NotNull(e.ProfileId));
+        Assert.Equal(page.Items[0].ProfileId, page.Items[1].ProfileId);
     }
 
     [Fact]
@@ -79,7 +81,10 @@ public abstract partial class StoreConformanceTests
         Assert.Equal(["m-1", "m-3"], await Ids(new EventQuery(UserId: "u-1")));
         Assert.Equal(["m-1", "m-2"], await Ids(new EventQuery(AnonymousId: "a-1")));
         Assert.Equal(["m-4"], await Ids(new EventQuery(SourceId: "src_b")));
-        Assert.Empty(await Ids(new EventQuery(ProfileId: "p-none")));
+        Assert.Empty(await Ids(new EventQuery(ProfileIds: ["p-none"])));
+        Assert.Empty(await Ids(new EventQuery(ProfileIds: [])));
+        var u3 = store.Engine.FindByIdentifier(new Core.Identity.Identifier("user_id", "u-3"))!;
+        Assert.Equal(["m-4"], await Ids(new EventQuery(ProfileIds: ["p-none", u3])));
         Assert.Equal(["m-2"], await Ids(new EventQuery(Event: "Order Completed", SourceId: "src_a")));
         var newest = (await store.QueryAsync(new EventQuery(Limit: 1), CancellationToken.None)).Items[0];
         Assert.Equal(["m-1", "m-3"], await Ids(new EventQuery(Before: newest.Seq, UserId: "u-1")));

@@ -1,4 +1,6 @@
 using Tessera.Core.Collection;
+using Tessera.Core.Identity;
+using Tessera.Core.Profiles;
 
 namespace Tessera.Storage.Tests;
 
@@ -52,6 +54,9 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
         await CleanUpAsync();
     }
 
+    /// <summary>An engine with the default rules, as <c>tessera serve</c> makes without a rules file.</summary>
+    protected static ProfileEngine NewEngine() => new(IdentityRules.Default, ProfileRules.Default);
+
     /// <summary>A valid track message with every column filled; override what a test is about.</summary>
     protected static CollectedEvent Event(
         string messageId,
@@ -74,7 +79,11 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
             OriginalTimestamp: Now.AddSeconds(-4),
             SentAt: Now.AddSeconds(-1),
             ReceivedAt: receivedAt ?? Now,
-            Raw: $$$"""{"type":"{{{type.Name()}}}","messageId":"{{{messageId}}}","event":"{{{name}}}","properties":{"revenue":12.5,"text":"é ü \u0000 ✓"}}""");
+            Raw: $$$"""{"type":"{{{type.Name()}}}","messageId":"{{{messageId}}}",{{{IdentifierJson(userId, anonymousId)}}}"event":"{{{name}}}","properties":{"revenue":12.5,"text":"é ü \u0000 ✓"}}""");
+
+    /// <summary>The identifiers as the raw message carries them: the profile engine reads them from there.</summary>
+    protected static string IdentifierJson(string? userId, string? anonymousId) =>
+        (userId is null ? "" : $"\"userId\":\"{userId}\",") + (anonymousId is null ? "" : $"\"anonymousId\":\"{anonymousId}\",");
 
     protected static IReadOnlyList<CollectedEvent> Events(int count, string prefix = "m", string sourceId = "src_a") =>
         Enumerable.Range(0, count).Select(i => Event($"{prefix}-{i}", sourceId)).ToList();

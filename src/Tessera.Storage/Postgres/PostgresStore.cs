@@ -1,23 +1,26 @@
 using Npgsql;
 using NpgsqlTypes;
 using Tessera.Core.Collection;
+using Tessera.Core.Profiles;
 using Tessera.Storage.Events;
 using Tessera.Storage.Sources;
 
 namespace Tessera.Storage.Postgres;
 
 /// <summary>
-/// The shared store: one PostgreSQL database (or schema) that several Tessera processes write at once. Nothing that
-/// correctness depends on lives in one process's memory: dedup goes through the <c>message_ids</c> table in the same
-/// transaction as the events, and <c>seq</c> comes from the table's identity. Npgsql's pool replaces connections
-/// lost to a restart of the server by itself; after such a loss the pool is cleared so that idle dead connections
-/// are not tried one by one.
+/// The shared store: one PostgreSQL database (or schema) that several Tessera processes write at once. Dedup goes
+/// through the <c>message_ids</c> table in the same transaction as the events. Identity resolution is serialised
+/// across processes by an advisory lock per schema taken first in every append: the process holding it catches its
+/// <see cref="ProfileEngine"/> up with what the others committed, allocates seqs (so seq order is commit order),
+/// resolves its batch and commits events, identity log and trait changes together. Npgsql's pool replaces
+/// connections lost to a restart of the server by itself; after such a loss the pool is cleared so that idle dead
+/// connections are not tried one by one.
 /// </summary>
-public sealed class PostgresStore : ITesseraStore
+public sealed partial class PostgresStore : ITesseraStore
 {
     private const int MaxConflictRetries = 3;
     private const string CopyEvents =
-        "COPY events (message_id, source_id, type, event, user_id, anonymous_id, group_id, previous_id, profile_id, " +
+        "COPY events (seq, message_id, source_id, type, event, user_id, anonymous_id, group_id, previous_id, profile_id, " +
         "timestamp, original_timestamp, sent_at, received_at, raw) FROM STDIN (FORMAT BINARY)";
 
     // Claims the batch's (source, messageId) pairs. A pair already there counts as new again only when its last
@@ -37,9 +40,10 @@ public sealed class PostgresStore : ITesseraStore
     private readonly string? _schema;
     private long _nextPurgeTicks;
 
-    public PostgresStore(PostgresStoreOptions options)
+    public PostgresStore(PostgresStoreOptions options, ProfileEngine engine)
     {
         _options = options;
+        _engine = engine;
         try
         {
             _settings = new NpgsqlConnectionStringBuilder(options.ConnectionString);
@@ -76,6 +80,10 @@ public sealed class PostgresStore : ITesseraStore
             await transaction.CommitAsync(cancellationToken);
             return 0;
         }, cancellationToken);
+
+        if (_options.MigrateUpTo is { } upTo && upTo < 3) { return; }
+        await RestoreProfilesAsync(cancellationToken);
+        StartCatchUpLoop();
     }
 
     public async Task<bool> IsAvailableAsync(CancellationToken cancellationToken)
@@ -131,7 +139,33 @@ public sealed class PostgresStore : ITesseraStore
         (string Source, string MessageId)[] keys,
         CancellationToken cancellationToken)
     {
+        await _engineLock.WaitAsync(cancellationToken);
+        try
+        {
+            return await AppendLockedAsync(connection, events, unique, keys, cancellationToken);
+        }
+        catch
+        {
+            // The engine may hold this batch, which was not stored: the next append (or catch-up) rebuilds it from the tables.
+            _engineStale = true;
+            throw;
+        }
+        finally
+        {
+            _engineLock.Release();
+        }
+    }
+
+    private async Task<int> AppendLockedAsync(
+        NpgsqlConnection connection,
+        IReadOnlyList<CollectedEvent> events,
+        Dictionary<(string Source, string MessageId), CollectedEvent> unique,
+        (string Source, string MessageId)[] keys,
+        CancellationToken cancellationToken)
+    {
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        // First: one resolver at a time across processes, and everything the others committed is visible after it.
+        await LockAndCatchUpAsync(connection, cancellationToken);
         var fresh = new HashSet<(string, string)>(keys.Length);
         await using (var claim = new NpgsqlCommand(ClaimMessageIds, connection))
         {
@@ -146,33 +180,50 @@ public sealed class PostgresStore : ITesseraStore
         var stored = fresh.Count;
         if (stored > 0)
         {
-            await using var copy = await connection.BeginBinaryImportAsync(CopyEvents, cancellationToken);
             // In the order given, so seq follows arrival order within the batch.
+            var sequenced = new List<(long Seq, CollectedEvent Event)>(stored);
+            var seqs = await AllocateSeqsAsync(connection, stored, cancellationToken);
             foreach (var e in events)
             {
-                if (!fresh.Remove((e.SourceId, e.MessageId))) { continue; }
-                await copy.StartRowAsync(cancellationToken);
-                await copy.WriteAsync(e.MessageId, NpgsqlDbType.Text, cancellationToken);
-                await copy.WriteAsync(e.SourceId, NpgsqlDbType.Text, cancellationToken);
-                await copy.WriteAsync(e.Type.Name(), NpgsqlDbType.Text, cancellationToken);
-                await WriteTextAsync(copy, e.Event, cancellationToken);
-                await WriteTextAsync(copy, e.UserId, cancellationToken);
-                await WriteTextAsync(copy, e.AnonymousId, cancellationToken);
-                await WriteTextAsync(copy, e.GroupId, cancellationToken);
-                await WriteTextAsync(copy, e.PreviousId, cancellationToken);
-                await copy.WriteNullAsync(cancellationToken);
-                await copy.WriteAsync(e.Timestamp.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
-                await WriteTimeAsync(copy, e.OriginalTimestamp, cancellationToken);
-                await WriteTimeAsync(copy, e.SentAt, cancellationToken);
-                await copy.WriteAsync(e.ReceivedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
-                await copy.WriteAsync(e.Raw, NpgsqlDbType.Text, cancellationToken);
+                if (fresh.Remove((e.SourceId, e.MessageId))) { sequenced.Add((seqs[sequenced.Count], e)); }
             }
 
-            await copy.CompleteAsync(cancellationToken);
+            var processed = Engine.Process(sequenced);
+            await using (var copy = await connection.BeginBinaryImportAsync(CopyEvents, cancellationToken))
+            {
+                for (var i = 0; i < sequenced.Count; i++)
+                {
+                    var (seq, e) = sequenced[i];
+                    await copy.StartRowAsync(cancellationToken);
+                    await copy.WriteAsync(seq, NpgsqlDbType.Bigint, cancellationToken);
+                    await copy.WriteAsync(e.MessageId, NpgsqlDbType.Text, cancellationToken);
+                    await copy.WriteAsync(e.SourceId, NpgsqlDbType.Text, cancellationToken);
+                    await copy.WriteAsync(e.Type.Name(), NpgsqlDbType.Text, cancellationToken);
+                    await WriteTextAsync(copy, e.Event, cancellationToken);
+                    await WriteTextAsync(copy, e.UserId, cancellationToken);
+                    await WriteTextAsync(copy, e.AnonymousId, cancellationToken);
+                    await WriteTextAsync(copy, e.GroupId, cancellationToken);
+                    await WriteTextAsync(copy, e.PreviousId, cancellationToken);
+                    await WriteTextAsync(copy, processed[i].ProfileId, cancellationToken);
+                    await copy.WriteAsync(e.Timestamp.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
+                    await WriteTimeAsync(copy, e.OriginalTimestamp, cancellationToken);
+                    await WriteTimeAsync(copy, e.SentAt, cancellationToken);
+                    await copy.WriteAsync(e.ReceivedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
+                    await copy.WriteAsync(e.Raw, NpgsqlDbType.Text, cancellationToken);
+                }
+
+                await copy.CompleteAsync(cancellationToken);
+            }
+
+            await CopyProfileChangesAsync(connection, processed, "identity_changes", "trait_changes", cancellationToken);
+            // Durable on return: synchronous_commit waits for the WAL flush. Should the connection die during COMMIT the
+            // outcome is unknown and the caller answers 503; the client's resend is then dropped or stored by the dedup above
+            // (and the engine, marked stale, is rebuilt from what was committed).
+            await transaction.CommitAsync(cancellationToken);
+            _appliedSeq = sequenced[^1].Seq;
+            return stored;
         }
 
-        // Durable on return: synchronous_commit waits for the WAL flush. Should the connection die during COMMIT the
-        // outcome is unknown and the caller answers 503; the client's resend is then dropped or stored by the dedup above.
         await transaction.CommitAsync(cancellationToken);
         return stored;
     }
@@ -194,7 +245,8 @@ public sealed class PostgresStore : ITesseraStore
         {
             var events = await ScalarAsync<long>(connection, "SELECT count(*) FROM events", cancellationToken);
             var sources = await ScalarAsync<long>(connection, "SELECT count(*) FROM sources", cancellationToken);
-            return new StoreStats(events, sources, Profiles: 0, Identifiers: 0, Merges: 0, Segments: 0);
+            var (profiles, identifiers, merges) = Engine.Counts();
+            return new StoreStats(events, sources, profiles, identifiers, merges, Segments: 0);
         }, cancellationToken);
 
     public async Task<Source> CreateSourceAsync(string name, string workspace, string writeKey, CancellationToken cancellationToken)
@@ -235,7 +287,11 @@ public sealed class PostgresStore : ITesseraStore
             return (await ScalarAsync<string?>(connection, "SELECT value FROM settings WHERE key = $1", cancellationToken, key))!;
         }, cancellationToken);
 
-    public async ValueTask DisposeAsync() => await _dataSource.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await StopCatchUpLoopAsync();
+        await _dataSource.DisposeAsync();
+    }
 
     private static Source? First(IReadOnlyList<Source> sources) => sources.Count > 0 ? sources[0] : null;
 

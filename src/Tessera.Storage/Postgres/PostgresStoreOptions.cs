@@ -13,6 +13,12 @@ public sealed record PostgresStoreOptions(string ConnectionString)
     /// <summary>How often one process deletes remembered messageIds older than the window (space only: expiry is checked on insert).</summary>
     public TimeSpan PurgeInterval { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// How often an idle process applies the events other processes committed, so its profile reads stay fresh
+    /// (an appending process catches up anyway, under the resolution lock). Zero turns it off.
+    /// </summary>
+    public TimeSpan CatchUpInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>Stops migrating at this version; tests use it to build a database as an older release left it.</summary>
     internal int? MigrateUpTo { get; init; }
 }
