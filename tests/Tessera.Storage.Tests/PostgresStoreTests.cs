@@ -1,5 +1,6 @@
 using Npgsql;
 using Tessera.Core.Collection;
+using Tessera.Core.Identity;
 using Tessera.Storage.Events;
 using Tessera.Storage.Postgres;
 using Tessera.Testing;
@@ -66,6 +67,107 @@ public sealed class PostgresStoreTests : StoreConformanceTests
         Assert.Equal(distinct, stored.Count);
         Assert.Equal(distinct, stored.Select(e => e.Message.MessageId).Distinct().Count());
     }
+
+    [Fact]
+    public async Task two_stores_resolving_the_same_people_at_once_make_exactly_the_profiles_one_store_would()
+    {
+        var first = (PostgresStore)await OpenAsync();
+        var second = (PostgresStore)await OpenAsync();
+        var messages = PeopleMessages(100);
+
+        // Every person's three messages are spread over both stores, in batches appended at the same time.
+        var batches = messages.Chunk(6).ToList();
+        await Task.WhenAll(batches.Select((batch, i) => Task.Run(() => (i % 2 == 0 ? first : second).AppendAsync(batch, CancellationToken.None))));
+        await first.CatchUpAsync(CancellationToken.None);
+        await second.CatchUpAsync(CancellationToken.None);
+
+        // One engine fed the stored log in seq order: what a single process would have made.
+        var stored = await ReadAllAsync(first);
+        Assert.Equal(messages.Count, stored.Count);
+        var single = NewEngine();
+        var processed = single.Process([.. stored.OrderBy(e => e.Seq).Select(e => (e.Seq, e.Message))]);
+        Assert.Equal(processed.ToDictionary(p => p.Seq, p => p.ProfileId), stored.ToDictionary(e => e.Seq, e => e.ProfileId));
+        Assert.Equal((100L, 300L), (single.Counts().Profiles, single.Counts().Identifiers));
+        Assert.True(single.Counts().Merges > 0, "the shuffle should put some merges after both of their parts");
+        foreach (var store in new[] { first, second })
+        {
+            Assert.Equal(single.Counts(), store.Engine.Counts());
+            for (var i = 0; i < 100; i++)
+            {
+                var owner = single.FindByIdentifier(new Identifier("user_id", $"u-{i}"));
+                Assert.All(PersonIdentifiers(i), id => Assert.Equal(owner, store.Engine.FindByIdentifier(id)));
+                Assert.Equal(["first_name", "last_name", "plan"], store.Engine.Get(owner!)!.Traits.Keys.Where(k => k != "email").Order());
+            }
+        }
+
+        Assert.Equal(0L, await TestPostgres.ScalarAsync(_database.ConnectionString, """
+            SELECT count(*) FROM (SELECT id_type, id_value FROM identity_changes WHERE kind = 'Linked' GROUP BY 1, 2 HAVING count(*) > 1) twice
+            """));
+        Assert.Equal(300L, await TestPostgres.ScalarAsync(_database.ConnectionString, "SELECT count(*) FROM identity_changes WHERE kind = 'Linked'"));
+    }
+
+    [Fact]
+    public async Task a_reresolve_in_one_store_rebuilds_the_other_stores_profiles()
+    {
+        var first = (PostgresStore)await OpenAsync();
+        var second = (PostgresStore)await OpenAsync();
+        await AppendAnnAsync(first);
+        await second.CatchUpAsync(CancellationToken.None);
+        var device = new Identifier("anonymous_id", "a-2");
+        var user = new Identifier("user_id", "u-1");
+        Assert.Equal(second.Engine.FindByIdentifier(user), second.Engine.FindByIdentifier(device));
+        var merged = first.Engine.Get(first.Engine.FindByIdentifier(user)!)!;
+        var separation = new IdentitySeparation(device, [.. merged.Identifiers.Where(i => i != device)], Now, "test");
+
+        await first.ReresolveAsync(first.Engine.Fresh(separations: [separation]), apply: true, separation, CancellationToken.None);
+        await second.CatchUpAsync(CancellationToken.None);
+
+        Assert.NotEqual(second.Engine.FindByIdentifier(user), second.Engine.FindByIdentifier(device));
+        Assert.Equal(first.Engine.FindByIdentifier(device), second.Engine.FindByIdentifier(device));
+        Assert.Single(second.Engine.Separations);
+        // The second store appends on the rebuilt state: the separation holds there too.
+        await second.AppendAsync([Message("m-9", MessageType.Identify, """{"type":"identify","messageId":"m-9","anonymousId":"a-2","userId":"u-1"}""")], CancellationToken.None);
+        await first.CatchUpAsync(CancellationToken.None);
+        Assert.NotEqual(first.Engine.FindByIdentifier(user), first.Engine.FindByIdentifier(device));
+        Assert.Equal(first.Engine.Counts(), second.Engine.Counts());
+    }
+
+    [Fact]
+    public async Task a_computed_trait_defined_in_one_store_is_computed_in_the_other()
+    {
+        var first = (PostgresStore)await OpenAsync();
+        var second = (PostgresStore)await OpenAsync();
+        await AppendAnnAsync(first);
+
+        await first.SaveComputedTraitAsync(new Core.Profiles.ComputedTraitDefinition("orders", Core.Profiles.ComputedFunction.Count, "Order Completed"), CancellationToken.None);
+        await second.CatchUpAsync(CancellationToken.None);
+
+        var user = new Identifier("user_id", "u-1");
+        Assert.Equal("2", second.Engine.Get(second.Engine.FindByIdentifier(user)!)!.Computed["orders"]!.ToJsonString());
+        Assert.True(await second.DeleteComputedTraitAsync("orders", CancellationToken.None));
+        await first.CatchUpAsync(CancellationToken.None);
+        Assert.Empty(first.Engine.ComputedDefinitions);
+    }
+
+    /// <summary>
+    /// Person i: a track with anonymous id and email (context.traits), a track with the user id alone (a second
+    /// profile), then an identify with both that merges them. Shuffled, so the merge often lands before its parts.
+    /// </summary>
+    internal static List<CollectedEvent> PeopleMessages(int people)
+    {
+        var messages = Enumerable.Range(0, people).SelectMany(i => new[]
+        {
+            Message($"p{i}-1", MessageType.Track, $$$$"""{"type":"track","messageId":"p{{{{i}}}}-1","anonymousId":"a-{{{{i}}}}","event":"Viewed","context":{"traits":{"email":"person{{{{i}}}}@x.com","first_name":"F{{{{i}}}}"}}}"""),
+            Message($"p{i}-2", MessageType.Identify, $$$$"""{"type":"identify","messageId":"p{{{{i}}}}-2","userId":"u-{{{{i}}}}","traits":{"plan":"plan-{{{{i}}}}"}}"""),
+            Message($"p{i}-3", MessageType.Identify, $$$$"""{"type":"identify","messageId":"p{{{{i}}}}-3","anonymousId":"a-{{{{i}}}}","userId":"u-{{{{i}}}}","traits":{"last_name":"L{{{{i}}}}"}}"""),
+        }).ToList();
+        var random = new Random(7);
+        random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(messages));
+        return messages;
+    }
+
+    internal static Identifier[] PersonIdentifiers(int i) =>
+        [new("user_id", $"u-{i}"), new("anonymous_id", $"a-{i}"), new("email", $"person{i}@x.com")];
 
     [Fact]
     public async Task stores_opening_an_empty_schema_at_once_migrate_it_once()
