@@ -1,8 +1,14 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text;
+using System.Text.Json.Nodes;
 using Npgsql;
+using Tessera.Core.Identity;
+using Tessera.Core.Profiles;
+using Tessera.Storage.Events;
+using Tessera.Storage.Postgres;
 using Tessera.Testing;
 using Xunit.Abstractions;
 
@@ -48,6 +54,79 @@ public sealed class PostgresProcessTests(ITestOutputHelper output)
             Assert.Equal(stored.Count, stored.Distinct().Count());
             Assert.Subset(stored.ToHashSet(), acknowledged.Keys.ToHashSet());
             Assert.Equal((39 * 25) + 50, stored.Count);
+        }
+        finally
+        {
+            await TestPostgres.DropSchemaAsync(schema);
+        }
+    }
+
+    [Fact]
+    public async Task two_processes_receiving_the_same_people_at_once_make_exactly_the_profiles_one_process_would()
+    {
+        var (schema, connectionString) = TestPostgres.NewSchema("procid");
+        try
+        {
+            var started = await Task.WhenAll(
+                TesseraProcess.StartServeAsync(TempDirectory.Create("pgid-a"), "--store", "postgres", "--postgres", connectionString),
+                TesseraProcess.StartServeAsync(TempDirectory.Create("pgid-b"), "--store", "postgres", "--postgres", connectionString));
+            await using var a = started[0];
+            await using var b = started[1];
+            using var toA = Client(a.BaseAddress);
+            using var toB = Client(b.BaseAddress);
+
+            // 200 people, three messages each (anonymous id + email; user id alone; both), shuffled, half to each process, at once.
+            const int people = 200;
+            var messages = PostgresStoreTests.PeopleMessages(people);
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            await Parallel.ForEachAsync(messages.Chunk(10).Select((chunk, i) => (chunk, i)), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (batch, token) =>
+            {
+                var body = new StringContent("{\"batch\":[" + string.Join(',', batch.chunk.Select(m => m.Raw)) + "]}", Encoding.UTF8, "application/json");
+                using var response = await (batch.i % 2 == 0 ? toA : toB).PostAsync("v1/batch", body, token);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            });
+            output.WriteLine($"{messages.Count} messages through two processes in {watch.ElapsedMilliseconds} ms");
+
+            // What one process would make: one engine fed the stored log in seq order.
+            await using var reader = new PostgresStore(new PostgresStoreOptions(connectionString) { CatchUpInterval = TimeSpan.Zero }, new ProfileEngine(IdentityRules.Default, ProfileRules.Default));
+            await reader.OpenAsync(CancellationToken.None);
+            var stored = new List<StoredEvent>();
+            for (var query = new EventQuery(Limit: 1000); ;)
+            {
+                var page = await reader.QueryAsync(query, CancellationToken.None);
+                stored.AddRange(page.Items);
+                if (page.NextCursor is not { } next) { break; }
+                query = query with { Before = next };
+            }
+
+            Assert.Equal(messages.Count, stored.Count);
+            var single = new ProfileEngine(IdentityRules.Default, ProfileRules.Default);
+            var processed = single.Process([.. stored.OrderBy(e => e.Seq).Select(e => (e.Seq, e.Message))]);
+            Assert.Equal(processed.ToDictionary(p => p.Seq, p => p.ProfileId), stored.ToDictionary(e => e.Seq, e => e.ProfileId));
+
+            using var adminA = Admin(a.BaseAddress);
+            using var adminB = Admin(b.BaseAddress);
+            for (var i = 0; i < people; i++)
+            {
+                var expected = single.FindByIdentifier(new Core.Identity.Identifier("user_id", $"u-{i}"));
+                foreach (var identifier in PostgresStoreTests.PersonIdentifiers(i))
+                {
+                    // Each process answers from its own engine, caught up with the other's appends within a moment.
+                    foreach (var admin in new[] { adminA, adminB })
+                    {
+                        var profile = await ProfileWhenAsync(admin, identifier.ToString(), p => p?["id"]?.GetValue<string>() == expected);
+                        var traits = profile!["traits"]!.AsObject();
+                        Assert.Equal($"plan-{i}", traits["plan"]!.GetValue<string>());
+                        Assert.Equal($"F{i}", traits["first_name"]!.GetValue<string>());
+                        Assert.Equal($"L{i}", traits["last_name"]!.GetValue<string>());
+                    }
+                }
+            }
+
+            Assert.Equal(0L, await TestPostgres.ScalarAsync(connectionString, """
+                SELECT count(*) FROM (SELECT id_type, id_value FROM identity_changes WHERE kind = 'Linked' GROUP BY 1, 2 HAVING count(DISTINCT profile_id) > 1 OR count(*) > 1) twice
+                """));
+            Assert.Equal((long)people * 3, await TestPostgres.ScalarAsync(connectionString, "SELECT count(*) FROM identity_changes WHERE kind = 'Linked'"));
         }
         finally
         {
@@ -120,6 +199,27 @@ public sealed class PostgresProcessTests(ITestOutputHelper output)
         var client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(TestServer.WriteKey + ":")));
         return client;
+    }
+
+    private static HttpClient Admin(Uri baseAddress)
+    {
+        var client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", TestServer.AdminToken);
+        return client;
+    }
+
+    /// <summary>GET /api/profiles?identifier= until <paramref name="done"/> holds (10 s at most), then the last answer.</summary>
+    private static async Task<JsonObject?> ProfileWhenAsync(HttpClient admin, string identifier, Func<JsonObject?, bool> done)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            using var response = await admin.GetAsync($"api/profiles?identifier={Uri.EscapeDataString(identifier)}");
+            var profile = response.StatusCode == HttpStatusCode.NotFound ? null : await response.Content.ReadFromJsonAsync<JsonObject>();
+            if (done(profile)) { return profile; }
+            if (DateTime.UtcNow > deadline) { Assert.Fail($"{identifier}: after 10 s the process still answers {profile?.ToJsonString() ?? "404"}"); }
+            await Task.Delay(100);
+        }
     }
 
     private static StringContent Body(IEnumerable<string> messageIds) => new(
