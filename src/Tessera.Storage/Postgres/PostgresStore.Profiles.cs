@@ -90,8 +90,7 @@ public sealed partial class PostgresStore
             await _engineLock.WaitAsync(cancellationToken);
             try
             {
-                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-                await LockAndCatchUpAsync(connection, cancellationToken);
+                await using var transaction = await BeginResolvingAsync(connection, cancellationToken);
                 if (!await change(connection)) { return false; }
                 var generation = await ScalarAsync<long>(connection, "UPDATE identity_generation SET generation = generation + 1 RETURNING generation", cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
@@ -133,8 +132,7 @@ public sealed partial class PostgresStore
                 await _engineLock.WaitAsync(cancellationToken);
                 try
                 {
-                    await using var transaction = await rebuild.BeginTransactionAsync(cancellationToken);
-                    await LockAndCatchUpAsync(rebuild, cancellationToken);
+                    await using var transaction = await BeginResolvingAsync(rebuild, cancellationToken);
                     if (await ScalarAsync<long>(rebuild, "SELECT count(*) FROM identity_separations", cancellationToken) != separations)
                     {
                         throw new StoreException("Another Tessera process unmerged profiles during this re-resolution; run it again.");
@@ -215,11 +213,38 @@ public sealed partial class PostgresStore
     }
 
     /// <summary>
-    /// Takes the resolution lock (to the end of the current transaction), then brings the engine up to date: a rebuild
-    /// when another process re-resolved (or this one failed mid-append), else the events others committed since.
-    /// One round trip when nothing changed.
+    /// Begins a transaction that holds the resolution lock, with the engine caught up. When the engine must be rebuilt
+    /// (another process re-resolved, or this one failed mid-append), the lock is let go and the rebuild reads a
+    /// snapshot, so the other processes keep appending meanwhile; only a third attempt rebuilds under the lock.
     /// </summary>
-    private async Task LockAndCatchUpAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    private async Task<NpgsqlTransaction> BeginResolvingAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            try
+            {
+                if (await LockAndCatchUpAsync(connection, reloadUnderLock: attempt >= 3, cancellationToken)) { return transaction; }
+            }
+            catch
+            {
+                await transaction.DisposeAsync();
+                throw;
+            }
+
+            await transaction.DisposeAsync();
+            await using var snapshot = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+            await ReloadAsync(connection, cancellationToken);
+            await snapshot.CommitAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Takes the resolution lock (to the end of the current transaction), then brings the engine up to date with the
+    /// events others committed since; one round trip. False when the engine needs a rebuild instead and
+    /// <paramref name="reloadUnderLock"/> is not set.
+    /// </summary>
+    private async Task<bool> LockAndCatchUpAsync(NpgsqlConnection connection, bool reloadUnderLock, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(connection)
         {
@@ -250,11 +275,13 @@ public sealed partial class PostgresStore
 
         if (_engineStale || generation != _generation)
         {
+            if (!reloadUnderLock) { return false; }
             await ReloadAsync(connection, cancellationToken);
-            return;
+            return true;
         }
 
         Apply(missed);
+        return true;
     }
 
     /// <summary>Applies events other processes committed; what they produce was stored by those processes, so it is dropped.</summary>

@@ -144,12 +144,6 @@ public sealed partial class PostgresStore : ITesseraStore
         {
             return await AppendLockedAsync(connection, events, unique, keys, cancellationToken);
         }
-        catch
-        {
-            // The engine may hold this batch, which was not stored: the next append (or catch-up) rebuilds it from the tables.
-            _engineStale = true;
-            throw;
-        }
         finally
         {
             _engineLock.Release();
@@ -163,9 +157,8 @@ public sealed partial class PostgresStore : ITesseraStore
         (string Source, string MessageId)[] keys,
         CancellationToken cancellationToken)
     {
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         // First: one resolver at a time across processes, and everything the others committed is visible after it.
-        await LockAndCatchUpAsync(connection, cancellationToken);
+        await using var transaction = await BeginResolvingAsync(connection, cancellationToken);
         var fresh = new HashSet<(string, string)>(keys.Length);
         await using (var claim = new NpgsqlCommand(ClaimMessageIds, connection))
         {
@@ -188,6 +181,8 @@ public sealed partial class PostgresStore : ITesseraStore
                 if (fresh.Remove((e.SourceId, e.MessageId))) { sequenced.Add((seqs[sequenced.Count], e)); }
             }
 
+            // Until the commit, the engine holds a batch the tables may never have: if anything fails, it is rebuilt.
+            _engineStale = true;
             var processed = Engine.Process(sequenced);
             await using (var copy = await connection.BeginBinaryImportAsync(CopyEvents, cancellationToken))
             {
@@ -220,7 +215,8 @@ public sealed partial class PostgresStore : ITesseraStore
             // outcome is unknown and the caller answers 503; the client's resend is then dropped or stored by the dedup above
             // (and the engine, marked stale, is rebuilt from what was committed).
             await transaction.CommitAsync(cancellationToken);
-            _appliedSeq = sequenced[^1].Seq;
+            Volatile.Write(ref _appliedSeq, sequenced[^1].Seq);
+            _engineStale = false;
             return stored;
         }
 
