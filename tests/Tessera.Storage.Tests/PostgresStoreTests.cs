@@ -133,6 +133,29 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
+    public async Task a_store_that_missed_a_reresolve_rebuilds_its_profiles_before_its_next_append()
+    {
+        var first = (PostgresStore)await OpenAsync();
+        await using var second = new PostgresStore(new PostgresStoreOptions(_database.ConnectionString) { CatchUpInterval = TimeSpan.Zero }, NewEngine());
+        await second.OpenAsync(CancellationToken.None);
+        await AppendAnnAsync(first);
+        var device = new Identifier("anonymous_id", "a-2");
+        var user = new Identifier("user_id", "u-1");
+        var merged = first.Engine.Get(first.Engine.FindByIdentifier(user)!)!;
+        var separation = new IdentitySeparation(device, [.. merged.Identifiers.Where(i => i != device)], Now, "test");
+        await first.ReresolveAsync(first.Engine.Fresh(separations: [separation]), apply: true, separation, CancellationToken.None);
+
+        // The second store never caught up: its next append finds a newer generation and rebuilds before resolving.
+        await second.AppendAsync([Message("m-9", MessageType.Identify, """{"type":"identify","messageId":"m-9","anonymousId":"a-2","userId":"u-1"}""")], CancellationToken.None);
+
+        Assert.NotEqual(second.Engine.FindByIdentifier(user), second.Engine.FindByIdentifier(device));
+        Assert.Equal(0L, await TestPostgres.ScalarAsync(_database.ConnectionString, "SELECT count(*) FROM identity_changes WHERE kind = 'Merged'"));
+        await first.CatchUpAsync(CancellationToken.None);
+        Assert.Equal(first.Engine.Counts(), second.Engine.Counts());
+        Assert.Equal(first.Engine.FindByIdentifier(device), second.Engine.FindByIdentifier(device));
+    }
+
+    [Fact]
     public async Task a_computed_trait_defined_in_one_store_is_computed_in_the_other()
     {
         var first = (PostgresStore)await OpenAsync();
