@@ -11,7 +11,6 @@ public sealed class TesseraStorageBuilder
 {
     internal Func<IServiceProvider, ITesseraStore>? Factory { get; private set; }
 
-
     /// <summary>The store, made by its factory when first needed.</summary>
     public TesseraStorageBuilder Use(Func<IServiceProvider, ITesseraStore> factory)
     {

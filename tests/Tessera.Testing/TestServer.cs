@@ -18,6 +18,12 @@ public sealed class TestServer : IAsyncDisposable
     public const string AdminToken = "test-admin-token";
     public const string WriteKey = "test-write-key";
 
+    /// <summary>
+    /// Set to <c>postgres</c> (with <see cref="TestPostgres.Variable"/>) to run HTTP tests written for the embedded
+    /// store against PostgreSQL instead: each data directory gets its own schema (left behind for inspection).
+    /// </summary>
+    public const string StoreVariable = "TESSERA_TEST_STORE";
+
     private readonly WebApplication _app;
 
     private TestServer(WebApplication app, TesseraOptions options, Uri baseAddress)
@@ -59,6 +65,14 @@ public sealed class TestServer : IAsyncDisposable
             WriteKey = WriteKey,
             PrintBanner = false,
         };
+        if (Environment.GetEnvironmentVariable(StoreVariable) == "postgres")
+        {
+            // One schema per data directory, so a restart test that reuses the directory reopens the same store.
+            var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(options.DataDir))))[..20];
+            options.Store = "postgres";
+            options.Postgres = new Npgsql.NpgsqlConnectionStringBuilder(TestPostgres.ConnectionString) { SearchPath = $"srv_{hash}" }.ConnectionString;
+        }
+
         configure?.Invoke(options);
         var app = TesseraServer.Build(options, storage);
         await app.StartAsync();

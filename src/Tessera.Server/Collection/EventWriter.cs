@@ -88,6 +88,12 @@ public sealed partial class EventWriter(IEventStore store, TesseraOptions option
                 foreach (var pending in group) { pending.Done.TrySetResult(result); }
                 LogCommitted(logger, events.Count, group.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
+            catch (StoreUnavailableException e)
+            {
+                // Expected while the database restarts: one line per commit, not a stack trace each.
+                LogCommitUnavailable(logger, events.Count, e.Message);
+                foreach (var pending in group) { pending.Done.TrySetException(e); }
+            }
             catch (Exception e)
             {
                 LogCommitFailed(logger, events.Count, e);
@@ -104,6 +110,9 @@ public sealed partial class EventWriter(IEventStore store, TesseraOptions option
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Debug, Message = "Group commit of {Count} events from {Requests} requests took {Milliseconds:F1} ms")]
     private static partial void LogCommitted(ILogger logger, int count, int requests, double milliseconds);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "A group commit of {Count} events was refused, the store is unavailable: {Reason}; its requests were answered 503")]
+    private static partial void LogCommitUnavailable(ILogger logger, int count, string reason);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Error, Message = "A group commit of {Count} events failed; its requests were answered with an error")]
     private static partial void LogCommitFailed(ILogger logger, int count, Exception exception);

@@ -36,7 +36,18 @@ public sealed partial class StoreBootstrap(ITesseraStore store, TesseraOptions o
         {
             writeKey = wanted;
             var existing = await store.FindSourceByWriteKeyAsync(wanted, cancellationToken);
-            if (existing is null) { await store.CreateSourceAsync("default", "default", wanted, cancellationToken); }
+            if (existing is null)
+            {
+                try
+                {
+                    await store.CreateSourceAsync("default", "default", wanted, cancellationToken);
+                }
+                catch (StoreException)
+                {
+                    // Another process sharing the store may have created it a moment ago: then what we wanted exists.
+                    if (await store.FindSourceByWriteKeyAsync(wanted, cancellationToken) is null) { throw; }
+                }
+            }
         }
         else if (sources.Count == 0)
         {

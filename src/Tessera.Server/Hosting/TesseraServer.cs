@@ -4,6 +4,7 @@ using Tessera.Server.Collection;
 using Tessera.Server.Management;
 using Tessera.Storage;
 using Tessera.Storage.DuckDb;
+using Tessera.Storage.Postgres;
 
 namespace Tessera.Server.Hosting;
 
@@ -30,6 +31,7 @@ public static class TesseraServer
         builder.Services.AddSingleton<EventWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EventWriter>());
         builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<StoreUnavailableHandler>();
         builder.Services.AddCors(c => c.AddPolicy(CollectionApi.CorsPolicy, p => p
             .SetIsOriginAllowed(_ => true).AllowAnyHeader().AllowAnyMethod().AllowCredentials()));
 
@@ -52,6 +54,14 @@ public static class TesseraServer
         return options.Store switch
         {
             "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = options.DuckDbMemoryLimitMb }, engine),
+            "postgres" => new PostgresStore(
+                new PostgresStoreOptions(options.Postgres is { Length: > 0 } cs
+                    ? cs
+                    : throw new ArgumentException("--postgres: --store postgres needs an Npgsql connection string, e.g. --postgres \"Host=db;Username=tessera;Password=...;Database=tessera\"."))
+                {
+                    DedupWindow = options.DedupWindow,
+                },
+                engine),
             _ => throw new ArgumentException($"--store: '{options.Store}' is not a store Tessera knows; use duckdb or postgres."),
         };
     }

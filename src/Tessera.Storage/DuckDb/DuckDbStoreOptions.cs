@@ -21,4 +21,7 @@ public sealed record DuckDbStoreOptions(string Path)
 
     /// <summary>DuckDB worker threads for queries.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Stops migrating at this version; tests use it to build a file as an older release left it.</summary>
+    internal int? MigrateUpTo { get; init; }
 }

@@ -31,6 +31,20 @@ internal static class EventReader
         return conditions;
     }
 
+    /// <summary>
+    /// The page query, the same text for every store: <paramref name="addParameter"/> binds a value and returns its
+    /// placeholder (both DuckDB and Npgsql take <c>$1, $2, ...</c>). One row more than the limit tells whether a next page exists.
+    /// </summary>
+    public static string PageSql(EventQuery query, Func<object, string> addParameter)
+    {
+        var where = Conditions(query, addParameter);
+        return $"""
+            SELECT {Columns} FROM events
+            {(where.Count > 0 ? "WHERE " + string.Join(" AND ", where) : "")}
+            ORDER BY seq DESC LIMIT {query.Limit + 1}
+            """;
+    }
+
     public static async Task<EventPage> ReadPageAsync(DbCommand command, int limit, CancellationToken cancellationToken)
     {
         using var reader = await command.ExecuteReaderAsync(cancellationToken);

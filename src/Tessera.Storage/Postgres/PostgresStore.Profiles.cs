@@ -1,0 +1,485 @@
+using System.Data.Common;
+using Npgsql;
+using NpgsqlTypes;
+using Tessera.Core.Collection;
+using Tessera.Core.Identity;
+using Tessera.Core.Profiles;
+using Tessera.Storage.Events;
+using Tessera.Storage.Profiles;
+
+namespace Tessera.Storage.Postgres;
+
+/// <summary>
+/// Profiles on PostgreSQL. Every process keeps its own <see cref="ProfileEngine"/>; they agree because resolution is
+/// deterministic (a profile's id comes from the seq that created it) and each one applies the same log in seq order:
+/// its own batches under the resolution lock, the others' by catching up (under the lock before appending, and every
+/// <see cref="PostgresStoreOptions.CatchUpInterval"/> without it, which is safe because seqs are allocated under the
+/// lock and so commit in seq order). A re-resolution or a computed trait change bumps <c>identity_generation</c>;
+/// a process that sees a newer generation rebuilds its engine from the tables.
+/// </summary>
+public sealed partial class PostgresStore
+{
+    // Another class than the migration lock's (74551), the same key: the schema.
+    private const string ResolutionLock = "SELECT pg_advisory_xact_lock(74552, hashtext($1))";
+    private const string IdentityCopyColumns = "(seq, ordinal, kind, profile_id, other_profile_id, id_type, id_value, occurred_at, cause, detail, identifiers) FROM STDIN (FORMAT BINARY)";
+    private const string TraitCopyColumns = "(seq, profile_id, name, value, occurred_at, source_id) FROM STDIN (FORMAT BINARY)";
+    private const int ReplayPage = 10_000;
+
+    private readonly SemaphoreSlim _engineLock = new(1, 1);
+    private volatile ProfileEngine _engine;
+    private volatile bool _engineStale;
+    private long _appliedSeq;
+    private long _generation;
+    private HashSet<string> _storedComputed = [];
+    private CancellationTokenSource? _catchUpStop;
+    private Task? _catchUpLoop;
+
+    public ProfileEngine Engine => _engine;
+
+    /// <summary>The last seq this process's engine has applied (its own appends and the others' it caught up with).</summary>
+    internal long AppliedSeq => Volatile.Read(ref _appliedSeq);
+
+    public async Task<IReadOnlyList<IdentityChange>> GetIdentityChangesAsync(IReadOnlyCollection<string> profileIds, CancellationToken cancellationToken)
+    {
+        if (profileIds.Count == 0) { return []; }
+        return await RunAsync("read identity changes", connection => ReadAllAsync(
+            connection,
+            $"SELECT {ProfileRows.IdentityColumns} FROM identity_changes WHERE profile_id = ANY($1) OR other_profile_id = ANY($1) ORDER BY seq, ordinal",
+            ProfileRows.ReadIdentity, cancellationToken, (object)profileIds.ToArray()), cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<TraitChange>> GetTraitHistoryAsync(IReadOnlyCollection<string> profileIds, CancellationToken cancellationToken)
+    {
+        if (profileIds.Count == 0) { return []; }
+        return await RunAsync("read trait history", connection => ReadAllAsync(
+            connection,
+            $"SELECT {ProfileRows.TraitColumns} FROM trait_changes WHERE profile_id = ANY($1) ORDER BY seq, id",
+            ProfileRows.ReadTrait, cancellationToken, (object)profileIds.ToArray()), cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<ComputedTraitDefinition>> ListComputedTraitsAsync(CancellationToken cancellationToken) =>
+        await RunAsync("list computed traits", connection => ListComputedAsync(connection, cancellationToken), cancellationToken);
+
+    public async Task SaveComputedTraitAsync(ComputedTraitDefinition definition, CancellationToken cancellationToken) =>
+        await ChangeComputedAsync("save computed trait", async connection =>
+        {
+            await ExecuteAsync(
+                connection,
+                "INSERT INTO computed_traits (name, definition, created_at) VALUES ($1, $2, now()) ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition",
+                cancellationToken, definition.Name, ComputedTraitJson.Write(definition));
+            // Under the resolution lock and caught up: no event slips between the backfill and the live updates.
+            Engine.DefineComputed(definition);
+            await BackfillAsync(connection, Engine, definition, cancellationToken);
+            _storedComputed.Add(definition.Name);
+            return true;
+        }, cancellationToken);
+
+    public async Task<bool> DeleteComputedTraitAsync(string name, CancellationToken cancellationToken) =>
+        await ChangeComputedAsync("delete computed trait", async connection =>
+        {
+            if (await ExecuteAsync(connection, "DELETE FROM computed_traits WHERE name = $1", cancellationToken, name) == 0) { return false; }
+            Engine.RemoveComputed(name);
+            _storedComputed.Remove(name);
+            return true;
+        }, cancellationToken);
+
+    /// <summary>A computed trait change, made under the resolution lock and announced to the other processes by a new generation.</summary>
+    private async Task<bool> ChangeComputedAsync(string what, Func<NpgsqlConnection, Task<bool>> change, CancellationToken cancellationToken) =>
+        await RunAsync(what, async connection =>
+        {
+            await _engineLock.WaitAsync(cancellationToken);
+            try
+            {
+                await using var transaction = await BeginResolvingAsync(connection, cancellationToken);
+                if (!await change(connection)) { return false; }
+                var generation = await ScalarAsync<long>(connection, "UPDATE identity_generation SET generation = generation + 1 RETURNING generation", cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+                _generation = generation;
+                return true;
+            }
+            catch
+            {
+                _engineStale = true;
+                throw;
+            }
+            finally
+            {
+                _engineLock.Release();
+            }
+        }, cancellationToken);
+
+    public async Task<GraphComparison> ReresolveAsync(ProfileEngine fresh, bool apply, IdentitySeparation? addSeparation, CancellationToken cancellationToken) =>
+        await RunAsync("re-resolve identities", async rebuild =>
+        {
+            var target = apply ? rebuild : null;
+            try
+            {
+                if (apply)
+                {
+                    await ExecuteAsync(rebuild, """
+                        DROP TABLE IF EXISTS pg_temp.identity_changes_rebuild, pg_temp.trait_changes_rebuild, pg_temp.event_profiles_rebuild;
+                        CREATE TEMP TABLE identity_changes_rebuild (LIKE identity_changes);
+                        CREATE TEMP TABLE trait_changes_rebuild (LIKE trait_changes INCLUDING IDENTITY);
+                        CREATE TEMP TABLE event_profiles_rebuild (seq bigint NOT NULL, profile_id text);
+                        """, cancellationToken);
+                }
+
+                // Most of the log is replayed while every process keeps ingesting; only the tail waits for the lock.
+                var separations = await ScalarAsync<long>(rebuild, "SELECT count(*) FROM identity_separations", cancellationToken);
+                var upTo = await ScalarAsync<long>(rebuild, "SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
+                await ReplayAsync(rebuild, fresh, 0, upTo, target, cancellationToken);
+
+                await _engineLock.WaitAsync(cancellationToken);
+                try
+                {
+                    await using var transaction = await BeginResolvingAsync(rebuild, cancellationToken);
+                    if (await ScalarAsync<long>(rebuild, "SELECT count(*) FROM identity_separations", cancellationToken) != separations)
+                    {
+                        throw new StoreException("Another Tessera process unmerged profiles during this re-resolution; run it again.");
+                    }
+
+                    var last = await ScalarAsync<long>(rebuild, "SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
+                    await ReplayAsync(rebuild, fresh, upTo, last, target, cancellationToken);
+                    var comparison = Engine.CompareWith(fresh);
+                    if (!apply) { return comparison; }
+
+                    await ExecuteAsync(rebuild, """
+                        DELETE FROM identity_changes;
+                        INSERT INTO identity_changes SELECT * FROM identity_changes_rebuild;
+                        DELETE FROM trait_changes;
+                        INSERT INTO trait_changes (seq, profile_id, name, value, occurred_at, source_id)
+                            SELECT seq, profile_id, name, value, occurred_at, source_id FROM trait_changes_rebuild ORDER BY id;
+                        UPDATE events SET profile_id = r.profile_id FROM event_profiles_rebuild r
+                            WHERE events.seq = r.seq AND events.profile_id IS DISTINCT FROM r.profile_id;
+                        """, cancellationToken);
+                    if (addSeparation is { } s)
+                    {
+                        await ExecuteAsync(
+                            rebuild, "INSERT INTO identity_separations VALUES ($1, $2, $3, $4, $5)", cancellationToken,
+                            s.Identifier.Type, s.Identifier.Value, ProfileRows.IdentifiersJson(s.ApartFrom) ?? "[]", s.At.ToUniversalTime(), s.Reason);
+                    }
+
+                    // The other processes see the new generation and rebuild their engines from the swapped tables.
+                    var generation = await ScalarAsync<long>(rebuild, "UPDATE identity_generation SET generation = generation + 1 RETURNING generation", cancellationToken);
+                    await transaction.CommitAsync(cancellationToken);
+                    _engine = fresh;
+                    _generation = generation;
+                    Volatile.Write(ref _appliedSeq, last);
+                    return comparison;
+                }
+                finally
+                {
+                    _engineLock.Release();
+                }
+            }
+            finally
+            {
+                if (apply && rebuild.State == System.Data.ConnectionState.Open)
+                {
+                    await ExecuteAsync(rebuild, "DROP TABLE IF EXISTS pg_temp.identity_changes_rebuild, pg_temp.trait_changes_rebuild, pg_temp.event_profiles_rebuild", CancellationToken.None);
+                }
+            }
+        }, cancellationToken);
+
+    /// <summary>Feeds events with afterSeq &lt; seq &lt;= upTo through <paramref name="fresh"/>, a page at a time; copies its output to the rebuild tables when given a connection.</summary>
+    private static async Task ReplayAsync(NpgsqlConnection connection, ProfileEngine fresh, long afterSeq, long upTo, NpgsqlConnection? rebuild, CancellationToken cancellationToken)
+    {
+        while (afterSeq < upTo)
+        {
+            var page = await ReadAllAsync(
+                connection, $"SELECT {EventReader.Columns} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT {ReplayPage}",
+                r => EventReader.Read(r), cancellationToken, afterSeq, upTo);
+            if (page.Count == 0) { return; }
+            var processed = fresh.Process([.. page.Select(e => (e.Seq, e.Message))]);
+            if (rebuild is not null)
+            {
+                await using (var profiles = await rebuild.BeginBinaryImportAsync("COPY event_profiles_rebuild (seq, profile_id) FROM STDIN (FORMAT BINARY)", cancellationToken))
+                {
+                    foreach (var p in processed)
+                    {
+                        await profiles.StartRowAsync(cancellationToken);
+                        await profiles.WriteAsync(p.Seq, NpgsqlDbType.Bigint, cancellationToken);
+                        await WriteTextAsync(profiles, p.ProfileId, cancellationToken);
+                    }
+
+                    await profiles.CompleteAsync(cancellationToken);
+                }
+
+                await CopyProfileChangesAsync(rebuild, processed, "identity_changes_rebuild", "trait_changes_rebuild", cancellationToken);
+            }
+
+            afterSeq = page[^1].Seq;
+        }
+    }
+
+    /// <summary>
+    /// Begins a transaction that holds the resolution lock, with the engine caught up. When the engine must be rebuilt
+    /// (another process re-resolved, or this one failed mid-append), the lock is let go and the rebuild reads a
+    /// snapshot, so the other processes keep appending meanwhile; only a third attempt rebuilds under the lock.
+    /// </summary>
+    private async Task<NpgsqlTransaction> BeginResolvingAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            try
+            {
+                if (await LockAndCatchUpAsync(connection, reloadUnderLock: attempt >= 3, cancellationToken)) { return transaction; }
+            }
+            catch
+            {
+                await transaction.DisposeAsync();
+                throw;
+            }
+
+            await transaction.DisposeAsync();
+            await using var snapshot = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+            await ReloadAsync(connection, cancellationToken);
+            await snapshot.CommitAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Takes the resolution lock (to the end of the current transaction), then brings the engine up to date with the
+    /// events others committed since; one round trip. False when the engine needs a rebuild instead and
+    /// <paramref name="reloadUnderLock"/> is not set.
+    /// </summary>
+    private async Task<bool> LockAndCatchUpAsync(NpgsqlConnection connection, bool reloadUnderLock, CancellationToken cancellationToken)
+    {
+        await using var batch = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand(ResolutionLock) { Parameters = { new NpgsqlParameter { Value = _schema ?? "public" } } },
+                new NpgsqlBatchCommand("SELECT generation FROM identity_generation"),
+                new NpgsqlBatchCommand($"SELECT {EventReader.Columns} FROM events WHERE seq > $1 ORDER BY seq") { Parameters = { new NpgsqlParameter { Value = AppliedSeq } } },
+            },
+        };
+        long generation;
+        var missed = new List<(long Seq, CollectedEvent Event)>();
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
+        {
+            await reader.NextResultAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            generation = reader.GetInt64(0);
+            await reader.NextResultAsync(cancellationToken);
+            if (!_engineStale && generation == _generation)
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    var stored = EventReader.Read(reader);
+                    missed.Add((stored.Seq, stored.Message));
+                }
+            }
+        }
+
+        if (_engineStale || generation != _generation)
+        {
+            if (!reloadUnderLock) { return false; }
+            await ReloadAsync(connection, cancellationToken);
+            return true;
+        }
+
+        Apply(missed);
+        return true;
+    }
+
+    /// <summary>Applies events other processes committed; what they produce was stored by those processes, so it is dropped.</summary>
+    private void Apply(List<(long Seq, CollectedEvent Event)> missed)
+    {
+        if (missed.Count == 0) { return; }
+        Engine.Process(missed);
+        Volatile.Write(ref _appliedSeq, missed[^1].Seq);
+    }
+
+    private async Task RestoreProfilesAsync(CancellationToken cancellationToken)
+    {
+        await _engineLock.WaitAsync(cancellationToken);
+        try
+        {
+            await RunAsync("restore profiles", async connection =>
+            {
+                // One snapshot: the events, the identity log and the traits it reads agree with each other.
+                await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+                await ReloadAsync(connection, cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+                return 0;
+            }, cancellationToken);
+        }
+        finally
+        {
+            _engineLock.Release();
+        }
+    }
+
+    /// <summary>Builds a new engine from the tables as <paramref name="connection"/> sees them (under the lock or in one snapshot) and swaps it in.</summary>
+    private async Task ReloadAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var generation = await ScalarAsync<long>(connection, "SELECT generation FROM identity_generation", cancellationToken);
+        var applied = await ScalarAsync<long>(connection, "SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
+        var separations = await ReadAllAsync(connection, "SELECT id_type, id_value, apart_from, occurred_at, reason FROM identity_separations ORDER BY occurred_at", ProfileRows.ReadSeparation, cancellationToken);
+        var identity = await ReadAllAsync(connection, $"SELECT {ProfileRows.IdentityColumns} FROM identity_changes WHERE kind IN ('Created', 'Linked', 'Merged') ORDER BY seq, ordinal", ProfileRows.ReadIdentity, cancellationToken);
+        var traits = await ReadAllAsync(connection, $"SELECT {ProfileRows.TraitColumns} FROM trait_changes ORDER BY seq, id", ProfileRows.ReadTrait, cancellationToken);
+        var stored = await ListComputedAsync(connection, cancellationToken);
+
+        var engine = Engine.Fresh(separations: separations);
+        foreach (var gone in _storedComputed.Except(stored.Select(d => d.Name))) { engine.RemoveComputed(gone); }
+        foreach (var definition in stored) { engine.DefineComputed(definition); }
+        engine.Restore(identity, traits);
+        await BackfillAsync(connection, engine, null, cancellationToken);
+
+        _engine = engine;
+        _generation = generation;
+        _storedComputed = [.. stored.Select(d => d.Name)];
+        Volatile.Write(ref _appliedSeq, applied);
+        _engineStale = false;
+    }
+
+    /// <summary>Feeds the stored events that computed traits read (all of them, or one definition's) to <paramref name="engine"/>.</summary>
+    private static async Task BackfillAsync(NpgsqlConnection connection, ProfileEngine engine, ComputedTraitDefinition? only, CancellationToken cancellationToken)
+    {
+        var names = (only is null ? engine.ComputedDefinitions : [only]).Select(d => d.Event).Distinct().ToArray();
+        if (names.Length == 0) { return; }
+        var rows = await ReadAllAsync(
+            connection, $"SELECT {EventReader.Columns} FROM events WHERE profile_id IS NOT NULL AND event = ANY($1) ORDER BY seq",
+            r => EventReader.Read(r), cancellationToken, (object)names);
+        engine.Backfill(rows.Select(r => (r.ProfileId!, r.Message)), only);
+    }
+
+    private static Task<List<ComputedTraitDefinition>> ListComputedAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
+        ReadAllAsync(connection, "SELECT definition FROM computed_traits ORDER BY created_at, name", r => ComputedTraitJson.Read(r.GetString(0)), cancellationToken);
+
+    /// <summary>Seqs for a batch, allocated under the resolution lock: they are higher than every committed one, so seq order is commit order.</summary>
+    private static async Task<long[]> AllocateSeqsAsync(NpgsqlConnection connection, int count, CancellationToken cancellationToken)
+    {
+        var seqs = await ReadAllAsync(
+            connection, "SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, $1)", r => r.GetInt64(0), cancellationToken, count);
+        seqs.Sort();
+        return [.. seqs];
+    }
+
+    private static async Task CopyProfileChangesAsync(NpgsqlConnection connection, IReadOnlyList<ProcessedEvent> processed, string identityTable, string traitTable, CancellationToken cancellationToken)
+    {
+        if (processed.Any(p => p.Changes.Count > 0))
+        {
+            await using var identity = await connection.BeginBinaryImportAsync($"COPY {identityTable} {IdentityCopyColumns}", cancellationToken);
+            foreach (var c in processed.SelectMany(p => p.Changes))
+            {
+                await identity.StartRowAsync(cancellationToken);
+                await identity.WriteAsync(c.Seq, NpgsqlDbType.Bigint, cancellationToken);
+                await identity.WriteAsync(c.Ordinal, NpgsqlDbType.Integer, cancellationToken);
+                await identity.WriteAsync(c.Kind.ToString(), NpgsqlDbType.Text, cancellationToken);
+                await WriteTextAsync(identity, c.ProfileId, cancellationToken);
+                await WriteTextAsync(identity, c.OtherProfileId, cancellationToken);
+                await WriteTextAsync(identity, c.Identifier?.Type, cancellationToken);
+                await WriteTextAsync(identity, c.Identifier?.Value, cancellationToken);
+                await identity.WriteAsync(c.At.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
+                await identity.WriteAsync(c.Cause, NpgsqlDbType.Text, cancellationToken);
+                await WriteTextAsync(identity, c.Detail, cancellationToken);
+                await WriteTextAsync(identity, ProfileRows.IdentifiersJson(c.Identifiers), cancellationToken);
+            }
+
+            await identity.CompleteAsync(cancellationToken);
+        }
+
+        if (processed.Any(p => p.Traits.Count > 0))
+        {
+            await using var traits = await connection.BeginBinaryImportAsync($"COPY {traitTable} {TraitCopyColumns}", cancellationToken);
+            foreach (var t in processed.SelectMany(p => p.Traits))
+            {
+                await traits.StartRowAsync(cancellationToken);
+                await traits.WriteAsync(t.Value.Seq, NpgsqlDbType.Bigint, cancellationToken);
+                await traits.WriteAsync(t.ProfileId, NpgsqlDbType.Text, cancellationToken);
+                await traits.WriteAsync(t.Name, NpgsqlDbType.Text, cancellationToken);
+                await WriteTextAsync(traits, t.Value.Value?.ToJsonString(), cancellationToken);
+                await traits.WriteAsync(t.Value.At.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
+                await traits.WriteAsync(t.Value.SourceId, NpgsqlDbType.Text, cancellationToken);
+            }
+
+            await traits.CompleteAsync(cancellationToken);
+        }
+    }
+
+    private void StartCatchUpLoop()
+    {
+        if (_options.CatchUpInterval <= TimeSpan.Zero || _catchUpLoop is not null) { return; }
+        _catchUpStop = new CancellationTokenSource();
+        var stop = _catchUpStop.Token;
+        _catchUpLoop = Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(_options.CatchUpInterval);
+            try
+            {
+                while (await timer.WaitForNextTickAsync(stop))
+                {
+                    try
+                    {
+                        await CatchUpAsync(stop);
+                    }
+                    catch (Exception e) when (e is StoreException or StoreUnavailableException)
+                    {
+                        // PostgreSQL is away: reads stay as they were; the next tick (or append) tries again.
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // Disposed.
+            }
+        }, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// Applies what other processes committed, without the resolution lock: a process appending holds the lock from
+    /// before its seqs are allocated to its commit, so every seq below a visible one is visible too. Skipped when an
+    /// append (which catches up itself) is running.
+    /// </summary>
+    internal async Task CatchUpAsync(CancellationToken cancellationToken)
+    {
+        if (!await _engineLock.WaitAsync(0, cancellationToken)) { return; }
+        try
+        {
+            await RunAsync("catch up with other processes", async connection =>
+            {
+                await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+                var generation = await ScalarAsync<long>(connection, "SELECT generation FROM identity_generation", cancellationToken);
+                if (_engineStale || generation != _generation)
+                {
+                    await ReloadAsync(connection, cancellationToken);
+                }
+                else
+                {
+                    Apply(await ReadAllAsync(
+                        connection, $"SELECT {EventReader.Columns} FROM events WHERE seq > $1 ORDER BY seq",
+                        r => { var e = EventReader.Read(r); return (e.Seq, e.Message); }, cancellationToken, AppliedSeq));
+                }
+
+                await transaction.CommitAsync(cancellationToken);
+                return 0;
+            }, cancellationToken);
+        }
+        finally
+        {
+            _engineLock.Release();
+        }
+    }
+
+    private async Task StopCatchUpLoopAsync()
+    {
+        if (_catchUpStop is null || _catchUpLoop is null) { return; }
+        await _catchUpStop.CancelAsync();
+        await _catchUpLoop;
+        _catchUpStop.Dispose();
+        _catchUpStop = null;
+        _catchUpLoop = null;
+    }
+
+    private static async Task<List<T>> ReadAllAsync<T>(NpgsqlConnection connection, string sql, Func<DbDataReader, T> read, CancellationToken cancellationToken, params object?[] parameters)
+    {
+        await using var command = Command(connection, sql, parameters);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<T>();
+        while (await reader.ReadAsync(cancellationToken)) { rows.Add(read(reader)); }
+        return rows;
+    }
+}

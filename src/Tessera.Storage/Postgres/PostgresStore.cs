@@ -1,0 +1,388 @@
+using Npgsql;
+using NpgsqlTypes;
+using Tessera.Core.Collection;
+using Tessera.Core.Profiles;
+using Tessera.Storage.Events;
+using Tessera.Storage.Sources;
+
+namespace Tessera.Storage.Postgres;
+
+/// <summary>
+/// The shared store: one PostgreSQL database (or schema) that several Tessera processes write at once. Dedup goes
+/// through the <c>message_ids</c> table in the same transaction as the events. Identity resolution is serialised
+/// across processes by an advisory lock per schema taken first in every append: the process holding it catches its
+/// <see cref="ProfileEngine"/> up with what the others committed, allocates seqs (so seq order is commit order),
+/// resolves its batch and commits events, identity log and trait changes together. Npgsql's pool replaces
+/// connections lost to a restart of the server by itself; after such a loss the pool is cleared so that idle dead
+/// connections are not tried one by one.
+/// </summary>
+public sealed partial class PostgresStore : ITesseraStore
+{
+    private const int MaxConflictRetries = 3;
+    private const string CopyEvents =
+        "COPY events (seq, message_id, source_id, type, event, user_id, anonymous_id, group_id, previous_id, profile_id, " +
+        "timestamp, original_timestamp, sent_at, received_at, raw) FROM STDIN (FORMAT BINARY)";
+
+    // Claims the batch's (source, messageId) pairs. A pair already there counts as new again only when its last
+    // sighting is older than the window; rows another transaction is inserting make this wait for its outcome,
+    // which is what makes dedup hold across processes.
+    private const string ClaimMessageIds = """
+        INSERT INTO message_ids AS m (source_id, message_id, received_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+        ON CONFLICT (source_id, message_id) DO UPDATE SET received_at = EXCLUDED.received_at
+            WHERE m.received_at < EXCLUDED.received_at - $4::interval
+        RETURNING source_id, message_id
+        """;
+
+    private readonly PostgresStoreOptions _options;
+    private readonly NpgsqlConnectionStringBuilder _settings;
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly string? _schema;
+    private long _nextPurgeTicks;
+
+    public PostgresStore(PostgresStoreOptions options, ProfileEngine engine)
+    {
+        _options = options;
+        _engine = engine;
+        try
+        {
+            _settings = new NpgsqlConnectionStringBuilder(options.ConnectionString);
+        }
+        catch (ArgumentException e)
+        {
+            throw new StoreException($"--postgres: '{e.Message}'; expected an Npgsql connection string such as \"Host=db;Username=tessera;Password=...;Database=tessera\".", e);
+        }
+
+        _schema = SchemaOf(_settings.SearchPath);
+        _dataSource = NpgsqlDataSource.Create(_settings);
+    }
+
+    public string Kind => "postgres";
+
+    public async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        await RunAsync("schema migration", async connection =>
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            // Held to the end of the transaction: a second process starting now waits here, then finds nothing to do.
+            // Keyed by schema, so tests (and workspaces) in other schemas of the same database do not wait.
+            await ExecuteAsync(connection, "SELECT pg_advisory_xact_lock(74551, hashtext($1))", cancellationToken, _schema ?? "public");
+            if (_schema is not null) { await ExecuteAsync(connection, $"CREATE SCHEMA IF NOT EXISTS {QuoteIdentifier(_schema)}", cancellationToken); }
+            await ExecuteAsync(connection, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, description text, applied_at timestamptz)", cancellationToken);
+            var current = await ScalarAsync<int>(connection, "SELECT coalesce(max(version), 0) FROM schema_migrations", cancellationToken);
+            foreach (var (version, description, sql) in PostgresMigrations.Steps.Where(s => s.Version > current && s.Version <= (_options.MigrateUpTo ?? int.MaxValue)))
+            {
+                await ExecuteAsync(connection, sql, cancellationToken);
+                await ExecuteAsync(connection, "INSERT INTO schema_migrations VALUES ($1, $2, now())", cancellationToken, version, description);
+            }
+
+            // PostgreSQL's DDL is transactional: the upgrade applies whole or not at all.
+            await transaction.CommitAsync(cancellationToken);
+            return 0;
+        }, cancellationToken);
+
+        if (_options.MigrateUpTo is { } upTo && upTo < 3) { return; }
+        foreach (var source in await ListSourcesAsync(cancellationToken)) { Engine.KnowSource(source.Id, source.Name); }
+        await RestoreProfilesAsync(cancellationToken);
+        StartCatchUpLoop();
+    }
+
+    public async Task<bool> IsAvailableAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(3));
+            await RunAsync("SELECT 1", connection => ScalarAsync<int>(connection, "SELECT 1", timeout.Token), timeout.Token);
+            return true;
+        }
+        catch (Exception e) when (e is StoreUnavailableException or StoreException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    public async Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken)
+    {
+        if (events.Count == 0) { return default; }
+
+        // A pair twice in this list is stored once: the first occurrence wins, as in the embedded store.
+        var unique = new Dictionary<(string Source, string MessageId), CollectedEvent>(events.Count);
+        foreach (var e in events) { unique.TryAdd((e.SourceId, e.MessageId), e); }
+
+        // Every process claims pairs in the same order, so two overlapping batches cannot deadlock on each other.
+        var keys = unique.Keys.ToArray();
+        Array.Sort(keys, (a, b) =>
+        {
+            var bySource = string.CompareOrdinal(a.Source, b.Source);
+            return bySource != 0 ? bySource : string.CompareOrdinal(a.MessageId, b.MessageId);
+        });
+
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var stored = await RunAsync("append to events", connection => AppendOnceAsync(connection, events, unique, keys, cancellationToken), cancellationToken);
+                await PurgeIfDueAsync(cancellationToken);
+                return new AppendResult(stored, events.Count - stored);
+            }
+            catch (StoreUnavailableException e) when (attempt < MaxConflictRetries && PostgresErrors.IsRetryableConflict(e.InnerException!))
+            {
+                // The transaction rolled back whole; another process won a race on the same messageIds. Try again.
+            }
+        }
+    }
+
+    private async Task<int> AppendOnceAsync(
+        NpgsqlConnection connection,
+        IReadOnlyList<CollectedEvent> events,
+        Dictionary<(string Source, string MessageId), CollectedEvent> unique,
+        (string Source, string MessageId)[] keys,
+        CancellationToken cancellationToken)
+    {
+        await _engineLock.WaitAsync(cancellationToken);
+        try
+        {
+            return await AppendLockedAsync(connection, events, unique, keys, cancellationToken);
+        }
+        finally
+        {
+            _engineLock.Release();
+        }
+    }
+
+    private async Task<int> AppendLockedAsync(
+        NpgsqlConnection connection,
+        IReadOnlyList<CollectedEvent> events,
+        Dictionary<(string Source, string MessageId), CollectedEvent> unique,
+        (string Source, string MessageId)[] keys,
+        CancellationToken cancellationToken)
+    {
+        // First: one resolver at a time across processes, and everything the others committed is visible after it.
+        await using var transaction = await BeginResolvingAsync(connection, cancellationToken);
+        var fresh = new HashSet<(string, string)>(keys.Length);
+        await using (var claim = new NpgsqlCommand(ClaimMessageIds, connection))
+        {
+            claim.Parameters.Add(new NpgsqlParameter { Value = keys.Select(k => k.Source).ToArray() });
+            claim.Parameters.Add(new NpgsqlParameter { Value = keys.Select(k => k.MessageId).ToArray() });
+            claim.Parameters.Add(new NpgsqlParameter { Value = keys.Select(k => unique[k].ReceivedAt.ToUniversalTime()).ToArray() });
+            claim.Parameters.Add(new NpgsqlParameter { Value = _options.DedupWindow });
+            await using var reader = await claim.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken)) { fresh.Add((reader.GetString(0), reader.GetString(1))); }
+        }
+
+        var stored = fresh.Count;
+        if (stored > 0)
+        {
+            // In the order given, so seq follows arrival order within the batch.
+            var sequenced = new List<(long Seq, CollectedEvent Event)>(stored);
+            var seqs = await AllocateSeqsAsync(connection, stored, cancellationToken);
+            foreach (var e in events)
+            {
+                if (fresh.Remove((e.SourceId, e.MessageId))) { sequenced.Add((seqs[sequenced.Count], e)); }
+            }
+
+            // Until the commit, the engine holds a batch the tables may never have: if anything fails, it is rebuilt.
+            _engineStale = true;
+            var processed = Engine.Process(sequenced);
+            await using (var copy = await connection.BeginBinaryImportAsync(CopyEvents, cancellationToken))
+            {
+                for (var i = 0; i < sequenced.Count; i++)
+                {
+                    var (seq, e) = sequenced[i];
+                    await copy.StartRowAsync(cancellationToken);
+                    await copy.WriteAsync(seq, NpgsqlDbType.Bigint, cancellationToken);
+                    await copy.WriteAsync(e.MessageId, NpgsqlDbType.Text, cancellationToken);
+                    await copy.WriteAsync(e.SourceId, NpgsqlDbType.Text, cancellationToken);
+                    await copy.WriteAsync(e.Type.Name(), NpgsqlDbType.Text, cancellationToken);
+                    await WriteTextAsync(copy, e.Event, cancellationToken);
+                    await WriteTextAsync(copy, e.UserId, cancellationToken);
+                    await WriteTextAsync(copy, e.AnonymousId, cancellationToken);
+                    await WriteTextAsync(copy, e.GroupId, cancellationToken);
+                    await WriteTextAsync(copy, e.PreviousId, cancellationToken);
+                    await WriteTextAsync(copy, processed[i].ProfileId, cancellationToken);
+                    await copy.WriteAsync(e.Timestamp.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
+                    await WriteTimeAsync(copy, e.OriginalTimestamp, cancellationToken);
+                    await WriteTimeAsync(copy, e.SentAt, cancellationToken);
+                    await copy.WriteAsync(e.ReceivedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
+                    await copy.WriteAsync(e.Raw, NpgsqlDbType.Text, cancellationToken);
+                }
+
+                await copy.CompleteAsync(cancellationToken);
+            }
+
+            await CopyProfileChangesAsync(connection, processed, "identity_changes", "trait_changes", cancellationToken);
+            // Durable on return: synchronous_commit waits for the WAL flush. Should the connection die during COMMIT the
+            // outcome is unknown and the caller answers 503; the client's resend is then dropped or stored by the dedup above
+            // (and the engine, marked stale, is rebuilt from what was committed).
+            await transaction.CommitAsync(cancellationToken);
+            Volatile.Write(ref _appliedSeq, sequenced[^1].Seq);
+            _engineStale = false;
+            return stored;
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return stored;
+    }
+
+    public async Task<EventPage> QueryAsync(EventQuery query, CancellationToken cancellationToken) =>
+        await RunAsync("query events", async connection =>
+        {
+            await using var command = connection.CreateCommand();
+            command.CommandText = EventReader.PageSql(query, value =>
+            {
+                command.Parameters.Add(new NpgsqlParameter { Value = value });
+                return $"${command.Parameters.Count}";
+            });
+            return await EventReader.ReadPageAsync(command, query.Limit, cancellationToken);
+        }, cancellationToken);
+
+    public async Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken) =>
+        await RunAsync("stats", async connection =>
+        {
+            var events = await ScalarAsync<long>(connection, "SELECT count(*) FROM events", cancellationToken);
+            var sources = await ScalarAsync<long>(connection, "SELECT count(*) FROM sources", cancellationToken);
+            var (profiles, identifiers, merges) = Engine.Counts();
+            return new StoreStats(events, sources, profiles, identifiers, merges, Segments: 0);
+        }, cancellationToken);
+
+    public async Task<Source> CreateSourceAsync(string name, string workspace, string writeKey, CancellationToken cancellationToken)
+    {
+        var source = new Source("src_" + Guid.CreateVersion7().ToString("N")[..20], name, workspace, writeKey, DateTimeOffset.UtcNow, null);
+        await RunAsync("create source", connection => ExecuteAsync(
+            connection,
+            "INSERT INTO sources (id, name, workspace, write_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+            cancellationToken, source.Id, source.Name, source.Workspace, source.WriteKey, source.CreatedAt), cancellationToken);
+        Engine.KnowSource(source.Id, source.Name);
+        return source;
+    }
+
+    public Task<IReadOnlyList<Source>> ListSourcesAsync(CancellationToken cancellationToken) =>
+        QuerySourcesAsync("ORDER BY created_at, id", null, cancellationToken);
+
+    public async Task<Source?> GetSourceAsync(string id, CancellationToken cancellationToken) =>
+        First(await QuerySourcesAsync("WHERE id = $1", id, cancellationToken));
+
+    public async Task<Source?> FindSourceByWriteKeyAsync(string writeKey, CancellationToken cancellationToken) =>
+        First(await QuerySourcesAsync("WHERE write_key = $1", writeKey, cancellationToken));
+
+    public async Task<bool> RevokeSourceAsync(string id, CancellationToken cancellationToken) =>
+        await RunAsync("revoke source", async connection =>
+        {
+            // Revoking twice keeps the first time; the answer only says whether the source exists.
+            await ExecuteAsync(connection, "UPDATE sources SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", cancellationToken, id);
+            return await ScalarAsync<bool>(connection, "SELECT EXISTS (SELECT 1 FROM sources WHERE id = $1)", cancellationToken, id);
+        }, cancellationToken);
+
+    public async Task<string?> GetSettingAsync(string key, CancellationToken cancellationToken) =>
+        await RunAsync("read setting", connection => ScalarAsync<string?>(connection, "SELECT value FROM settings WHERE key = $1", cancellationToken, key), cancellationToken);
+
+    public async Task<string> SetSettingIfAbsentAsync(string key, string value, CancellationToken cancellationToken) =>
+        await RunAsync("set setting", async connection =>
+        {
+            // Two statements on purpose: the SELECT takes a fresh snapshot, so it sees a value another process just committed.
+            await ExecuteAsync(connection, "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", cancellationToken, key, value);
+            return (await ScalarAsync<string?>(connection, "SELECT value FROM settings WHERE key = $1", cancellationToken, key))!;
+        }, cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopCatchUpLoopAsync();
+        await _dataSource.DisposeAsync();
+    }
+
+    private static Source? First(IReadOnlyList<Source> sources) => sources.Count > 0 ? sources[0] : null;
+
+    private async Task PurgeIfDueAsync(CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow.UtcTicks;
+        var due = Interlocked.Read(ref _nextPurgeTicks);
+        if (now < due || Interlocked.CompareExchange(ref _nextPurgeTicks, now + _options.PurgeInterval.Ticks, due) != due) { return; }
+        try
+        {
+            await RunAsync("purge message_ids", connection => ExecuteAsync(
+                connection, "DELETE FROM message_ids WHERE received_at < now() - $1::interval", cancellationToken, _options.DedupWindow), cancellationToken);
+        }
+        catch (Exception e) when (e is StoreException or StoreUnavailableException)
+        {
+            // Only space is at stake (expired pairs are recognised on insert); the events were stored. Try again on the next append.
+            Interlocked.Exchange(ref _nextPurgeTicks, 0);
+        }
+    }
+
+    private async Task<IReadOnlyList<Source>> QuerySourcesAsync(string tail, string? parameter, CancellationToken cancellationToken) =>
+        await RunAsync("read sources", async connection =>
+        {
+            await using var command = new NpgsqlCommand($"SELECT id, name, workspace, write_key, created_at, revoked_at FROM sources {tail}", connection);
+            if (parameter is not null) { command.Parameters.Add(new NpgsqlParameter { Value = parameter }); }
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            var sources = new List<Source>();
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                sources.Add(new Source(
+                    reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+                    reader.GetFieldValue<DateTimeOffset>(4),
+                    reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5)));
+            }
+
+            return (IReadOnlyList<Source>)sources;
+        }, cancellationToken);
+
+    /// <summary>Runs <paramref name="work"/> on a pooled connection; every database error leaves through <see cref="PostgresErrors"/>.</summary>
+    private async Task<T> RunAsync<T>(string what, Func<NpgsqlConnection, Task<T>> work, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+            return await work(connection);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException || e is InvalidOperationException && e.InnerException is NpgsqlException)
+        {
+            var error = e is InvalidOperationException ? e.InnerException! : e;
+            if (PostgresErrors.IsConnectionLoss(error))
+            {
+                // The server went away (restart, failover): the pool's idle connections are dead too; drop them all.
+                _dataSource.Clear();
+            }
+
+            throw PostgresErrors.Translate(error, (error as PostgresException)?.BatchCommand?.CommandText ?? what, _settings);
+        }
+    }
+
+    private static async Task<int> ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params object?[] parameters)
+    {
+        await using var command = Command(connection, sql, parameters);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params object?[] parameters)
+    {
+        await using var command = Command(connection, sql, parameters);
+        var value = await command.ExecuteScalarAsync(cancellationToken);
+        return value is null or DBNull ? default! : (T)Convert.ChangeType(value, Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static NpgsqlCommand Command(NpgsqlConnection connection, string sql, object?[] parameters)
+    {
+        var command = new NpgsqlCommand(sql, connection);
+        foreach (var p in parameters) { command.Parameters.Add(new NpgsqlParameter { Value = p ?? DBNull.Value }); }
+        return command;
+    }
+
+    private static Task WriteTextAsync(NpgsqlBinaryImporter copy, string? value, CancellationToken cancellationToken) =>
+        value is null ? copy.WriteNullAsync(cancellationToken) : copy.WriteAsync(value, NpgsqlDbType.Text, cancellationToken);
+
+    private static Task WriteTimeAsync(NpgsqlBinaryImporter copy, DateTimeOffset? value, CancellationToken cancellationToken) =>
+        value is { } time ? copy.WriteAsync(time.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken) : copy.WriteNullAsync(cancellationToken);
+
+    /// <summary>The first schema of a search path, unquoted; null for none or <c>$user</c> (then PostgreSQL's own default applies).</summary>
+    private static string? SchemaOf(string? searchPath)
+    {
+        var first = searchPath?.Split(',')[0].Trim();
+        if (string.IsNullOrEmpty(first) || first == "$user") { return null; }
+        // As PostgreSQL reads it: a quoted name is taken as written, an unquoted one folds to lower case.
+        return first is ['"', .., '"'] ? first[1..^1].Replace("\"\"", "\"", StringComparison.Ordinal) : first.ToLowerInvariant();
+    }
+
+    private static string QuoteIdentifier(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+}

@@ -1,0 +1,41 @@
+using Tessera.Storage.Events;
+
+namespace Tessera.Storage.Tests;
+
+public abstract partial class StoreConformanceTests
+{
+    [Fact]
+    public async Task a_database_at_schema_version_1_is_upgraded_in_place_keeping_its_data()
+    {
+        var old = await OpenAsync(migrateUpTo: 1);
+        var source = await old.CreateSourceAsync("web", "default", "wk-web", CancellationToken.None);
+        await old.SetSettingIfAbsentAsync("k", "v", CancellationToken.None);
+        await CloseAsync(old);
+        var oldEvents = new[] { Event("old-1"), Event("old-2", name: "Signed Up") };
+        await InsertAtVersion1Async(oldEvents);
+        Assert.Equal(1, await SchemaVersionAsync());
+
+        var store = await OpenAsync();
+
+        Assert.Equal(LatestSchemaVersion, await SchemaVersionAsync());
+        Assert.Equal(oldEvents.Reverse(), (await ReadAllAsync(store)).Select(e => e.Message));
+        Assert.Equal(source.Id, (await store.FindSourceByWriteKeyAsync("wk-web", CancellationToken.None))!.Id);
+        Assert.Equal("v", await store.GetSettingAsync("k", CancellationToken.None));
+        // Events written before the upgrade still count for dedup, and new ones follow them in the log.
+        Assert.Equal(new AppendResult(1, 1), await store.AppendAsync([Event("old-1"), Event("new-1")], CancellationToken.None));
+        Assert.Equal("new-1", (await store.QueryAsync(new EventQuery(Limit: 1), CancellationToken.None)).Items[0].Message.MessageId);
+    }
+
+    [Fact]
+    public async Task opening_an_up_to_date_store_again_changes_nothing()
+    {
+        var store = await OpenAsync();
+        await store.AppendAsync(Events(2), CancellationToken.None);
+        await CloseAsync(store);
+
+        var reopened = await OpenAsync();
+
+        Assert.Equal(LatestSchemaVersion, await SchemaVersionAsync());
+        Assert.Equal(2, (await reopened.GetStatsAsync(CancellationToken.None)).Events);
+    }
+}
