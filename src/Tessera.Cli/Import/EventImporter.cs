@@ -15,11 +15,11 @@ namespace Tessera.Cli.Import;
 /// </summary>
 internal sealed class EventImporter(IEventStore store, string sourceId, TextWriter rejectedOut, int batchSize = 5000)
 {
-    public long Imported { get; private set; }
-    public long Rejected { get; private set; }
-    public long Duplicates { get; private set; }
+    private readonly ImportSink _sink = new(store, rejectedOut, batchSize);
 
-    private readonly List<CollectedEvent> _batch = new(batchSize);
+    public long Imported => _sink.Imported;
+    public long Rejected => _sink.Rejected;
+    public long Duplicates => _sink.Duplicates;
 
     /// <summary>JSON Lines: one message per line; blank lines are skipped.</summary>
     public async Task ImportJsonLinesAsync(Stream input, Action<long> progress, CancellationToken cancellationToken)
@@ -38,7 +38,7 @@ internal sealed class EventImporter(IEventStore store, string sourceId, TextWrit
             }
             catch (JsonException e)
             {
-                await RejectAsync(lineNumber, new Rejection("", $"not valid JSON: {e.Message}"), line);
+                await _sink.RejectAsync(lineNumber, "", $"not valid JSON: {e.Message}", line);
                 continue;
             }
 
@@ -50,7 +50,7 @@ internal sealed class EventImporter(IEventStore store, string sourceId, TextWrit
             if (lineNumber % 1000 == 0) { progress(input.Position); }
         }
 
-        await FlushAsync(cancellationToken);
+        await _sink.FlushAsync(cancellationToken);
         progress(input.Position);
     }
 
@@ -85,7 +85,7 @@ internal sealed class EventImporter(IEventStore store, string sourceId, TextWrit
             if (row % 1000 == 0) { progress(input.Position); }
         }
 
-        await FlushAsync(cancellationToken);
+        await _sink.FlushAsync(cancellationToken);
         progress(input.Position);
     }
 
@@ -93,29 +93,14 @@ internal sealed class EventImporter(IEventStore store, string sourceId, TextWrit
     {
         if (MessageValidator.TryValidate(message, null, sourceId, receivedAt, null, out var collected, out var rejection))
         {
-            _batch.Add(collected!);
-            if (_batch.Count >= batchSize) { await FlushAsync(cancellationToken); }
+            await _sink.AddAsync(collected!, cancellationToken);
         }
         else
         {
-            await RejectAsync(line, rejection!, text);
+            await _sink.RejectAsync(line, rejection!.Field, rejection.Reason, text);
         }
     }
 
-    private async Task FlushAsync(CancellationToken cancellationToken)
-    {
-        if (_batch.Count == 0) { return; }
-        var result = await store.AppendAsync(_batch, cancellationToken);
-        Imported += result.Stored;
-        Duplicates += result.Duplicates;
-        _batch.Clear();
-    }
-
-    private async Task RejectAsync(long line, Rejection rejection, string raw)
-    {
-        Rejected++;
-        await rejectedOut.WriteLineAsync(JsonSerializer.Serialize(new { line, field = rejection.Field, reason = rejection.Reason, raw }));
-    }
 
     // Ids and names stay text; values under properties/traits/context that look like numbers or booleans become them.
     private static JsonValue TypedValue(string path, string value)

@@ -17,11 +17,11 @@ namespace Tessera.Cli.Import;
 /// </summary>
 internal sealed class ProfileImporter(ITesseraStore store, string sourceId, string sourceName, TextWriter rejectedOut, int batchSize = 2000)
 {
-    public long Imported { get; private set; }
-    public long Rejected { get; private set; }
-    public long Duplicates { get; private set; }
+    private readonly ImportSink _sink = new(store, rejectedOut, batchSize);
 
-    private readonly List<CollectedEvent> _batch = new(batchSize);
+    public long Imported => _sink.Imported;
+    public long Rejected => _sink.Rejected;
+    public long Duplicates => _sink.Duplicates;
 
     public async Task ImportCsvAsync(Stream input, IReadOnlyDictionary<string, string> map, Action<long> progress, CancellationToken cancellationToken)
     {
@@ -54,22 +54,21 @@ internal sealed class ProfileImporter(ITesseraStore store, string sourceId, stri
                 var why = refused.Count > 0
                     ? string.Join("; ", refused.Select(r => $"{map.GetValueOrDefault(r.Type, r.Type)}: '{r.RawValue}' {r.Reason}"))
                     : "no identifier column has a value";
-                await RejectAsync(row, refused.Count > 0 ? map.GetValueOrDefault(refused[0].Type, refused[0].Type) : string.Join(",", map.Where(m => rules.Find(m.Key) is not null).Select(m => m.Value)), why, text);
+                await _sink.RejectAsync(row, refused.Count > 0 ? map.GetValueOrDefault(refused[0].Type, refused[0].Type) : string.Join(",", map.Where(m => rules.Find(m.Key) is not null).Select(m => m.Value)), why, text);
                 continue;
             }
 
             if (!MessageValidator.TryValidate(document.RootElement, MessageType.Identify, sourceId, receivedAt, null, out var collected, out var rejection, externalIdsSuffice: true))
             {
-                await RejectAsync(row, map.GetValueOrDefault(rejection!.Field.Split('.')[^1], rejection.Field), rejection.Reason, text);
+                await _sink.RejectAsync(row, map.GetValueOrDefault(rejection!.Field.Split('.')[^1], rejection.Field), rejection.Reason, text);
                 continue;
             }
 
-            _batch.Add(collected!);
-            if (_batch.Count >= batchSize) { await FlushAsync(cancellationToken); }
+            await _sink.AddAsync(collected!, cancellationToken);
             if (row % 1000 == 0) { progress(input.Position); }
         }
 
-        await FlushAsync(cancellationToken);
+        await _sink.FlushAsync(cancellationToken);
         progress(input.Position);
     }
 
@@ -101,18 +100,4 @@ internal sealed class ProfileImporter(ITesseraStore store, string sourceId, stri
         return message;
     }
 
-    private async Task FlushAsync(CancellationToken cancellationToken)
-    {
-        if (_batch.Count == 0) { return; }
-        var result = await store.AppendAsync(_batch, cancellationToken);
-        Imported += result.Stored;
-        Duplicates += result.Duplicates;
-        _batch.Clear();
-    }
-
-    private async Task RejectAsync(long line, string field, string reason, string raw)
-    {
-        Rejected++;
-        await rejectedOut.WriteLineAsync(JsonSerializer.Serialize(new { line, field, reason, raw }));
-    }
 }

@@ -69,54 +69,37 @@ public static class TesseraServer
     /// <summary>The profile engine with the configured rules; a bad rules file stops start-up with a message naming the entry.</summary>
     public static ProfileEngine CreateEngine(TesseraOptions options)
     {
-        var rules = IdentityRules.Default;
-        if (options.IdentityRulesFile is { } file)
-        {
-            try
-            {
-                rules = IdentityRules.Parse(File.ReadAllText(file));
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
-            {
-                throw new ArgumentException($"--identity-rules: {file}: {e.Message}", e);
-            }
-        }
-
-        var profileRules = ProfileRules.Default;
-        if (options.ProfileRulesFile is { } profileFile)
-        {
-            try
-            {
-                profileRules = ProfileRules.Parse(File.ReadAllText(profileFile));
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
-            {
-                throw new ArgumentException($"--profile-rules: {profileFile}: {e.Message}", e);
-            }
-        }
-
+        var rules = ReadConfiguration(options.IdentityRulesFile, "--identity-rules", IdentityRules.Parse) ?? IdentityRules.Default;
+        var profileRules = ReadConfiguration(options.ProfileRulesFile, "--profile-rules", ProfileRules.Parse) ?? ProfileRules.Default;
         var engine = new ProfileEngine(rules, profileRules);
         foreach (var definition in ConfiguredComputedTraits(options)) { engine.DefineComputed(definition); }
         return engine;
     }
 
     /// <summary>The computed traits of the configuration file, checked; a bad one stops start-up naming it.</summary>
-    public static IReadOnlyList<ComputedTraitDefinition> ConfiguredComputedTraits(TesseraOptions options)
-    {
-        if (options.ComputedTraitsFile is not { } file) { return []; }
-        try
+    public static IReadOnlyList<ComputedTraitDefinition> ConfiguredComputedTraits(TesseraOptions options) =>
+        ReadConfiguration(options.ComputedTraitsFile, "--computed-traits", json =>
         {
-            var definitions = System.Text.Json.JsonSerializer.Deserialize<List<ComputedTraitDefinition>>(File.ReadAllText(file), Core.Conditions.ConditionJson.Options) ?? [];
+            var definitions = System.Text.Json.JsonSerializer.Deserialize<List<ComputedTraitDefinition>>(json, Core.Conditions.ConditionJson.Options) ?? [];
             for (var i = 0; i < definitions.Count; i++)
             {
                 if (definitions[i].Problem() is { } problem) { throw new FormatException($"[{i}].{problem}"); }
             }
 
             return definitions;
+        }) ?? [];
+
+    /// <summary>Reads and parses a configuration file; any problem stops start-up with the option and file named.</summary>
+    private static T? ReadConfiguration<T>(string? file, string option, Func<string, T> parse) where T : class
+    {
+        if (file is null) { return null; }
+        try
+        {
+            return parse(File.ReadAllText(file));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or System.Text.Json.JsonException)
         {
-            throw new ArgumentException($"--computed-traits: {file}: {e.Message}", e);
+            throw new ArgumentException($"{option}: {file}: {e.Message}", e);
         }
     }
 }
