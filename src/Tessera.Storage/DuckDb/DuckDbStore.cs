@@ -497,15 +497,12 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
     private async Task<IReadOnlyList<Source>> QuerySourcesAsync(string tail, CancellationToken cancellationToken, params object?[] parameters)
     {
         using var connection = OpenReader();
-        using var command = Command(connection, $"SELECT id, name, workspace, write_key, created_at, revoked_at FROM sources {tail}", parameters);
+        using var command = Command(connection, $"SELECT {SourceRows.Columns} FROM sources {tail}", parameters);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var sources = new List<Source>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            sources.Add(new Source(
-                reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
-                reader.GetFieldValue<DateTimeOffset>(4),
-                reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5)));
+            sources.Add(SourceRows.Read(reader));
         }
 
         return sources;

@@ -313,16 +313,13 @@ public sealed partial class PostgresStore : ITesseraStore
     private async Task<IReadOnlyList<Source>> QuerySourcesAsync(string tail, string? parameter, CancellationToken cancellationToken) =>
         await RunAsync("read sources", async connection =>
         {
-            await using var command = new NpgsqlCommand($"SELECT id, name, workspace, write_key, created_at, revoked_at FROM sources {tail}", connection);
+            await using var command = new NpgsqlCommand($"SELECT {SourceRows.Columns} FROM sources {tail}", connection);
             if (parameter is not null) { command.Parameters.Add(new NpgsqlParameter { Value = parameter }); }
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             var sources = new List<Source>();
             while (await reader.ReadAsync(cancellationToken))
             {
-                sources.Add(new Source(
-                    reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
-                    reader.GetFieldValue<DateTimeOffset>(4),
-                    reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5)));
+                sources.Add(SourceRows.Read(reader));
             }
 
             return (IReadOnlyList<Source>)sources;
