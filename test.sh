@@ -25,11 +25,18 @@ results=$(mktemp -d)
 status=0
 dotnet test Tessera.slnx -c Release --no-build --logger "trx" --results-directory "$results" -- RunConfiguration.CollectSourceInformation=false || status=$?
 
+# The HTTP suites once more with the server on PostgreSQL (one schema per test server), so every API behaviour
+# is proved on both stores, not only the storage conformance suite.
+for project in tests/Tessera.Collection.Tests tests/Tessera.Profiles.Tests; do
+  echo "== $project on PostgreSQL"
+  TESSERA_TEST_STORE=postgres dotnet test "$project" -c Release --no-build --logger "trx" --results-directory "$results/postgres" || status=$?
+done
+
 # One closing line for CI, summed over every test project's results.
 python3 - "$results" <<'PY'
 import sys, glob, xml.etree.ElementTree as ET
 passed = failed = skipped = 0
-for f in glob.glob(sys.argv[1] + "/*.trx"):
+for f in glob.glob(sys.argv[1] + "/**/*.trx", recursive=True):
     c = ET.parse(f).getroot().find(".//{*}Counters")
     if c is None: continue
     passed += int(c.get("passed", 0)); failed += int(c.get("failed", 0)) + int(c.get("error", 0)) + int(c.get("timeout", 0))

@@ -106,7 +106,7 @@ public sealed class SourcesAndAuthTests(ServerFixture fixture) : IClassFixture<S
         var response = await _server.Anonymous.GetAsync("health");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("duckdb", (await response.ReadObjectAsync())["store"]!.GetValue<string>());
+        Assert.Equal(_server.Store.Kind, (await response.ReadObjectAsync())["store"]!.GetValue<string>());
     }
 
     private async Task<JsonObject> CreateSourceAsync(string name, string workspace)
