@@ -24,6 +24,8 @@ public static class TesseraServer
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddTesseraStorage(configureStorage ?? (b => UseConfiguredStore(b, options)));
         builder.Services.AddSingleton<AdminToken>();
+        builder.Services.AddSingleton(new ComputedTraitsApi.ConfiguredNames(
+            ConfiguredComputedTraits(options).Select(d => d.Name).ToHashSet(StringComparer.Ordinal)));
         builder.Services.AddSingleton<SourceRegistry>();
         // Registered in this order on purpose: the store opens before the writer starts, and the writer stops
         // (draining its queue) after the web server has finished its in-flight requests.

@@ -24,16 +24,16 @@ public static class ComputedTraitsApi
 
     public sealed record ComputedTraitAnswer(ComputedTraitDefinition Definition, string DefinedIn);
 
-    public static Ok<List<ComputedTraitAnswer>> List(IProfileStore store, TesseraOptions options)
-    {
-        var configured = TesseraServer.ConfiguredComputedTraits(options).Select(d => d.Name).ToHashSet(StringComparer.Ordinal);
-        return TypedResults.Ok(store.Engine.ComputedDefinitions.Select(d => new ComputedTraitAnswer(d, configured.Contains(d.Name) ? "configuration" : "api")).ToList());
-    }
+    /// <summary>The names of the computed traits the configuration file defines, read once at start-up.</summary>
+    public sealed record ConfiguredNames(IReadOnlySet<string> Names);
 
-    public static Results<Ok<ComputedTraitAnswer>, ProblemHttpResult> Get(string name, IProfileStore store, TesseraOptions options) =>
-        List(store, options).Value!.FirstOrDefault(a => a.Definition.Name == name) is { } found ? TypedResults.Ok(found) : Problems.NotFound($"name: no computed trait '{name}'");
+    public static Ok<List<ComputedTraitAnswer>> List(IProfileStore store, ConfiguredNames configured) =>
+        TypedResults.Ok(store.Engine.ComputedDefinitions.Select(d => new ComputedTraitAnswer(d, configured.Names.Contains(d.Name) ? "configuration" : "api")).ToList());
 
-    public static async Task<Results<Created<ComputedTraitAnswer>, ProblemHttpResult>> CreateAsync(JsonElement body, IProfileStore store, TesseraOptions options, CancellationToken cancellationToken)
+    public static Results<Ok<ComputedTraitAnswer>, ProblemHttpResult> Get(string name, IProfileStore store, ConfiguredNames configured) =>
+        List(store, configured).Value!.FirstOrDefault(a => a.Definition.Name == name) is { } found ? TypedResults.Ok(found) : Problems.NotFound($"name: no computed trait '{name}'");
+
+    public static async Task<Results<Created<ComputedTraitAnswer>, ProblemHttpResult>> CreateAsync(JsonElement body, IProfileStore store, ConfiguredNames configured, CancellationToken cancellationToken)
     {
         ComputedTraitDefinition? definition;
         try
@@ -53,7 +53,7 @@ public static class ComputedTraitsApi
             return Problems.Field(problem[..colon], problem[(colon + 1)..].Trim());
         }
 
-        if (TesseraServer.ConfiguredComputedTraits(options).Any(d => d.Name == definition.Name))
+        if (configured.Names.Contains(definition.Name))
         {
             return Problems.Field("name", $"'{definition.Name}' is defined in the configuration file; change it there", StatusCodes.Status409Conflict, "Conflict");
         }
@@ -62,9 +62,9 @@ public static class ComputedTraitsApi
         return TypedResults.Created($"/api/computed-traits/{definition.Name}", new ComputedTraitAnswer(definition, "api"));
     }
 
-    public static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, IProfileStore store, TesseraOptions options, CancellationToken cancellationToken)
+    public static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, IProfileStore store, ConfiguredNames configured, CancellationToken cancellationToken)
     {
-        if (TesseraServer.ConfiguredComputedTraits(options).Any(d => d.Name == name))
+        if (configured.Names.Contains(name))
         {
             return Problems.Field("name", $"'{name}' is defined in the configuration file; remove it there", StatusCodes.Status409Conflict, "Conflict");
         }
