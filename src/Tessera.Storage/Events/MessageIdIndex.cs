@@ -16,8 +16,6 @@ public sealed class MessageIdIndex(TimeSpan window)
 
     public TimeSpan Window { get; } = window;
 
-    public int Count => _seen.Count;
-
     public static UInt128 Key(string sourceId, string messageId)
     {
         var length = Encoding.UTF8.GetMaxByteCount(sourceId.Length + messageId.Length + 1);
