@@ -111,10 +111,17 @@ public sealed class PostgresProcessTests(ITestOutputHelper output)
                 var expected = single.FindByIdentifier(new Core.Identity.Identifier("user_id", $"u-{i}"));
                 foreach (var identifier in PostgresStoreTests.PersonIdentifiers(i))
                 {
-                    // Each process answers from its own engine, caught up with the other's appends within a moment.
+                    // Each process answers from its own engine, caught up with the other's appends within a moment:
+                    // wait for the whole expected profile (id and traits), since catch-up may land between them.
+                    // A trait that never arrives fails the wait, naming what the process still answers.
                     foreach (var admin in new[] { adminA, adminB })
                     {
-                        var profile = await ProfileWhenAsync(admin, identifier.ToString(), p => p?["id"]?.GetValue<string>() == expected);
+                        var person = i;
+                        var profile = await ProfileWhenAsync(admin, identifier.ToString(), p =>
+                            p?["id"]?.GetValue<string>() == expected &&
+                            p?["traits"]?["plan"]?.GetValue<string>() == $"plan-{person}" &&
+                            p?["traits"]?["first_name"]?.GetValue<string>() == $"F{person}" &&
+                            p?["traits"]?["last_name"]?.GetValue<string>() == $"L{person}");
                         var traits = profile!["traits"]!.AsObject();
                         Assert.Equal($"plan-{i}", traits["plan"]!.GetValue<string>());
                         Assert.Equal($"F{i}", traits["first_name"]!.GetValue<string>());
