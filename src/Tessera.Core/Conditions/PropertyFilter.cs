@@ -42,18 +42,28 @@ public sealed record PropertyFilter(string Property, string Op, JsonElement? Val
     public bool Matches(JsonElement message)
     {
         var present = TryRead(message, Property, out var actual);
-        switch (Op)
+        return Test(Op, present, actual, Value);
+    }
+
+    /// <summary>
+    /// Applies <paramref name="op"/> to a value that is <paramref name="present"/> (not missing and not null) or
+    /// not. The one definition of the operators' meaning, shared by event filters and audience trait conditions;
+    /// the SQL compilers mirror it.
+    /// </summary>
+    public static bool Test(string op, bool present, JsonElement actual, JsonElement? value)
+    {
+        switch (op)
         {
             case "exists": return present;
             case "not_exists": return !present;
-            case "neq": return !present || !Equal(actual, Value!.Value);
-            case "not_in": return !present || !Value!.Value.EnumerateArray().Any(v => Equal(actual, v));
+            case "neq": return !present || !Equal(actual, value!.Value);
+            case "not_in": return !present || !value!.Value.EnumerateArray().Any(v => Equal(actual, v));
             default: break;
         }
 
         if (!present) { return false; }
-        var expected = Value!.Value;
-        return Op switch
+        var expected = value!.Value;
+        return op switch
         {
             "eq" => Equal(actual, expected),
             "in" => expected.EnumerateArray().Any(v => Equal(actual, v)),
