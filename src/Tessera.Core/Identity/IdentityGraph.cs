@@ -56,6 +56,9 @@ public sealed class IdentityGraph
         return result;
     }
 
+    /// <summary>The ids of every live profile.</summary>
+    public IEnumerable<string> LiveProfileIds => _profiles.Keys;
+
     /// <summary>Every identifier with its owner, for comparing two graphs.</summary>
     public IEnumerable<KeyValuePair<Identifier, string>> Owners => _owners;
 

@@ -76,6 +76,21 @@ public sealed class ComputedTraits
         return values;
     }
 
+    /// <summary>One computed trait of the profile as of <paramref name="now"/> (null where it has no data).</summary>
+    public JsonNode? ValueOf(string profileId, string name, DateTimeOffset now)
+    {
+        var definition = _definitions.Find(d => d.Name == name);
+        if (definition is null) { return null; }
+        return _state.TryGetValue((profileId, name), out var a) ? a.Value(now) : Empty(definition);
+    }
+
+    /// <summary>
+    /// The first instant after <paramref name="now"/> at which a windowed trait of the profile changes with no new
+    /// event (an event leaves its window, or a future-dated one enters it); null when none will.
+    /// </summary>
+    public DateTimeOffset? NextChange(string profileId, string name, DateTimeOffset now) =>
+        _state.TryGetValue((profileId, name), out var a) ? a.NextChange(now) : null;
+
     private static JsonValue? Empty(ComputedTraitDefinition d) => d.Function is ComputedFunction.Count or ComputedFunction.DistinctCount ? JsonValue.Create(0) : null;
 
     private sealed class Accumulator(ComputedTraitDefinition definition)
@@ -136,6 +151,19 @@ public sealed class ComputedTraits
             {
                 _frequency[key] = (_frequency.TryGetValue(key, out var mine) ? mine.Count + count : count, value);
             }
+        }
+
+        public DateTimeOffset? NextChange(DateTimeOffset now)
+        {
+            if (definition.Window is not { } window) { return null; }
+            DateTimeOffset? next = null;
+            foreach (var (at, _) in _entries)
+            {
+                var candidate = at > now ? at : at + window;
+                if (candidate > now && (next is null || candidate < next)) { next = candidate; }
+            }
+
+            return next;
         }
 
         public JsonNode? Value(DateTimeOffset now)

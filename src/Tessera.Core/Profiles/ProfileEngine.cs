@@ -1,11 +1,12 @@
 using System.Text.Json;
+using Tessera.Core.Audiences;
 using Tessera.Core.Collection;
 using Tessera.Core.Identity;
 
 namespace Tessera.Core.Profiles;
 
 /// <summary>What processing one stored message produced.</summary>
-public sealed record ProcessedEvent(long Seq, string? ProfileId, IReadOnlyList<IdentityChange> Changes, IReadOnlyList<TraitChange> Traits);
+public sealed record ProcessedEvent(long Seq, string? ProfileId, IReadOnlyList<IdentityChange> Changes, IReadOnlyList<TraitChange> Traits, IReadOnlyList<AudienceChange>? Audiences = null);
 
 /// <summary>
 /// The real-time profile path: for each new message, in log order, read its identifiers, resolve them in the
@@ -13,7 +14,7 @@ public sealed record ProcessedEvent(long Seq, string? ProfileId, IReadOnlyList<I
 /// store persists what <see cref="Process"/> returns in the same commit as the message, and replays it at start
 /// through <see cref="Restore"/>. Thread-safe: one writer processes, any number of readers look up.
 /// </summary>
-public sealed class ProfileEngine
+public sealed partial class ProfileEngine
 {
     private readonly Lock _sync = new();
     private readonly IdentifierExtractor _extractor;
@@ -21,6 +22,8 @@ public sealed class ProfileEngine
     private IdentityGraph _graph = new();
     private ProfileTraits _traits;
     private ComputedTraits _computed = new();
+    private AudienceEngine _audiences = new();
+    private readonly ProfileFacts _facts;
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _sourceNames = new(StringComparer.Ordinal);
 
@@ -29,7 +32,11 @@ public sealed class ProfileEngine
         _extractor = new IdentifierExtractor(identityRules);
         _resolver = new IdentityResolver(identityRules, separations);
         _traits = new ProfileTraits(profileRules, SourceName);
+        _facts = new ProfileFacts(this);
     }
+
+    /// <summary>The clock audiences are evaluated against ("within 30d" counts back from its now).</summary>
+    public TimeProvider Clock { get; set; } = TimeProvider.System;
 
     /// <summary>Tells the engine a source's name, so source-priority rules may name sources instead of ids.</summary>
     public void KnowSource(string id, string name) => _sourceNames[id] = name;
@@ -45,7 +52,7 @@ public sealed class ProfileEngine
     /// <summary>An empty engine to replay the log into: these rules (default: the same), these separations (default: the same).</summary>
     public ProfileEngine Fresh(IdentityRules? identityRules = null, IReadOnlyList<IdentitySeparation>? separations = null)
     {
-        var fresh = new ProfileEngine(identityRules ?? IdentityRules, ProfileRules, separations ?? Separations);
+        var fresh = new ProfileEngine(identityRules ?? IdentityRules, ProfileRules, separations ?? Separations) { Clock = Clock };
         foreach (var (id, name) in _sourceNames) { fresh.KnowSource(id, name); }
         foreach (var definition in ComputedDefinitions) { fresh._computed.Define(definition); }
         return fresh;
@@ -136,6 +143,7 @@ public sealed class ProfileEngine
             var definitions = _computed.Definitions.ToList();
             _computed = new ComputedTraits();
             foreach (var definition in definitions) { _computed.Define(definition); }
+            _audiences = new AudienceEngine();
         }
     }
 
@@ -255,7 +263,23 @@ public sealed class ProfileEngine
             _computed.Apply(profileId, e, message);
         }
 
-        return new ProcessedEvent(seq, resolution.ProfileId, changes, traitChanges);
+        List<AudienceChange>? audienceChanges = null;
+        if (_audiences.Count > 0)
+        {
+            var now = Clock.GetUtcNow();
+            audienceChanges = [];
+            foreach (var m in resolution.Merges) { _audiences.Merge(m.Survivor, m.Merged, now, seq, audienceChanges); }
+            if (resolution.ProfileId is { } profile)
+            {
+                _audiences.Observe(profile, seq, e, message);
+                var merged = resolution.Merges.Count > 0;
+                var affected = _audiences.Affected(e.Type == MessageType.Track ? e.Event : null, [.. traitChanges.Select(t => t.Name)], merged || resolution.Links.Count > 0, merged);
+                _audiences.Evaluate(profile, _facts.For(profile), affected, now, seq, cause.Length > 0 ? cause : ResolutionInput.CauseOf(e.MessageId), audienceChanges);
+                _audiences.Schedule(profile, now, name => _computed.NextChange(profile, name, now));
+            }
+        }
+
+        return new ProcessedEvent(seq, resolution.ProfileId, changes, traitChanges, audienceChanges);
     }
 
     private static readonly List<IdentityChange> NoChanges = [];

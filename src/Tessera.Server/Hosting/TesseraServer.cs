@@ -32,6 +32,7 @@ public static class TesseraServer
         builder.Services.AddHostedService<StoreBootstrap>();
         builder.Services.AddSingleton<EventWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EventWriter>());
+        builder.Services.AddHostedService<AudienceTicker>();
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<StoreUnavailableHandler>();
         builder.Services.AddCors(c => c.AddPolicy(CollectionApi.CorsPolicy, p => p
@@ -43,7 +44,7 @@ public static class TesseraServer
         app.UseCors();
         app.MapHealthApi();
         app.MapCollectionApi();
-        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi().MapProfilesApi().MapIdentityApi().MapComputedTraitsApi();
+        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi().MapProfilesApi().MapIdentityApi().MapComputedTraitsApi().MapAudiencesApi();
         return app;
     }
 

@@ -40,12 +40,12 @@ public static class ProfilesApi
         if (!TryNormalize(store.Engine.IdentityRules, identifier, out var parsed, out var problem)) { return problem!; }
         var id = store.Engine.FindByIdentifier(parsed);
         return id is not null && store.Engine.Get(id) is { } profile
-            ? TypedResults.Ok(Answer(profile))
+            ? TypedResults.Ok(Answer(profile, store.Engine.AudiencesOf(profile.Id)))
             : Problems.NotFound($"identifier: no profile owns {parsed}");
     }
 
     public static Results<Ok<ProfileAnswer>, ProblemHttpResult> GetProfile(string id, IProfileStore store) =>
-        Live(store.Engine, id) is { } profile ? TypedResults.Ok(Answer(profile)) : Problems.NotFound($"id: no profile '{id}'");
+        Live(store.Engine, id) is { } profile ? TypedResults.Ok(Answer(profile, store.Engine.AudiencesOf(profile.Id))) : Problems.NotFound($"id: no profile '{id}'");
 
     public static async Task<Results<Ok<EventsApi.EventListAnswer>, ProblemHttpResult>> GetEventsAsync(
         string id, int? limit, string? cursor, string? type, string? @event, IProfileStore store, IEventStore events, CancellationToken cancellationToken)
@@ -103,7 +103,7 @@ public static class ProfilesApi
         var splitOff = store.Engine.FindByIdentifier(identifier) is { } a ? store.Engine.Get(a) : null;
         var remaining = Live(store.Engine, profile.Id) ?? (store.Engine.FindByIdentifier(others[0]) is { } b ? store.Engine.Get(b) : null);
         if (splitOff is null || remaining is null) { return Problems.Field("identifier", "the rebuild left no profile for one side of the split", StatusCodes.Status500InternalServerError, "Unmerge incomplete"); }
-        return TypedResults.Ok(new UnmergeAnswer(Answer(splitOff), Answer(remaining), comparison.Splitting, comparison.IdentifiersMoved));
+        return TypedResults.Ok(new UnmergeAnswer(Answer(splitOff, store.Engine.AudiencesOf(splitOff.Id)), Answer(remaining, store.Engine.AudiencesOf(remaining.Id)), comparison.Splitting, comparison.IdentifiersMoved));
     }
 
     private static bool TryNormalize(IdentityRules rules, string? text, out Identifier identifier, out ProblemHttpResult? problem)
@@ -163,12 +163,12 @@ public static class ProfilesApi
 
     private static ProfileView? Live(ProfileEngine engine, string id) => engine.SurvivorOf(id) is { } live ? engine.Get(live) : null;
 
-    private static ProfileAnswer Answer(ProfileView p) => new(
+    private static ProfileAnswer Answer(ProfileView p, IReadOnlyList<string> segments) => new(
         p.Id,
         p.CreatedAt,
         p.Traits.ToDictionary(t => t.Key, t => t.Value.Value?.DeepClone(), StringComparer.Ordinal),
         p.Identifiers.Select(i => new IdentifierAnswer(i.Type, i.Value)).ToList(),
         p.Computed.ToDictionary(c => c.Key, c => c.Value?.DeepClone(), StringComparer.Ordinal),
-        [],
+        segments,
         p.MergedFrom);
 }

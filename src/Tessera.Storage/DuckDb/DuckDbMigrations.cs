@@ -78,5 +78,24 @@ internal static class DuckDbMigrations
                 created_at TIMESTAMPTZ NOT NULL
             );
             """),
+        (5, "audiences and their entries and exits", """
+            CREATE TABLE audiences (
+                id VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                description VARCHAR,
+                definition VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL
+            );
+            CREATE TABLE audience_changes (
+                id BIGINT NOT NULL,
+                audience_id VARCHAR NOT NULL,
+                profile_id VARCHAR NOT NULL,
+                entered BOOLEAN NOT NULL,
+                occurred_at TIMESTAMPTZ NOT NULL,
+                seq BIGINT,
+                reason VARCHAR NOT NULL
+            );
+            """),
     ];
 }

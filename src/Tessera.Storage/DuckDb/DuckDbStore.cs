@@ -1,7 +1,9 @@
 using DuckDB.NET.Data;
+using Tessera.Core.Audiences;
 using Tessera.Core.Collection;
 using Tessera.Core.Identity;
 using Tessera.Core.Profiles;
+using Tessera.Storage.Audiences;
 using Tessera.Storage.Events;
 using Tessera.Storage.Profiles;
 using Tessera.Storage.Sources;
@@ -14,7 +16,7 @@ namespace Tessera.Storage.DuckDb;
 /// runs the fresh events through the <see cref="ProfileEngine"/> and commits the events, the identity log rows and
 /// the trait changes in one transaction.
 /// </summary>
-public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine) : ITesseraStore
+public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine) : ITesseraStore
 {
     private ProfileEngine _engine = engine;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -80,11 +82,13 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
                 var sequenced = new (long Seq, CollectedEvent Event)[fresh.Count];
                 for (var i = 0; i < fresh.Count; i++) { sequenced[i] = (_lastSeq + 1 + i, fresh[i].Event); }
                 var processed = _engine.Process(sequenced);
+                List<AudienceChange> audienceChanges;
                 try
                 {
                     using var transaction = writer.BeginTransaction();
                     AppendEvents(writer, sequenced, processed);
                     AppendProfileChanges(writer, processed);
+                    audienceChanges = AppendAudienceChanges(writer, AudienceRows.All(processed));
                     transaction.Commit();
                 }
                 catch (DuckDBException e)
@@ -97,6 +101,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
 
                 _lastSeq += fresh.Count;
                 foreach (var (e, key) in fresh) { _messageIds.Add(key, e.ReceivedAt); }
+                Announce(audienceChanges);
             }
 
             return new AppendResult(fresh.Count, events.Count - fresh.Count);
@@ -200,6 +205,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
         await ReadInChunksAsync($"SELECT {ProfileRows.TraitColumns} FROM trait_changes ORDER BY seq", ProfileRows.ReadTrait, chunk => _engine.Restore([], chunk), cancellationToken);
         foreach (var definition in await ListComputedTraitsAsync(cancellationToken)) { _engine.DefineComputed(definition); }
         await BackfillComputedAsync(null, cancellationToken);
+        await RestoreAudiencesAsync(_engine, cancellationToken);
     }
 
     /// <summary>Feeds the stored events that computed traits read (all of them, or one definition's) to the engine.</summary>
@@ -280,7 +286,9 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
             }
 
             transaction.Commit();
+            var previous = _engine;
             _engine = fresh;
+            await TakeOverAudiencesAsync(previous, fresh, cancellationToken);
             return comparison;
         }
         catch (DuckDBException e)
@@ -395,7 +403,7 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
         var events = await ScalarAsync<long>("SELECT count(*) FROM events", cancellationToken);
         var sources = await ScalarAsync<long>("SELECT count(*) FROM sources", cancellationToken);
         var (profiles, identifiers, merges) = _engine.Counts();
-        return new StoreStats(events, sources, profiles, identifiers, merges, Segments: 0);
+        return new StoreStats(events, sources, profiles, identifiers, merges, Segments: _engine.Audiences.Count);
     }
 
     public async Task<Source> CreateSourceAsync(string name, string workspace, string writeKey, CancellationToken cancellationToken)

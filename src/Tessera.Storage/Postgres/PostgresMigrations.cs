@@ -104,5 +104,26 @@ internal static class PostgresMigrations
             );
             INSERT INTO identity_generation (generation) VALUES (0);
             """),
+        (4, "audiences and their entries and exits", """
+            CREATE TABLE audiences (
+                id text PRIMARY KEY,
+                name text NOT NULL,
+                description text,
+                definition text NOT NULL,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL
+            );
+            CREATE TABLE audience_changes (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                audience_id text NOT NULL,
+                profile_id text NOT NULL,
+                entered boolean NOT NULL,
+                occurred_at timestamptz NOT NULL,
+                seq bigint,
+                reason text NOT NULL
+            );
+            CREATE INDEX audience_changes_audience ON audience_changes (audience_id, id);
+            CREATE INDEX audience_changes_profile ON audience_changes (profile_id, id);
+            """),
     ];
 }

@@ -161,7 +161,9 @@ public sealed partial class PostgresStore
 
                     // The other processes see the new generation and rebuild their engines from the swapped tables.
                     var generation = await ScalarAsync<long>(rebuild, "UPDATE identity_generation SET generation = generation + 1 RETURNING generation", cancellationToken);
+                    var audienceChanges = await TakeOverAudiencesAsync(rebuild, Engine, fresh, cancellationToken);
                     await transaction.CommitAsync(cancellationToken);
+                    Announce(audienceChanges);
                     _engine = fresh;
                     _generation = generation;
                     Volatile.Write(ref _appliedSeq, last);
@@ -281,6 +283,7 @@ public sealed partial class PostgresStore
         }
 
         Apply(missed);
+        await SyncMembershipsAsync(connection, cancellationToken);
         return true;
     }
 
@@ -327,6 +330,7 @@ public sealed partial class PostgresStore
         foreach (var definition in stored) { engine.DefineComputed(definition); }
         engine.Restore(identity, traits);
         await BackfillAsync(connection, engine, null, cancellationToken);
+        await RestoreAudiencesAsync(connection, engine, cancellationToken);
 
         _engine = engine;
         _generation = generation;
@@ -452,6 +456,7 @@ public sealed partial class PostgresStore
                     Apply(await ReadAllAsync(
                         connection, $"SELECT {EventReader.Columns} FROM events WHERE seq > $1 ORDER BY seq",
                         r => { var e = EventReader.Read(r); return (e.Seq, e.Message); }, cancellationToken, AppliedSeq));
+                    await SyncMembershipsAsync(connection, cancellationToken);
                 }
 
                 await transaction.CommitAsync(cancellationToken);

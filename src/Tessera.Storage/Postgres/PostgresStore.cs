@@ -2,6 +2,7 @@ using Npgsql;
 using NpgsqlTypes;
 using Tessera.Core.Collection;
 using Tessera.Core.Profiles;
+using Tessera.Storage.Audiences;
 using Tessera.Storage.Events;
 using Tessera.Storage.Sources;
 
@@ -212,12 +213,15 @@ public sealed partial class PostgresStore : ITesseraStore
             }
 
             await CopyProfileChangesAsync(connection, processed, "identity_changes", "trait_changes", cancellationToken);
+            var audienceChanges = AudienceRows.All(processed).ToList();
+            await CopyAudienceChangesAsync(connection, audienceChanges, cancellationToken);
             // Durable on return: synchronous_commit waits for the WAL flush. Should the connection die during COMMIT the
             // outcome is unknown and the caller answers 503; the client's resend is then dropped or stored by the dedup above
             // (and the engine, marked stale, is rebuilt from what was committed).
             await transaction.CommitAsync(cancellationToken);
             Volatile.Write(ref _appliedSeq, sequenced[^1].Seq);
             _engineStale = false;
+            Announce(audienceChanges);
             return stored;
         }
 
@@ -243,7 +247,7 @@ public sealed partial class PostgresStore : ITesseraStore
             var events = await ScalarAsync<long>(connection, "SELECT count(*) FROM events", cancellationToken);
             var sources = await ScalarAsync<long>(connection, "SELECT count(*) FROM sources", cancellationToken);
             var (profiles, identifiers, merges) = Engine.Counts();
-            return new StoreStats(events, sources, profiles, identifiers, merges, Segments: 0);
+            return new StoreStats(events, sources, profiles, identifiers, merges, Segments: Engine.Audiences.Count);
         }, cancellationToken);
 
     public async Task<Source> CreateSourceAsync(string name, string workspace, string writeKey, CancellationToken cancellationToken)
