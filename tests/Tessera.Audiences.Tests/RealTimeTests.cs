@@ -92,6 +92,30 @@ public sealed class RealTimeTests
     }
 
     [Fact]
+    public async Task unmerge_restores_both_profiles_and_their_audiences()
+    {
+        await using var server = await TestServer.StartAsync();
+        var buyers = await server.CreateSegmentAsync("Buyers", """{"event":"Order Completed"}""");
+        var readers = await server.CreateSegmentAsync("Newsletter readers", """{"event":"Email Opened"}""");
+        await server.SendAsync("track", """{"userId":"kim","event":"Order Completed","properties":{"revenue":5}}""");
+        await server.SendAsync("track", """{"anonymousId":"shared-tablet","event":"Email Opened"}""");
+        // A shared device logs in as kim: the tablet's history wrongly joins kim's profile.
+        await server.SendAsync("identify", """{"anonymousId":"shared-tablet","userId":"kim"}""");
+        var kim = await server.ProfileIdAsync("user_id:kim");
+        Assert.Equal(new[] { buyers, readers }.Order(StringComparer.Ordinal), (await server.SegmentsOfAsync("user_id:kim")).Order(StringComparer.Ordinal));
+
+        var unmerge = await server.Admin.PostAsync($"api/profiles/{kim}/unmerge", Segments.Json("""{"identifier":"anonymous_id:shared-tablet"}"""));
+        Assert.True(unmerge.IsSuccessStatusCode, await unmerge.Content.ReadAsStringAsync());
+
+        Assert.Equal([buyers], await server.SegmentsOfAsync("user_id:kim"));
+        Assert.Equal([readers], await server.SegmentsOfAsync("anonymous_id:shared-tablet"));
+        var tablet = await server.ProfileIdAsync("anonymous_id:shared-tablet");
+        Assert.Equal([tablet], await server.MembersAsync(readers));
+        var history = await server.HistoryOfAsync("user_id:kim");
+        Assert.Contains(history, h => h["type"]!.GetValue<string>() == "exited" && h["segmentId"]!.GetValue<string>() == readers && h["reason"]!.GetValue<string>() == "identities re-resolved");
+    }
+
+    [Fact]
     public async Task memberships_survive_a_restart_and_time_that_passed_while_down_is_recorded_at_start()
     {
         var dataDir = TempDirectory.Create("audiences-restart");

@@ -7,7 +7,51 @@ namespace Tessera.Cli.Commands;
 
 internal static class ExportCommand
 {
-    public static Command Create() => new("export", "Write data out of the store.") { CreateIdentities() };
+    public static Command Create() => new("export", "Write data out of the store.") { CreateIdentities(), CreateSegment() };
+
+    private static Command CreateSegment()
+    {
+        var store = new StoreOptions();
+        var segment = new Argument<string>("SEGMENT") { Description = "The audience's id (seg_...) or its exact name" };
+        var output = new Option<FileInfo>("--out") { Description = "File to write: .csv or .parquet; one row per member with its identifiers, traits and computed traits", Required = true };
+        var command = new Command("segment", "Export the members of an audience with their traits.") { segment, output };
+        store.AddTo(command);
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var file = result.GetValue(output)!;
+            var wanted = result.GetValue(segment)!;
+            if (!file.Extension.Equals(".csv", StringComparison.OrdinalIgnoreCase) && !file.Extension.Equals(".parquet", StringComparison.OrdinalIgnoreCase))
+            {
+                await Console.Error.WriteLineAsync($"tessera: --out: '{file.Name}' must end in .csv or .parquet");
+                return 2;
+            }
+
+            try
+            {
+                await using var tesseraStore = TesseraServer.CreateStore(store.Read(result));
+                await tesseraStore.OpenAsync(cancellationToken);
+                var audiences = tesseraStore.Engine.Audiences;
+                var audience = audiences.FirstOrDefault(a => a.Id == wanted) ?? audiences.SingleOrDefault(a => a.Name == wanted);
+                if (audience is null)
+                {
+                    var known = audiences.Count == 0 ? "there are none" : "known: " + string.Join(", ", audiences.Select(a => $"{a.Id} ({a.Name})"));
+                    await Console.Error.WriteLineAsync($"tessera: SEGMENT: no audience '{wanted}'; {known}");
+                    return 1;
+                }
+
+                var (columns, rows) = SegmentExport.Table(tesseraStore.Engine, tesseraStore.Engine.Members(audience.Id));
+                await SegmentExport.WriteAsync(file, columns, rows);
+                Console.WriteLine($"exported {rows.Count} members of {audience.Id} ({audience.Name}) to {file.FullName}");
+                return 0;
+            }
+            catch (Exception e) when (e is StoreException or StoreUnavailableException or ArgumentException or IOException or DuckDB.NET.Data.DuckDBException)
+            {
+                await Console.Error.WriteLineAsync($"tessera: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
 
     private static Command CreateIdentities()
     {
