@@ -30,6 +30,9 @@ internal sealed class LoadOptions
     public int Seed { get; set; } = 42;
     public double RequestTimeout { get; set; } = 30;
 
+    /// <summary>Also measure how fast a real-time audience follows the data while the load runs (<see cref="AudienceProbe"/>).</summary>
+    public bool ProbeAudience { get; set; }
+
     public static LoadOptions Parse(string[] args)
     {
         var o = new LoadOptions();
@@ -56,6 +59,7 @@ internal sealed class LoadOptions
                 case "--label": o.Label = Next(); break;
                 case "--seed": o.Seed = (int)Number(); break;
                 case "--timeout": o.RequestTimeout = Number(); break;
+                case "--probe-audience": o.ProbeAudience = true; break;
                 case "-h" or "--help": throw new ArgumentException(Usage);
                 default: throw new ArgumentException($"{name}: unknown flag\n{Usage}");
             }
@@ -71,6 +75,6 @@ internal sealed class LoadOptions
     public const string Usage = """
         usage: Tessera.LoadGen [--url http://127.0.0.1:8080 | --spawn tessera|ceiling [--dll path]] [--server-pid N] [--server-log FILE]
                                [--batch 100] [--connections 16] [--rate EVENTS_PER_S (0 = flat out)]
-                               [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--label L]
+                               [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--label L] [--probe-audience]
         """;
 }

@@ -26,16 +26,20 @@ using var admin = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
 admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", options.AdminToken);
 long? before = options.Verify ? await StoredEventsAsync(admin, url) : null;
 
+var probe = options.ProbeAudience ? new AudienceProbe(options, url) : null;
+var probing = probe is null ? Task.CompletedTask : probe.RunAsync(admin, await probe.CreateAudienceAsync(admin), TimeSpan.FromSeconds(options.Warmup), TimeSpan.FromSeconds(options.Duration));
 var sampler = pid is { } p ? new ProcessSampler(p, TimeSpan.FromMilliseconds(100)) : null;
 var ownCpu = Environment.CpuUsage.TotalTime;
 var ownClock = System.Diagnostics.Stopwatch.GetTimestamp();
 var result = await new LoadRunner(options, url, messages).RunAsync();
 var loadGenCores = (Environment.CpuUsage.TotalTime - ownCpu).TotalSeconds / System.Diagnostics.Stopwatch.GetElapsedTime(ownClock).TotalSeconds;
 if (sampler is not null) { await sampler.DisposeAsync(); }
+await probing;
 
 long? after = options.Verify ? await StoredEventsAsync(admin, url) : null;
 long? stored = after - before;
-bool? zeroLoss = stored is { } s ? s == result.AckedTotal : null;
+// The probe's own events are stored too.
+bool? zeroLoss = stored is { } s ? s == result.AckedTotal + (probe?.Sent ?? 0) : null;
 
 var eventsPerSecond = result.AckedInWindow / options.Duration;
 var summary = new Dictionary<string, object?>
@@ -66,6 +70,12 @@ var summary = new Dictionary<string, object?>
     ["rss_hwm_mb"] = sampler is null ? null : Math.Round(sampler.HwmKb / 1024.0, 1),
     ["server_cpu_cores"] = sampler is null ? null : Math.Round(sampler.CpuCores, 2),
     ["loadgen_cpu_cores"] = Math.Round(loadGenCores, 2),
+    ["probe_count"] = probe?.VisibleMs.Count,
+    ["probe_failures"] = probe?.Failures,
+    ["probe_visible_p50_ms"] = probe is null ? null : Math.Round(AudienceProbe.Percentile(probe.VisibleMs, 50), 2),
+    ["probe_visible_p99_ms"] = probe is null ? null : Math.Round(AudienceProbe.Percentile(probe.VisibleMs, 99), 2),
+    ["probe_recorded_p50_ms"] = probe is null ? null : Math.Round(AudienceProbe.Percentile(probe.RecordedMs, 50), 2),
+    ["probe_recorded_p99_ms"] = probe is null ? null : Math.Round(AudienceProbe.Percentile(probe.RecordedMs, 99), 2),
     ["load_average"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : null,
 };
 
@@ -75,6 +85,12 @@ Console.WriteLine($"  statuses: {string.Join(", ", result.Statuses.Select(k => $
 if (options.Verify)
 {
     Console.WriteLine($"  loss check: sent {result.SentTotal}, acknowledged {result.AckedTotal}, stored {stored} → {(zeroLoss == true ? "zero loss" : "MISMATCH")}");
+}
+
+if (probe is not null)
+{
+    Console.WriteLine($"  audience probe: {probe.VisibleMs.Count} entries, {probe.Failures} failed; visible p50 {summary["probe_visible_p50_ms"]} p99 {summary["probe_visible_p99_ms"]} ms, "
+        + $"recorded p50 {summary["probe_recorded_p50_ms"]} p99 {summary["probe_recorded_p99_ms"]} ms");
 }
 
 if (sampler is not null)
