@@ -14,4 +14,22 @@ internal static class Definitions
         Assert.True(condition is not null, $"{json} is invalid: {string.Join("; ", errors)}");
         return Canonical(condition);
     }
+
+    /// <summary>Parses text that must be valid.</summary>
+    public static AudienceCondition Text(string text)
+    {
+        var condition = AudienceText.Parse(text, out var errors);
+        Assert.True(condition is not null, $"{text}\n is invalid: {string.Join("\n ", errors)}");
+        Assert.Empty(errors);
+        return condition;
+    }
+
+    /// <summary>The errors of text that must be invalid.</summary>
+    public static IReadOnlyList<DefinitionError> Errors(string text)
+    {
+        var condition = AudienceText.Parse(text, out var errors);
+        Assert.True(condition is null, $"{text}\n parsed, as {(condition is null ? "" : AudienceText.Format(condition))}");
+        Assert.NotEmpty(errors);
+        return errors;
+    }
 }
