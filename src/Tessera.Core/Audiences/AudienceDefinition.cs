@@ -17,12 +17,29 @@ public static class AudienceDefinition
     /// <summary>Most steps in one sequence (each step is one more join in SQL).</summary>
     public const int MaxSequenceSteps = 6;
 
+    /// <summary>
+    /// Deepest JSON nesting read from text: two levels per <c>and</c>/<c>or</c> (object and array) under
+    /// <see cref="MaxDepth"/>, plus room for an event filter's value. The reader's default (64) rejected valid
+    /// definitions, 32 <c>and</c>s deep, as invalid JSON before <see cref="MaxDepth"/> could name the node.
+    /// </summary>
+    public const int MaxJsonDepth = 160;
+
     private static readonly string[] Kinds = ["and", "or", "not", "trait", "identifier", "computed", "event", "sequence", "segment"];
+
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = MaxJsonDepth };
 
     /// <summary>Parses <paramref name="json"/>; on any problem returns null and every problem found.</summary>
     public static AudienceCondition? Parse(JsonElement json, out IReadOnlyList<DefinitionError> errors)
     {
         var found = new List<DefinitionError>();
+
+        // A string with an unpaired surrogate escape ("\uD800") makes every read of it throw: refuse it up front.
+        if (InvalidText(json, "") is { } invalid)
+        {
+            errors = [invalid];
+            return null;
+        }
+
         var condition = ParseNode(json, "", 0, found);
         errors = found;
         return found.Count == 0 ? condition : null;
@@ -33,7 +50,7 @@ public static class AudienceDefinition
     {
         try
         {
-            using var document = JsonDocument.Parse(json);
+            using var document = JsonDocument.Parse(json, DocumentOptions);
             return Parse(document.RootElement, out errors);
         }
         catch (JsonException e)
@@ -134,6 +151,12 @@ public static class AudienceDefinition
         if (op is null) { return (null, null); }
         JsonElement? value = json.TryGetProperty("value", out var v) && v.ValueKind != JsonValueKind.Null ? v.Clone() : null;
         var problem = new PropertyFilter("x", op, value).Problem();
+        if (problem is null && op is "exists" or "not_exists" && value is not null)
+        {
+            // Unused, it would be kept and written back, making two definitions of one meaning (and no text form).
+            problem = $"value is not used with op '{op}': leave it out";
+        }
+
         if (problem is not null)
         {
             errors.Add(new DefinitionError(Join(path, problem.StartsWith("op", StringComparison.Ordinal) ? "op" : "value"), problem));
@@ -202,7 +225,7 @@ public static class AudienceDefinition
 
         TimeSpan within = default;
         if (!json.TryGetProperty("within", out var w)) { errors.Add(new DefinitionError(Join(path, "within"), "is required: the longest time from the first step to the last, e.g. \"15m\"")); }
-        else if (w.ValueKind != JsonValueKind.String || !Duration.TryParse(w.GetString(), out within)) { errors.Add(new DefinitionError(Join(path, "within"), $"{Show(w)} is not a duration such as 15m, 2h, 30d or 1w")); }
+        else if (w.ValueKind != JsonValueKind.String || !Duration.TryParse(w.GetString(), out within)) { errors.Add(NotADuration(w, path)); }
         return errors.Count > before ? null : new SequenceCondition(steps, within);
     }
 
@@ -235,7 +258,7 @@ public static class AudienceDefinition
         if (json.TryGetProperty("within", out var w))
         {
             if (w.ValueKind == JsonValueKind.String && Duration.TryParse(w.GetString(), out var d)) { within = d; }
-            else { errors.Add(new DefinitionError(Join(path, "within"), $"{Show(w)} is not a duration such as 15m, 2h, 30d or 1w")); }
+            else { errors.Add(NotADuration(w, path)); }
         }
 
         DateTimeOffset? Instant(string field)
@@ -268,7 +291,12 @@ public static class AudienceDefinition
             op = null;
         }
 
-        if (!json.TryGetProperty("value", out var v) || v.ValueKind != JsonValueKind.Number || !v.TryGetDecimal(out var value))
+        if (json.TryGetProperty("value", out var v) && v.ValueKind == JsonValueKind.Number && !v.TryGetDecimal(out _))
+        {
+            return Fail<NumberComparison>(errors, Join(path, "value"), $"{v.GetRawText()} is out of range for a decimal number");
+        }
+
+        if (!json.TryGetProperty("value", out v) || v.ValueKind != JsonValueKind.Number || !v.TryGetDecimal(out var value))
         {
             return Fail<NumberComparison>(errors, Join(path, "value"), "is required and must be a number");
         }
@@ -298,6 +326,42 @@ public static class AudienceDefinition
     {
         errors.Add(new DefinitionError(path, message));
         return null;
+    }
+
+    private static DefinitionError NotADuration(JsonElement value, string path) =>
+        new(Join(path, "within"), $"{Show(value)} is not a duration such as 15m, 2h, 30d or 1w (at most {FormatDuration(Duration.Max)})");
+
+    /// <summary>The first string or field name, at any depth, that is not valid UTF-16, or null.</summary>
+    private static DefinitionError? InvalidText(JsonElement json, string path)
+    {
+        const string Message = "holds text that is not valid Unicode (an unpaired surrogate such as \\uD800)";
+        switch (json.ValueKind)
+        {
+            case JsonValueKind.String:
+                try { _ = json.GetString(); }
+                catch (InvalidOperationException) { return new DefinitionError(path, Message); }
+                return null;
+            case JsonValueKind.Array:
+                var i = 0;
+                foreach (var item in json.EnumerateArray())
+                {
+                    if (InvalidText(item, $"{path}[{i++}]") is { } error) { return error; }
+                }
+
+                return null;
+            case JsonValueKind.Object:
+                foreach (var property in json.EnumerateObject())
+                {
+                    string name;
+                    try { name = property.Name; }
+                    catch (InvalidOperationException) { return new DefinitionError(path, $"has a field name that {Message}"); }
+                    if (InvalidText(property.Value, Join(path, name)) is { } error) { return error; }
+                }
+
+                return null;
+            default:
+                return null;
+        }
     }
 
     private static string Join(string path, string field) => path.Length == 0 ? field : $"{path}.{field}";
