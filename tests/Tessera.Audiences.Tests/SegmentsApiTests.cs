@@ -28,6 +28,29 @@ public sealed class SegmentsApiTests
     }
 
     [Fact]
+    public async Task a_definition_may_be_written_in_the_text_form_and_is_answered_in_both_forms()
+    {
+        await using var server = await TestServer.StartAsync();
+        await server.SendAsync("identify", """{"userId":"p","traits":{"plan":"pro"}}""");
+        for (var i = 0; i < 3; i++) { await server.SendAsync("track", """{"userId":"p","event":"Order Completed","properties":{"revenue":60}}"""); }
+
+        var text = "trait plan = \"pro\" and count(event \"Order Completed\" where revenue > 50, within 30d) >= 3";
+        var response = await server.Admin.PostAsync("api/segments", Segments.Json($$$"""{"name":"Pro buyers","definition":{{{JsonValue.Create(text).ToJsonString()}}}}"""));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var created = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+        Assert.Equal(1, created["size"]!.GetValue<int>());
+        Assert.Equal("trait", created["definition"]!["and"]![0]!.AsObject().First().Key);
+        Assert.Equal(3m, created["definition"]!["and"]![1]!["count"]!["value"]!.GetValue<decimal>());
+        Assert.Contains("count(event \"Order Completed\" where revenue > 50, within 30d) >= 3", created["text"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        var bad = await server.Admin.PostAsync("api/segments", Segments.Json("""{"name":"Bad","definition":"trait plan \"pro\""}"""));
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        var problem = (await bad.Content.ReadFromJsonAsync<JsonObject>())!;
+        Assert.Equal("definition (line 1, column 12)", problem["field"]!.GetValue<string>());
+        Assert.Contains("expected a comparison operator", problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task every_problem_in_a_definition_is_listed_under_its_own_path()
     {
         await using var server = await TestServer.StartAsync();

@@ -30,10 +30,10 @@ public static class AudiencesApi
         return api;
     }
 
-    /// <summary>What a client sends: a definition as JSON, or as text (<c>AudienceText</c>).</summary>
+    /// <summary>What a client sends: a definition as JSON, or as a string in the text form (<see cref="AudienceText"/>).</summary>
     public sealed record AudienceBody(string? Name, string? Description, JsonElement? Definition);
 
-    public sealed record AudienceAnswer(string Id, string Name, string? Description, JsonObject Definition, int Size, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+    public sealed record AudienceAnswer(string Id, string Name, string? Description, JsonObject Definition, string Text, int Size, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
 
     public sealed record MembersAnswer(int Count, IReadOnlyList<string> Items, string? Next);
 
@@ -196,10 +196,24 @@ public static class AudiencesApi
         return null;
     }
 
-    /// <summary>Parses a definition given as JSON; every problem is listed, each under its path (<c>definition.and[0].op</c>).</summary>
+    /// <summary>
+    /// Parses a definition given as JSON, or as a string in the text form (<c>trait plan = "pro" and ...</c>); every
+    /// problem is listed, each under its path (<c>definition.and[0].op</c>, or <c>definition (line 1, column 12)</c>).
+    /// </summary>
     public static ProblemHttpResult? Parse(JsonElement json, out AudienceCondition? definition)
     {
-        definition = AudienceDefinition.Parse(json, out var errors);
+        IReadOnlyList<DefinitionError> errors;
+        if (json.ValueKind == JsonValueKind.String)
+        {
+            definition = AudienceText.Parse(json.GetString()!, out errors);
+            if (errors.Count == 0) { return null; }
+            var text = errors.Select(e => (Field: $"definition ({e.Path})", e.Message)).ToList();
+            var textProblem = Problems.Field(text[0].Field, text[0].Message);
+            textProblem.ProblemDetails.Extensions["errors"] = text.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());
+            return textProblem;
+        }
+
+        definition = AudienceDefinition.Parse(json, out errors);
         if (errors.Count == 0) { return null; }
         var first = errors[0];
         var problem = Problems.Field(Path(first), first.Message);
@@ -223,7 +237,7 @@ public static class AudiencesApi
     }
 
     private static AudienceAnswer Answer(Audience a, ITesseraStore store) =>
-        new(a.Id, a.Name, a.Description, AudienceDefinition.ToJson(a.Definition), store.Engine.MemberCount(a.Id), a.CreatedAt, a.UpdatedAt);
+        new(a.Id, a.Name, a.Description, AudienceDefinition.ToJson(a.Definition), AudienceText.Format(a.Definition), store.Engine.MemberCount(a.Id), a.CreatedAt, a.UpdatedAt);
 
     private static ChangeAnswer ChangeAnswerOf(StoredAudienceChange c) =>
         new(c.Id, c.Change.AudienceId, c.Change.ProfileId, c.Change.Kind, c.Change.At, c.Change.Seq, c.Change.Reason);
