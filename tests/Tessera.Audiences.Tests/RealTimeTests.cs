@@ -27,6 +27,17 @@ public sealed class RealTimeTests
     }
 
     [Fact]
+    public async Task a_number_too_large_for_decimal_is_stored_and_simply_does_not_compare()
+    {
+        await using var server = await TestServer.StartAsync();
+        var big = await server.CreateSegmentAsync("Big orders", """{"event":"Order Completed","where":[{"property":"revenue","op":"gt","value":50}]}""");
+        await server.SendAsync("track", """{"userId":"huge","event":"Order Completed","properties":{"revenue":1E+400}}""");
+        await server.SendAsync("track", """{"userId":"normal","event":"Order Completed","properties":{"revenue":60}}""");
+        Assert.Equal([await server.ProfileIdAsync("user_id:normal")], await server.MembersAsync(big));
+        Assert.Equal(2, (await server.GetObjectAsync("api/stats"))["events"]!.GetValue<int>());
+    }
+
+    [Fact]
     public async Task a_trait_change_moves_the_profile_out_and_back_in()
     {
         await using var server = await TestServer.StartAsync();

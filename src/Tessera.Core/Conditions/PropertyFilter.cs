@@ -80,14 +80,23 @@ public sealed record PropertyFilter(string Property, string Op, JsonElement? Val
 
     private static bool Equal(JsonElement a, JsonElement b)
     {
-        if (a.ValueKind == JsonValueKind.Number && b.ValueKind == JsonValueKind.Number) { return a.GetDecimal() == b.GetDecimal(); }
+        // A number beyond decimal's range (1E+400) equals only the same text; it never throws on client data.
+        if (a.ValueKind == JsonValueKind.Number && b.ValueKind == JsonValueKind.Number)
+        {
+            return a.TryGetDecimal(out var x) && b.TryGetDecimal(out var y) ? x == y : a.GetRawText() == b.GetRawText();
+        }
+
         return JsonElement.DeepEquals(a, b) || (a.ValueKind == JsonValueKind.String && b.ValueKind == JsonValueKind.String && a.GetString() == b.GetString());
     }
 
-    /// <summary>Numbers compare as numbers, ISO dates as instants, other text ordinally; mixed kinds do not compare.</summary>
+    /// <summary>Numbers compare as numbers (beyond decimal's range they do not compare), ISO dates as instants, other text ordinally; mixed kinds do not compare.</summary>
     private static int? Compare(JsonElement a, JsonElement b)
     {
-        if (a.ValueKind == JsonValueKind.Number && b.ValueKind == JsonValueKind.Number) { return a.GetDecimal().CompareTo(b.GetDecimal()); }
+        if (a.ValueKind == JsonValueKind.Number && b.ValueKind == JsonValueKind.Number)
+        {
+            return a.TryGetDecimal(out var x) && b.TryGetDecimal(out var y) ? x.CompareTo(y) : null;
+        }
+
         if (a.ValueKind == JsonValueKind.String && b.ValueKind == JsonValueKind.String)
         {
             if (a.TryGetDateTimeOffset(out var x) && b.TryGetDateTimeOffset(out var y)) { return x.CompareTo(y); }
@@ -95,9 +104,9 @@ public sealed record PropertyFilter(string Property, string Op, JsonElement? Val
         }
 
         if (a.ValueKind == JsonValueKind.String && b.ValueKind == JsonValueKind.Number &&
-            decimal.TryParse(a.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var n))
+            decimal.TryParse(a.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && b.TryGetDecimal(out var m))
         {
-            return n.CompareTo(b.GetDecimal());
+            return n.CompareTo(m);
         }
 
         return null;
