@@ -14,6 +14,16 @@ for dep in scripts/deps/*.sh; do
   source "$dep"
 done
 
+# The test cluster belongs to the tests alone: schemas left by earlier runs (one per test class or server) are
+# dropped, so the cluster does not grow run after run.
+pg_port=$(sed -n 's/.*Port=\([0-9]*\).*/\1/p' <<< "$TESSERA_TEST_POSTGRES")
+"$TESSERA_TEST_PG_BIN/psql" "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" -qAt -v ON_ERROR_STOP=1 -c "
+  DO \$\$ DECLARE s text; BEGIN
+    FOR s IN SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%' LOOP
+      EXECUTE format('DROP SCHEMA %I CASCADE', s);
+    END LOOP;
+  END \$\$;" || echo "(could not drop old test schemas; continuing)"
+
 echo "== build"
 dotnet build Tessera.slnx -c Release -warnaserror -nologo -v q
 
