@@ -1,5 +1,3 @@
-using BenchmarkDotNet.Attributes;
-using DuckDB.NET.Data;
 using Tessera.Core.Collection;
 using Tessera.Core.Identity;
 using Tessera.Core.Profiles;

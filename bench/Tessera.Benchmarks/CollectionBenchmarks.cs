@@ -1,6 +1,5 @@
 using System.IO.Compression;
 using System.Text.Json;
-using BenchmarkDotNet.Attributes;
 using Tessera.Core.Collection;
 
 namespace Tessera.Benchmarks;

@@ -1,10 +1,3 @@
-using BenchmarkDotNet.Configs;
-using BenchmarkDotNet.Diagnosers;
-using BenchmarkDotNet.Exporters.Json;
-using BenchmarkDotNet.Jobs;
-using BenchmarkDotNet.Running;
-using BenchmarkDotNet.Toolchains.InProcess.Emit;
-
 // Short runs, in process (no per-benchmark project build), so the whole set takes a few minutes on two cores.
 var job = Job.ShortRun
     .WithWarmupCount(3)

@@ -3,6 +3,7 @@ using NpgsqlTypes;
 using Tessera.Core.Collection;
 using Tessera.Core.Profiles;
 using Tessera.Storage.Events;
+using Tessera.Storage.Profiles;
 using Tessera.Storage.Sources;
 
 namespace Tessera.Storage.Postgres;
@@ -84,6 +85,7 @@ public sealed partial class PostgresStore : ITesseraStore
         if (_options.MigrateUpTo is { } upTo && upTo < 3) { return; }
         foreach (var source in await ListSourcesAsync(cancellationToken)) { Engine.KnowSource(source.Id, source.Name); }
         await RestoreProfilesAsync(cancellationToken);
+        if (_options.MigrateUpTo is null or >= 4) { await WriteProfileStateIfMissingAsync(cancellationToken); }
         StartCatchUpLoop();
     }
 
@@ -212,6 +214,7 @@ public sealed partial class PostgresStore : ITesseraStore
             }
 
             await CopyProfileChangesAsync(connection, processed, "identity_changes", "trait_changes", cancellationToken);
+            await WriteProfileStateAsync(connection, ProfileStateChanges.Of(processed, Engine), cancellationToken);
             // Durable on return: synchronous_commit waits for the WAL flush. Should the connection die during COMMIT the
             // outcome is unknown and the caller answers 503; the client's resend is then dropped or stored by the dedup above
             // (and the engine, marked stale, is rebuilt from what was committed).
