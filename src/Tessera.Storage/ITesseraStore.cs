@@ -1,3 +1,4 @@
+using Tessera.Storage.Audiences;
 using Tessera.Storage.Events;
 using Tessera.Storage.Profiles;
 using Tessera.Storage.Settings;
@@ -6,7 +7,7 @@ using Tessera.Storage.Sources;
 namespace Tessera.Storage;
 
 /// <summary>One store (DuckDB file or PostgreSQL database) with everything Tessera keeps.</summary>
-public interface ITesseraStore : IEventStore, IProfileStore, ISourceStore, ISettingsStore, IAsyncDisposable
+public interface ITesseraStore : IEventStore, IProfileStore, IAudienceQueries, ISourceStore, ISettingsStore, IAsyncDisposable
 {
     /// <summary><c>duckdb</c> or <c>postgres</c>.</summary>
     string Kind { get; }

@@ -1,7 +1,11 @@
+using System.Runtime.CompilerServices;
 using DuckDB.NET.Data;
+using Tessera.Core.Audiences;
 using Tessera.Core.Collection;
 using Tessera.Core.Identity;
 using Tessera.Core.Profiles;
+using Tessera.Storage.Audiences;
+using Tessera.Storage.Audiences.Dialects;
 using Tessera.Storage.Events;
 using Tessera.Storage.Profiles;
 using Tessera.Storage.Sources;
@@ -496,6 +500,56 @@ public sealed class DuckDbStore(DuckDbStoreOptions options, ProfileEngine engine
         });
         return await EventReader.ReadPageAsync(command, query.Limit, cancellationToken);
     }
+
+    public async Task<AudiencePreview> PreviewAudienceAsync(
+        AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now, int sampleSize, CancellationToken cancellationToken)
+    {
+        var sql = AudienceQuery.Preview(DuckDbAudienceDialect.Instance, definition, _engine.ComputedDefinitions, segments, now, sampleSize);
+        using var connection = OpenReader();
+        using var command = Command(connection, sql.Text, [.. sql.Parameters]);
+        try
+        {
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            long count = 0;
+            var sample = new List<string>();
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                count = reader.GetInt64(1);
+                if (sample.Count < sampleSize) { sample.Add(reader.GetString(0)); }
+            }
+
+            return new AudiencePreview(count, sample);
+        }
+        catch (DuckDBException e)
+        {
+            throw DuckDbErrors.Translate(e, sql.Text, options.Path);
+        }
+    }
+
+    public async IAsyncEnumerable<string> ListAudienceMembersAsync(
+        AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var sql = ExplainAudienceSql(definition, segments, now);
+        using var connection = OpenReader();
+        using var command = Command(connection, sql.Text, [.. sql.Parameters]);
+        System.Data.Common.DbDataReader reader;
+        try
+        {
+            reader = await command.ExecuteReaderAsync(cancellationToken);
+        }
+        catch (DuckDBException e)
+        {
+            throw DuckDbErrors.Translate(e, sql.Text, options.Path);
+        }
+
+        using (reader)
+        {
+            while (await reader.ReadAsync(cancellationToken)) { yield return reader.GetString(0); }
+        }
+    }
+
+    public AudienceSql ExplainAudienceSql(AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now) =>
+        AudienceQuery.Members(DuckDbAudienceDialect.Instance, definition, _engine.ComputedDefinitions, segments, now);
 
     public async Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken)
     {
