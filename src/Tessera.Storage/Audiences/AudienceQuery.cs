@@ -28,7 +28,8 @@ internal static class AudienceQuery
     {
         var b = new AudienceSqlBuilder(dialect, now, computed, segments);
         var condition = AudienceFragment.For(definition).Sql(b);
-        var limit = b.Bind((long)Math.Max(1, sampleSize));
+        // An int the caller gives, written as a number (DuckDB does not bind LIMIT); never text from a definition.
+        var limit = Math.Max(1, sampleSize).ToString(System.Globalization.CultureInfo.InvariantCulture);
         return new AudienceSql(
             $"SELECT p.id, count(*) OVER () AS total FROM profile_ids p WHERE p.profile_id = p.id AND {condition}\nORDER BY {dialect.Ordinal("p.id")} LIMIT {limit}",
             b.Parameters);

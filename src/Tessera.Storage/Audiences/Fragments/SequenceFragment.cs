@@ -26,7 +26,8 @@ internal sealed class SequenceFragment(SequenceCondition condition) : AudienceFr
         }
 
         var ranked = b.Alias("ranked");
-        var within = b.Bind(condition.Within.Ticks / TimeSpan.TicksPerMicrosecond);
+        // Bound only when a second step uses it: DuckDB numbers parameters by the placeholders it sees.
+        var within = steps.Count > 1 ? b.Bind(condition.Within.Ticks / TimeSpan.TicksPerMicrosecond) : "";
         var chain = b.Alias("chain");
         var ctes = new List<string>
         {
