@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using Npgsql;
-using Tessera.Core.Audiences;
 using NpgsqlTypes;
+using Tessera.Core.Audiences;
 using Tessera.Core.Collection;
 using Tessera.Core.Profiles;
 using Tessera.Storage.Audiences;
