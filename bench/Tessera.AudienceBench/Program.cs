@@ -87,6 +87,7 @@ await using (store)
         }
 
         timings.Sort();
+        if (Environment.GetEnvironmentVariable("AUDIENCEBENCH_EXPLAIN") == "1") { await ExplainAsync(store, definition, now, location); }
         Console.WriteLine(JsonSerializer.Serialize(new
         {
             benchmark = "audience_preview",
@@ -98,6 +99,38 @@ await using (store)
             runs_ms = timings.Select(t => Math.Round(t, 1)),
             load_average = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : null,
         }));
+    }
+}
+
+// The query plan with actual times, on stderr: DuckDB's EXPLAIN ANALYZE, PostgreSQL's EXPLAIN (ANALYZE, BUFFERS).
+static async Task ExplainAsync(ITesseraStore store, AudienceCondition definition, DateTimeOffset now, string location)
+{
+    var sql = store.ExplainAudienceSql(definition, _ => null, now);
+    Console.Error.WriteLine(sql);
+    System.Data.Common.DbConnection connection = store.Kind == "postgres"
+        ? new Npgsql.NpgsqlConnection(location)
+        : new DuckDB.NET.Data.DuckDBConnection($"Data Source={Path.Combine(location, "tessera.duckdb")}");
+    await using (connection)
+    {
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = (store.Kind == "postgres" ? "SET jit = off; SET work_mem = '256MB'; EXPLAIN (ANALYZE, BUFFERS) " : "EXPLAIN ANALYZE ") + sql.Text;
+        foreach (var value in sql.Parameters)
+        {
+            var parameter = command.CreateParameter();
+            parameter.Value = value ?? DBNull.Value;
+            command.Parameters.Add(parameter);
+        }
+
+        await using var reader = await command.ExecuteReaderAsync();
+        do
+        {
+            while (await reader.ReadAsync())
+            {
+                Console.Error.WriteLine(string.Join(" | ", Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? "" : Convert.ToString(reader.GetValue(i), CultureInfo.InvariantCulture))));
+            }
+        }
+        while (await reader.NextResultAsync());
     }
 }
 

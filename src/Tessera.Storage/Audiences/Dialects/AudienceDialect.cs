@@ -24,11 +24,34 @@ internal abstract class AudienceDialect
     /// <summary>Appended to a subquery that computes <see cref="Document"/>, so the planner computes it once per row.</summary>
     public abstract string Fence { get; }
 
-    /// <summary>A property path (already split, rooted at the message) as the value to bind for <see cref="JsonAt"/>.</summary>
+    /// <summary>A property path (already split, rooted at the message) as the value to bind for <see cref="Extract"/>.</summary>
     public abstract object PathParameter(IReadOnlyList<string> segments);
 
-    /// <summary>The value at a bound path (<paramref name="path"/>: a placeholder) of a document, or the document itself when null.</summary>
-    public abstract SqlValue JsonAt(string document, string? path);
+    /// <summary>The JSON value at a bound path of a document (SQL NULL when missing), to read with <see cref="JsonValue"/>.</summary>
+    public abstract string Extract(string document, string path);
+
+    /// <summary>The kind of a JSON value as <see cref="SqlValue.Kind"/> names it (SQL NULL for a missing value).</summary>
+    public abstract string JsonKind(string value);
+
+    /// <summary>A JSON value's string, or its JSON text when it is not a string.</summary>
+    public abstract string JsonText(string value);
+
+    /// <summary>The number of a JSON value whose kind and text are given: a number's value, a numeric string's, else NULL.</summary>
+    public abstract string JsonNumber(string value, string kind, string text);
+
+    /// <summary>The JSON text of a value, for comparing objects and arrays.</summary>
+    public abstract string JsonTextOf(string value);
+
+    /// <summary>
+    /// A JSON value (a JSON or jsonb expression) as a <see cref="SqlValue"/>. Where kind and text are already columns
+    /// (<paramref name="kind"/>, <paramref name="text"/>), they are used instead of computing them again.
+    /// </summary>
+    public SqlValue JsonValue(string value, string? kind = null, string? text = null)
+    {
+        kind ??= JsonKind(value);
+        text ??= JsonText(value);
+        return new SqlValue(kind, text, JsonNumber(value, kind, text), $"(CASE WHEN {kind} = 'string' THEN {InstantOfText(text)} END)", JsonTextOf(value));
+    }
 
     /// <summary>An SQL condition: the value at the bound path is an object (guards a path part that would index an array).</summary>
     public abstract string IsObjectAt(string document, string path);

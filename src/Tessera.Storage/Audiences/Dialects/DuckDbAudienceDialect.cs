@@ -1,5 +1,3 @@
-using Tessera.Storage.Audiences.Fragments;
-
 namespace Tessera.Storage.Audiences.Dialects;
 
 /// <summary>
@@ -21,18 +19,19 @@ internal sealed class DuckDbAudienceDialect : AudienceDialect
     public override object PathParameter(IReadOnlyList<string> segments) =>
         string.Concat(segments.Select(s => "/" + s.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal)));
 
-    public override SqlValue JsonAt(string document, string? path)
-    {
-        var at = path ?? "'$'";
-        var type = $"json_type({document}, {at})";
-        var text = $"json_extract_string({document}, {at})";
-        return new SqlValue(
-            Kind: $"(CASE WHEN {type} IN {NumberTypes} THEN 'number' ELSE CASE {type} WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'OBJECT' THEN 'object' WHEN 'ARRAY' THEN 'array' WHEN 'NULL' THEN 'null' END END)",
-            Text: text,
-            Number: $"(CASE WHEN {type} IN {NumberTypes} THEN TRY_CAST({text} AS {Decimal38}) WHEN {type} = 'VARCHAR' THEN {NumberOfText(text)} END)",
-            Instant: $"(CASE WHEN {type} = 'VARCHAR' THEN {InstantOfText(text)} END)",
-            Json: $"CAST(json_extract({document}, {at}) AS VARCHAR)");
-    }
+    public override string Extract(string document, string path) => $"json_extract({document}, {path})";
+
+    public override string JsonKind(string value) =>
+        $"(CASE json_type({value}) WHEN 'VARCHAR' THEN 'string' WHEN 'DOUBLE' THEN 'number' WHEN 'BIGINT' THEN 'number' WHEN 'UBIGINT' THEN 'number' WHEN 'HUGEINT' THEN 'number' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'OBJECT' THEN 'object' WHEN 'ARRAY' THEN 'array' WHEN 'NULL' THEN 'null' END)";
+
+    public override string JsonText(string value) => $"json_extract_string({value}, '$')";
+
+    // DuckDB reads JSON numbers as doubles (exact to about 15 significant digits); JSON to DECIMAL is its fast cast,
+    // VARCHAR to DECIMAL(38, x) is many times slower.
+    public override string JsonNumber(string value, string kind, string text) =>
+        $"(CASE {kind} WHEN 'number' THEN TRY_CAST(CAST({value} AS JSON) AS {Decimal38}) WHEN 'string' THEN {NumberOfText(text)} END)";
+
+    public override string JsonTextOf(string value) => $"CAST(CAST({value} AS JSON) AS VARCHAR)";
 
     public override string IsObjectAt(string document, string path) => $"json_type({document}, {path}) = 'OBJECT'";
 

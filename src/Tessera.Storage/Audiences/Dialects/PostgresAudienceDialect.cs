@@ -1,5 +1,3 @@
-using Tessera.Storage.Audiences.Fragments;
-
 namespace Tessera.Storage.Audiences.Dialects;
 
 /// <summary>
@@ -17,17 +15,16 @@ internal sealed class PostgresAudienceDialect : AudienceDialect
 
     public override object PathParameter(IReadOnlyList<string> segments) => segments.ToArray();
 
-    public override SqlValue JsonAt(string document, string? path)
-    {
-        var value = path is null ? document : $"({document} #> {path}::text[])";
-        var text = $"({value} #>> '{{}}')";
-        return new SqlValue(
-            Kind: $"jsonb_typeof({value})",
-            Text: text,
-            Number: $"(CASE jsonb_typeof({value}) WHEN 'number' THEN {text}::numeric WHEN 'string' THEN {NumberOfText(text)} END)",
-            Instant: $"(CASE WHEN jsonb_typeof({value}) = 'string' THEN {InstantOfText(text)} END)",
-            Json: $"({value})::text");
-    }
+    public override string Extract(string document, string path) => $"({document} #> {path}::text[])";
+
+    public override string JsonKind(string value) => $"jsonb_typeof({value})";
+
+    public override string JsonText(string value) => $"({value} #>> '{{}}')";
+
+    public override string JsonNumber(string value, string kind, string text) =>
+        $"(CASE {kind} WHEN 'number' THEN {text}::numeric WHEN 'string' THEN {NumberOfText(text)} END)";
+
+    public override string JsonTextOf(string value) => $"({value})::text";
 
     public override string IsObjectAt(string document, string path) => $"jsonb_typeof({document} #> {path}::text[]) = 'object'";
 

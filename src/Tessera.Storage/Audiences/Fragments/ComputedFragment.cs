@@ -23,9 +23,9 @@ internal sealed class ComputedFragment(ComputedCondition condition) : AudienceFr
         var holdsWhenEmpty = empty is { } e ? PropertyFilter.Test(condition.Op, true, e, condition.Value) : PropertyFilter.Test(condition.Op, false, default, condition.Value);
         if (definition is null) { return holdsWhenEmpty ? "TRUE" : "FALSE"; }
 
-        var rows = EventRows.From(b, "cv", definition.Event, trackOnly: false, new TimeWindow(definition.Window, null, null));
-        var where = new List<string> { EventRows.Filters(b, "cv", definition.Where ?? []) };
-        var property = definition.Property is { } path ? EventRows.Property(b, "cv", path) : null;
+        var events = new EventSource(b, "cv", definition.Event, trackOnly: false, new TimeWindow(definition.Window, null, null));
+        var where = new List<string> { events.Filters(definition.Where ?? []) };
+        var property = definition.Property is { } path ? events.Property(path) : null;
         if (property is not null) { where.Add(property.Present); }
 
         string values;
@@ -33,14 +33,14 @@ internal sealed class ComputedFragment(ComputedCondition condition) : AudienceFr
         if (definition.Function == ComputedFunction.MostFrequent)
         {
             // The value seen most often; a tie goes to the value seen first in log order, as the in-memory count keeps them.
-            var counted = $"SELECT cv.pid, {property!.Kind} || ':' || {property.Json} AS k, min({property.Json}) AS j, count(*) AS n, min(cv.seq) AS first_seq FROM {rows} WHERE {string.Join(" AND ", where)} GROUP BY cv.pid, k";
+            var counted = $"SELECT cv.pid, {property!.Kind} || ':' || {property.Json} AS k, min({property.Json}) AS j, count(*) AS n, min(cv.seq) AS first_seq FROM {events.Sql()} WHERE {string.Join(" AND ", where)} GROUP BY cv.pid, k";
             values = $"SELECT w.pid, w.j FROM (SELECT q.pid, q.j, row_number() OVER (PARTITION BY q.pid ORDER BY q.n DESC, q.first_seq) AS rn FROM ({counted}) q) w WHERE w.rn = 1";
-            value = d.JsonAt(d.Document("v.j"), null);
+            value = d.JsonValue(d.Document("v.j"));
         }
         else
         {
             var (columns, aggregate) = Aggregate(b, definition, property);
-            values = $"SELECT cv.pid, {columns} FROM {rows} WHERE {string.Join(" AND ", where)} GROUP BY cv.pid";
+            values = $"SELECT cv.pid, {columns} FROM {events.Sql()} WHERE {string.Join(" AND ", where)} GROUP BY cv.pid";
             value = aggregate;
         }
 
@@ -79,7 +79,7 @@ internal sealed class ComputedFragment(ComputedCondition condition) : AudienceFr
                 var at = definition.Function == ComputedFunction.First ? "min(cv.ts)" : "max(cv.ts)";
                 return ($"{at} AS t", new SqlValue("'string'", d.TimeText("v.t"), "NULL", d.Milliseconds("v.t"), "NULL"));
             case ComputedFunction.First or ComputedFunction.Last:
-                return ($"{d.ValueAtEnd(property!.Json, "cv.ts", "cv.seq", definition.Function == ComputedFunction.Last)} AS j", d.JsonAt(d.Document("v.j"), null));
+                return ($"{d.ValueAtEnd(property!.Json, "cv.ts", "cv.seq", definition.Function == ComputedFunction.Last)} AS j", d.JsonValue(d.Document("v.j")));
             case ComputedFunction.MostFrequent:
             default:
                 throw new NotSupportedException("most_frequent is compiled by MostFrequent");

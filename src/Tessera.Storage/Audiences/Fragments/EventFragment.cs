@@ -13,22 +13,22 @@ internal sealed class EventFragment(EventCondition condition) : AudienceFragment
 {
     public override string Sql(AudienceSqlBuilder b)
     {
-        var rows = EventRows.From(b, "ev", condition.Event, trackOnly: true, condition.Window);
-        var filters = EventRows.Filters(b, "ev", condition.Where);
+        var events = new EventSource(b, "ev", condition.Event, trackOnly: true, condition.Window);
+        var filters = events.Filters(condition.Where);
         var comparison = condition.Sum ?? condition.Count;
-        if (comparison is null) { return In($"SELECT ev.pid FROM {rows} WHERE {filters}"); }
+        if (comparison is null) { return In($"SELECT ev.pid FROM {events.Sql()} WHERE {filters}"); }
 
-        var aggregate = condition.Sum is not null ? Sum(b, condition.SumProperty!) : "count(*)";
+        var aggregate = condition.Sum is not null ? Sum(b, events, condition.SumProperty!) : "count(*)";
         var holds = $"{aggregate} {ValueTest.Operator(comparison.Op)} {b.Dialect.Decimal(b.Bind(comparison.Value))}";
         return comparison.Holds(0)
-            ? In($"SELECT ev.pid FROM {rows} WHERE {filters} GROUP BY ev.pid HAVING NOT ({holds})", negate: true)
-            : In($"SELECT ev.pid FROM {rows} WHERE {filters} GROUP BY ev.pid HAVING {holds}");
+            ? In($"SELECT ev.pid FROM {events.Sql()} WHERE {filters} GROUP BY ev.pid HAVING NOT ({holds})", negate: true)
+            : In($"SELECT ev.pid FROM {events.Sql()} WHERE {filters} GROUP BY ev.pid HAVING {holds}");
     }
 
     // Adds the property where it is a JSON number and 0 elsewhere, exactly (DECIMAL / numeric).
-    private static string Sum(AudienceSqlBuilder b, string property)
+    private static string Sum(AudienceSqlBuilder b, EventSource events, string property)
     {
-        var value = EventRows.Property(b, "ev", property);
+        var value = events.Property(property);
         return $"coalesce(sum(CASE WHEN {value.Kind} = 'number' THEN {value.Number} END), {Zero(b.Dialect)})";
     }
 

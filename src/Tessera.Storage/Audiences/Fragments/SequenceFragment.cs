@@ -20,9 +20,9 @@ internal sealed class SequenceFragment(SequenceCondition condition) : AudienceFr
         var candidates = new List<string>();
         for (var i = 0; i < steps.Count; i++)
         {
-            var alias = b.Alias("sv");
-            var rows = EventRows.From(b, alias, steps[i].Event, trackOnly: true, TimeWindow.AllTime, firstOnly: steps[i].First);
-            candidates.Add($"SELECT {alias}.pid, {alias}.ts, {alias}.seq, {Number(i + 1)} AS step FROM {rows} WHERE {EventRows.Filters(b, alias, steps[i].Where)}");
+            var events = new EventSource(b, b.Alias("sv"), steps[i].Event, trackOnly: true, TimeWindow.AllTime, firstOnly: steps[i].First);
+            var filters = events.Filters(steps[i].Where);
+            candidates.Add($"SELECT {events.Alias}.pid, {events.Alias}.ts, {events.Alias}.seq, {Number(i + 1)} AS step FROM {events.Sql()} WHERE {filters}");
         }
 
         var ranked = b.Alias("ranked");
