@@ -9,7 +9,7 @@ using Tessera.Core.Collection;
 using Tessera.Server.Hosting;
 using Tessera.Storage.DuckDb;
 
-// Usage: profilebench lookup PROFILES [REQUESTS]   |   profilebench reresolve EVENTS
+// Usage: profilebench lookup PROFILES [REQUESTS]   |   profilebench reresolve EVENTS   |   profilebench ingest EVENTS
 // Generates its own data into a temporary directory, measures, prints one JSON line, removes the data.
 var mode = args.ElementAtOrDefault(0) ?? "lookup";
 var size = long.Parse(args.ElementAtOrDefault(1) ?? "1000000", CultureInfo.InvariantCulture);
@@ -20,6 +20,10 @@ try
     if (mode == "engine")
     {
         EngineOnly(size);
+    }
+    else if (mode == "ingest")
+    {
+        await IngestAsync(size, int.Parse(args.ElementAtOrDefault(2) ?? "20000", CultureInfo.InvariantCulture));
     }
     else if (mode == "lookup")
     {
@@ -63,7 +67,7 @@ IEnumerable<CollectedEvent> People(long people, string sourceId, bool onlySignUp
         new(messageId, sourceId, type, name, userId, anonymousId, null, null, at, at, null, now, raw);
 }
 
-async Task<(DuckDbStore Store, double Seconds, long Events)> FillAsync(long people, bool onlySignUps)
+async Task<(DuckDbStore Store, double Seconds, long Events)> FillAsync(long people, bool onlySignUps, int chunk = 20_000)
 {
     var options = new TesseraOptions { DataDir = dataDir };
     var store = (DuckDbStore)TesseraServer.CreateStore(options);
@@ -71,10 +75,10 @@ async Task<(DuckDbStore Store, double Seconds, long Events)> FillAsync(long peop
     var source = await store.CreateSourceAsync("bench", "default", "bench-write-key", CancellationToken.None);
     var watch = Stopwatch.StartNew();
     long events = 0;
-    foreach (var chunk in People(people, source.Id, onlySignUps).Chunk(20_000))
+    foreach (var group in People(people, source.Id, onlySignUps).Chunk(chunk))
     {
-        await store.AppendAsync(chunk, CancellationToken.None);
-        events += chunk.Length;
+        await store.AppendAsync(group, CancellationToken.None);
+        events += group.Length;
     }
 
     return (store, watch.Elapsed.TotalSeconds, events);
@@ -155,6 +159,22 @@ void EngineOnly(long events)
         seconds = Math.Round(watch.Elapsed.TotalSeconds, 2),
         events_per_second = Math.Round(all.Count / watch.Elapsed.TotalSeconds),
         profiles = engine.Counts().Profiles,
+    }));
+}
+
+// The append path alone: events through DuckDbStore.AppendAsync (dedup, identity, traits, one commit per group).
+async Task IngestAsync(long events, int chunk)
+{
+    var (store, fillSeconds, appended) = await FillAsync(events / 10, onlySignUps: false, chunk);
+    await store.DisposeAsync();
+    Console.WriteLine(JsonSerializer.Serialize(new
+    {
+        benchmark = "ingest_duckdb_append",
+        events = appended,
+        group = chunk,
+        seconds = Math.Round(fillSeconds, 1),
+        events_per_second = Math.Round(appended / fillSeconds),
+        load_average = File.ReadAllText("/proc/loadavg").Split(' ')[0],
     }));
 }
 

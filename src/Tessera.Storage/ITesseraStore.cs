@@ -7,7 +7,7 @@ using Tessera.Storage.Sources;
 namespace Tessera.Storage;
 
 /// <summary>One store (DuckDB file or PostgreSQL database) with everything Tessera keeps.</summary>
-public interface ITesseraStore : IEventStore, IProfileStore, IAudienceStore, ISourceStore, ISettingsStore, IAsyncDisposable
+public interface ITesseraStore : IEventStore, IProfileStore, IAudienceStore, IAudienceQueries, ISourceStore, ISettingsStore, IAsyncDisposable
 {
     /// <summary><c>duckdb</c> or <c>postgres</c>.</summary>
     string Kind { get; }

@@ -36,6 +36,15 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         }
     }
 
+    protected override async Task ExecuteSqlAsync(string sql)
+    {
+        await using var connection = new DuckDBConnection($"Data Source={_path}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
     protected override async Task<int> SchemaVersionAsync()
     {
         await using var connection = new DuckDBConnection($"Data Source={_path}");

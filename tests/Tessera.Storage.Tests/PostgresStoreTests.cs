@@ -43,6 +43,8 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     protected override async Task<int> SchemaVersionAsync() =>
         Convert.ToInt32(await TestPostgres.ScalarAsync(_database.ConnectionString, "SELECT max(version) FROM schema_migrations"), System.Globalization.CultureInfo.InvariantCulture);
 
+    protected override async Task ExecuteSqlAsync(string sql) => await TestPostgres.ScalarAsync(_database.ConnectionString, sql);
+
     protected override Task CleanUpAsync() => TestPostgres.DropSchemaAsync(_database.Schema);
 
     [Fact]

@@ -56,8 +56,11 @@ public sealed class IdentityGraph
         return result;
     }
 
-    /// <summary>The ids of every live profile.</summary>
-    public IEnumerable<string> LiveProfileIds => _profiles.Keys;
+    /// <summary>The live profiles' ids.</summary>
+    public IEnumerable<string> LiveIds => _profiles.Keys;
+
+    /// <summary>Every id that was merged into another profile.</summary>
+    public IEnumerable<string> MergedIds => _mergedInto.Keys;
 
     /// <summary>Every identifier with its owner, for comparing two graphs.</summary>
     public IEnumerable<KeyValuePair<Identifier, string>> Owners => _owners;

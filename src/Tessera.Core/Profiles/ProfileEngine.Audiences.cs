@@ -88,7 +88,7 @@ public sealed partial class ProfileEngine
                 _audiences.ExitAll(gone, now, null, "profile no longer exists", changes);
             }
 
-            foreach (var profile in _graph.LiveProfileIds)
+            foreach (var profile in _graph.LiveIds)
             {
                 _audiences.Evaluate(profile, _facts.For(profile), audiences, now, null, reason, changes);
                 _audiences.Schedule(profile, now, name => _computed.NextChange(profile, name, now));

@@ -5,6 +5,12 @@ using Tessera.Core.Identity;
 
 namespace Tessera.Core.Profiles;
 
+/// <summary>A copy of the live profile state (see <see cref="ProfileEngine.StateSnapshot"/>).</summary>
+public sealed record ProfileStateSnapshot(
+    IReadOnlyList<(string Id, string Live)> ProfileIds,
+    IReadOnlyList<(string ProfileId, Identifier Identifier)> Identifiers,
+    IReadOnlyList<(string ProfileId, string Name, TraitValue Value)> Traits);
+
 /// <summary>What processing one stored message produced.</summary>
 public sealed record ProcessedEvent(long Seq, string? ProfileId, IReadOnlyList<IdentityChange> Changes, IReadOnlyList<TraitChange> Traits, IReadOnlyList<AudienceChange>? Audiences = null);
 
@@ -204,6 +210,38 @@ public sealed partial class ProfileEngine
             if (profile is null) { return null; }
             var traits = _traits.Of(profileId) is { } t ? new Dictionary<string, TraitValue>(t) : new Dictionary<string, TraitValue>();
             return new ProfileView(profile.Id, profile.CreatedAt, [.. profile.Identifiers], traits, _computed.ValuesOf(profileId, now), _graph.MergedFrom(profileId));
+        }
+    }
+
+    /// <summary>The current traits of a live profile, as a copy; null when it is not live or has none.</summary>
+    public Dictionary<string, TraitValue>? TraitsOf(string profileId)
+    {
+        lock (_sync) { return _traits.Of(profileId) is { } t ? new Dictionary<string, TraitValue>(t, StringComparer.Ordinal) : null; }
+    }
+
+    /// <summary>
+    /// Everything the stores keep about live profiles for SQL (issue 5), as a copy: every profile id ever made with
+    /// the live profile it resolves to, and each live profile's identifiers and current traits.
+    /// </summary>
+    public ProfileStateSnapshot StateSnapshot()
+    {
+        lock (_sync)
+        {
+            var ids = new List<(string Id, string Live)>(_graph.ProfileCount + _graph.MergeCount);
+            var identifiers = new List<(string ProfileId, Identifier Identifier)>(_graph.IdentifierCount);
+            var traits = new List<(string ProfileId, string Name, TraitValue Value)>();
+            foreach (var live in _graph.LiveIds)
+            {
+                ids.Add((live, live));
+                foreach (var identifier in _graph.Find(live)!.Identifiers) { identifiers.Add((live, identifier)); }
+                if (_traits.Of(live) is { } t)
+                {
+                    foreach (var (name, value) in t) { traits.Add((live, name, value)); }
+                }
+            }
+
+            foreach (var merged in _graph.MergedIds) { ids.Add((merged, _graph.SurvivorOf(merged)!)); }
+            return new ProfileStateSnapshot(ids, identifiers, traits);
         }
     }
 

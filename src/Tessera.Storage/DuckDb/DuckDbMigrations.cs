@@ -78,7 +78,31 @@ internal static class DuckDbMigrations
                 created_at TIMESTAMPTZ NOT NULL
             );
             """),
-        (5, "audiences and their entries and exits", """
+        // Filled from the engine at the first open after this step (DuckDbStore.WriteProfileStateIfMissingAsync), then
+        // kept by every append in the same transaction as its events. profile_ids maps every profile id ever made to the
+        // live profile it resolves to, so events, identifiers and merged-away traits reach their live profile through it.
+        (5, "profile state for audiences in SQL: profile ids, identifiers, current traits", """
+            CREATE TABLE profile_ids (
+                id VARCHAR NOT NULL,
+                profile_id VARCHAR NOT NULL
+            );
+            CREATE TABLE profile_identifiers (
+                profile_id VARCHAR NOT NULL,
+                id_type VARCHAR NOT NULL,
+                id_value VARCHAR NOT NULL
+            );
+            CREATE TABLE profile_traits (
+                profile_id VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                value VARCHAR,
+                kind VARCHAR NOT NULL,
+                text VARCHAR,
+                num DECIMAL(38, 12),
+                instant TIMESTAMPTZ,
+                PRIMARY KEY (profile_id, name)
+            );
+            """),
+        (6, "audiences and their entries and exits", """
             CREATE TABLE audiences (
                 id VARCHAR PRIMARY KEY,
                 name VARCHAR NOT NULL,

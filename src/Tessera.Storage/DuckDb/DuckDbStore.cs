@@ -1,9 +1,11 @@
+using System.Runtime.CompilerServices;
 using DuckDB.NET.Data;
 using Tessera.Core.Audiences;
 using Tessera.Core.Collection;
 using Tessera.Core.Identity;
 using Tessera.Core.Profiles;
 using Tessera.Storage.Audiences;
+using Tessera.Storage.Audiences.Dialects;
 using Tessera.Storage.Events;
 using Tessera.Storage.Profiles;
 using Tessera.Storage.Sources;
@@ -57,6 +59,24 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         // A store kept at an older schema (tests building an old release's file) has no profile tables to restore from.
         if (options.MigrateUpTo is { } upTo && upTo < DuckDbMigrations.Steps[^1].Version) { return; }
         await RestoreProfilesAsync(cancellationToken);
+        await ExecuteOnAsync(connection, """
+            CREATE TEMP TABLE profile_merges_stage (merged VARCHAR, profile_id VARCHAR);
+            CREATE TEMP TABLE profile_traits_stage AS SELECT * FROM profile_traits LIMIT 0;
+            """, cancellationToken);
+        await WriteProfileStateIfMissingAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// A store upgraded to schema 5 has its profile state tables empty: they are written once from the engine, which
+    /// the identity log and trait history just rebuilt.
+    /// </summary>
+    private async Task WriteProfileStateIfMissingAsync(CancellationToken cancellationToken)
+    {
+        if (_engine.Counts().Profiles == 0 || await ScalarAsync<long>("SELECT count(*) FROM profile_ids", cancellationToken) > 0) { return; }
+        var writer = _writer!;
+        using var transaction = writer.BeginTransaction();
+        WriteProfileState(writer, _engine.StateSnapshot());
+        transaction.Commit();
     }
 
     public Task<bool> IsAvailableAsync(CancellationToken cancellationToken) => Task.FromResult(_writer is not null);
@@ -89,6 +109,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                     AppendEvents(writer, sequenced, processed);
                     AppendProfileChanges(writer, processed);
                     audienceChanges = AppendAudienceChanges(writer, AudienceRows.All(processed));
+                    AppendProfileState(writer, ProfileStateChanges.Of(processed, _engine));
                     transaction.Commit();
                 }
                 catch (DuckDBException e)
@@ -176,6 +197,93 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         }
 
         traits.Close();
+    }
+
+    /// <summary>
+    /// Brings the profile state tables up to date with one append, inside its transaction: new ids appended, merged ids
+    /// (and every id that pointed at them) repointed in one update, links appended, touched profiles' traits upserted
+    /// through a staging table. Merged-away profiles' trait rows stay behind: audiences only read live profiles.
+    /// </summary>
+    private static void AppendProfileState(DuckDBConnection writer, ProfileStateChanges changes)
+    {
+        if (changes.IsEmpty) { return; }
+        if (changes.Created.Count > 0)
+        {
+            using var ids = writer.CreateAppender("profile_ids");
+            foreach (var id in changes.Created) { ids.CreateRow().AppendValue(id).AppendValue(id).EndRow(); }
+            ids.Close();
+        }
+
+        if (changes.Merges.Count > 0)
+        {
+            using (var merges = writer.CreateAppender("profile_merges_stage"))
+            {
+                foreach (var (merged, live) in changes.Merges) { merges.CreateRow().AppendValue(merged).AppendValue(live).EndRow(); }
+                merges.Close();
+            }
+
+            Execute(writer, """
+                UPDATE profile_ids SET profile_id = s.profile_id FROM profile_merges_stage s WHERE profile_ids.profile_id = s.merged;
+                DELETE FROM profile_merges_stage;
+                """);
+        }
+
+        AppendIdentifiers(writer, changes.Links);
+        if (changes.Traits.Count > 0)
+        {
+            AppendTraits(writer, "profile_traits_stage", changes.Traits);
+            Execute(writer, """
+                INSERT OR REPLACE INTO profile_traits SELECT * FROM profile_traits_stage;
+                DELETE FROM profile_traits_stage;
+                """);
+        }
+    }
+
+    /// <summary>Replaces the profile state tables' contents with <paramref name="snapshot"/>, on a connection inside a transaction.</summary>
+    private static void WriteProfileState(DuckDBConnection connection, ProfileStateSnapshot snapshot)
+    {
+        Execute(connection, "DELETE FROM profile_ids; DELETE FROM profile_identifiers; DELETE FROM profile_traits;");
+        using (var ids = connection.CreateAppender("profile_ids"))
+        {
+            foreach (var (id, live) in snapshot.ProfileIds) { ids.CreateRow().AppendValue(id).AppendValue(live).EndRow(); }
+            ids.Close();
+        }
+
+        AppendIdentifiers(connection, snapshot.Identifiers);
+        AppendTraits(connection, "profile_traits", [.. snapshot.Traits.Select(t => TraitRow.Of(t.ProfileId, t.Name, t.Value.Value))]);
+    }
+
+    private static void AppendIdentifiers(DuckDBConnection connection, IReadOnlyList<(string ProfileId, Identifier Identifier)> links)
+    {
+        if (links.Count == 0) { return; }
+        using var identifiers = connection.CreateAppender("profile_identifiers");
+        foreach (var (profileId, identifier) in links)
+        {
+            identifiers.CreateRow().AppendValue(profileId).AppendValue(identifier.Type).AppendValue(identifier.Value).EndRow();
+        }
+
+        identifiers.Close();
+    }
+
+    private static void AppendTraits(DuckDBConnection connection, string table, IReadOnlyList<TraitRow> rows)
+    {
+        using var traits = connection.CreateAppender(table);
+        foreach (var t in rows)
+        {
+            traits.CreateRow()
+                .AppendValue(t.ProfileId).AppendValue(t.Name).AppendValue(t.Json).AppendValue(t.Kind).AppendValue(t.Text)
+                .AppendValue(t.Number).AppendValue(t.Instant)
+                .EndRow();
+        }
+
+        traits.Close();
+    }
+
+    private static void Execute(DuckDBConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
     }
 
     public async Task<IReadOnlyList<IdentityChange>> GetIdentityChangesAsync(IReadOnlyCollection<string> profileIds, CancellationToken cancellationToken)
@@ -278,6 +386,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 INSERT INTO trait_changes SELECT * FROM trait_changes_rebuild;
                 UPDATE events SET profile_id = r.profile_id FROM event_profiles_rebuild r WHERE events.seq = r.seq;
                 """, cancellationToken);
+            WriteProfileState(rebuild, fresh.StateSnapshot());
             if (addSeparation is { } s)
             {
                 using var insert = Command(rebuild, "INSERT INTO identity_separations VALUES ($1, $2, $3, $4, $5)",
@@ -397,6 +506,56 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         });
         return await EventReader.ReadPageAsync(command, query.Limit, cancellationToken);
     }
+
+    public async Task<AudiencePreview> PreviewAudienceAsync(
+        AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now, int sampleSize, CancellationToken cancellationToken)
+    {
+        var sql = AudienceQuery.Preview(DuckDbAudienceDialect.Instance, definition, _engine.ComputedDefinitions, segments, now, sampleSize);
+        using var connection = OpenReader();
+        using var command = Command(connection, sql.Text, [.. sql.Parameters]);
+        try
+        {
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            long count = 0;
+            var sample = new List<string>();
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                count = reader.GetInt64(1);
+                if (sample.Count < sampleSize) { sample.Add(reader.GetString(0)); }
+            }
+
+            return new AudiencePreview(count, sample);
+        }
+        catch (DuckDBException e)
+        {
+            throw DuckDbErrors.Translate(e, sql.Text, options.Path);
+        }
+    }
+
+    public async IAsyncEnumerable<string> ListAudienceMembersAsync(
+        AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var sql = ExplainAudienceSql(definition, segments, now);
+        using var connection = OpenReader();
+        using var command = Command(connection, sql.Text, [.. sql.Parameters]);
+        System.Data.Common.DbDataReader reader;
+        try
+        {
+            reader = await command.ExecuteReaderAsync(cancellationToken);
+        }
+        catch (DuckDBException e)
+        {
+            throw DuckDbErrors.Translate(e, sql.Text, options.Path);
+        }
+
+        using (reader)
+        {
+            while (await reader.ReadAsync(cancellationToken)) { yield return reader.GetString(0); }
+        }
+    }
+
+    public AudienceSql ExplainAudienceSql(AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now) =>
+        AudienceQuery.Members(DuckDbAudienceDialect.Instance, definition, _engine.ComputedDefinitions, segments, now);
 
     public async Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken)
     {

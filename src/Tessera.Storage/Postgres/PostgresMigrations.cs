@@ -104,7 +104,43 @@ internal static class PostgresMigrations
             );
             INSERT INTO identity_generation (generation) VALUES (0);
             """),
-        (4, "audiences and their entries and exits", """
+        // Filled from the engine at the first open after this step (PostgresStore.WriteProfileStateIfMissingAsync), then
+        // kept by every append in the same transaction as its events. profile_ids maps every profile id ever made to the
+        // live profile it resolves to, so events, identifiers and merged-away traits reach their live profile through it.
+        // tessera_try_timestamptz: audience conditions compare ISO date strings as instants; a string that looks like
+        // one but is no date (2024-02-30) must compare as text, not fail the query.
+        (4, "profile state for audiences in SQL: profile ids, identifiers, current traits", """
+            CREATE TABLE profile_ids (
+                id text PRIMARY KEY,
+                profile_id text NOT NULL
+            );
+            CREATE INDEX profile_ids_profile_id ON profile_ids (profile_id);
+            CREATE TABLE profile_identifiers (
+                profile_id text NOT NULL,
+                id_type text NOT NULL,
+                id_value text NOT NULL
+            );
+            CREATE INDEX profile_identifiers_type ON profile_identifiers (id_type, profile_id);
+            CREATE TABLE profile_traits (
+                profile_id text NOT NULL,
+                name text NOT NULL,
+                value text,
+                kind text NOT NULL,
+                text text,
+                num numeric,
+                instant timestamptz,
+                PRIMARY KEY (profile_id, name)
+            );
+            CREATE INDEX profile_traits_name ON profile_traits (name, profile_id);
+            CREATE FUNCTION tessera_try_timestamptz(value text) RETURNS timestamptz LANGUAGE plpgsql STABLE AS $f$
+            BEGIN
+                RETURN value::timestamptz;
+            EXCEPTION WHEN others THEN
+                RETURN NULL;
+            END
+            $f$;
+            """),
+        (5, "audiences and their entries and exits", """
             CREATE TABLE audiences (
                 id text PRIMARY KEY,
                 name text NOT NULL,

@@ -152,6 +152,7 @@ public sealed partial class PostgresStore
                         UPDATE events SET profile_id = r.profile_id FROM event_profiles_rebuild r
                             WHERE events.seq = r.seq AND events.profile_id IS DISTINCT FROM r.profile_id;
                         """, cancellationToken);
+                    await ReplaceProfileStateAsync(rebuild, fresh.StateSnapshot(), cancellationToken);
                     if (addSeparation is { } s)
                     {
                         await ExecuteAsync(
@@ -402,6 +403,119 @@ public sealed partial class PostgresStore
 
             await traits.CompleteAsync(cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// A database upgraded to schema 4 has its profile state tables empty: they are written once, under the
+    /// resolution lock, from the engine the identity log and trait history just rebuilt.
+    /// </summary>
+    private async Task WriteProfileStateIfMissingAsync(CancellationToken cancellationToken)
+    {
+        await _engineLock.WaitAsync(cancellationToken);
+        try
+        {
+            await RunAsync("write the profile state tables", async connection =>
+            {
+                await using var transaction = await BeginResolvingAsync(connection, cancellationToken);
+                if (Engine.Counts().Profiles > 0 && !await ScalarAsync<bool>(connection, "SELECT EXISTS (SELECT 1 FROM profile_ids)", cancellationToken))
+                {
+                    await ReplaceProfileStateAsync(connection, Engine.StateSnapshot(), cancellationToken);
+                }
+
+                await transaction.CommitAsync(cancellationToken);
+                return 0;
+            }, cancellationToken);
+        }
+        finally
+        {
+            _engineLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Brings the profile state tables up to date with one append, inside its transaction: new ids and links copied,
+    /// merged ids (and every id that pointed at them) repointed in one update, touched profiles' traits upserted.
+    /// Merged-away profiles' trait rows stay behind: audiences only read live profiles.
+    /// </summary>
+    private static async Task WriteProfileStateAsync(NpgsqlConnection connection, ProfileStateChanges changes, CancellationToken cancellationToken)
+    {
+        if (changes.IsEmpty) { return; }
+        if (changes.Created.Count > 0) { await CopyProfileIdsAsync(connection, [.. changes.Created.Select(id => (id, id))], cancellationToken); }
+        if (changes.Merges.Count > 0)
+        {
+            await ExecuteAsync(
+                connection,
+                "UPDATE profile_ids SET profile_id = s.live FROM unnest($1::text[], $2::text[]) AS s(merged, live) WHERE profile_ids.profile_id = s.merged",
+                cancellationToken, changes.Merges.Select(m => m.Merged).ToArray(), changes.Merges.Select(m => m.Live).ToArray());
+        }
+
+        await CopyIdentifiersAsync(connection, changes.Links, cancellationToken);
+        if (changes.Traits.Count > 0)
+        {
+            var rows = changes.Traits;
+            await ExecuteAsync(connection, """
+                INSERT INTO profile_traits (profile_id, name, value, kind, text, num, instant)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::timestamptz[])
+                ON CONFLICT (profile_id, name) DO UPDATE SET value = EXCLUDED.value, kind = EXCLUDED.kind, text = EXCLUDED.text,
+                    num = EXCLUDED.num, instant = EXCLUDED.instant
+                """, cancellationToken,
+                rows.Select(t => t.ProfileId).ToArray(), rows.Select(t => t.Name).ToArray(), rows.Select(t => t.Json).ToArray(),
+                rows.Select(t => t.Kind).ToArray(), rows.Select(t => t.Text).ToArray(), rows.Select(t => t.Number).ToArray(),
+                rows.Select(t => t.Instant?.ToUniversalTime()).ToArray());
+        }
+    }
+
+    /// <summary>Replaces the profile state tables' contents with <paramref name="snapshot"/>, inside the caller's transaction.</summary>
+    private static async Task ReplaceProfileStateAsync(NpgsqlConnection connection, ProfileStateSnapshot snapshot, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync(connection, "DELETE FROM profile_ids; DELETE FROM profile_identifiers; DELETE FROM profile_traits;", cancellationToken);
+        await CopyProfileIdsAsync(connection, snapshot.ProfileIds, cancellationToken);
+        await CopyIdentifiersAsync(connection, snapshot.Identifiers, cancellationToken);
+        if (snapshot.Traits.Count == 0) { return; }
+        await using var traits = await connection.BeginBinaryImportAsync("COPY profile_traits (profile_id, name, value, kind, text, num, instant) FROM STDIN (FORMAT BINARY)", cancellationToken);
+        foreach (var (profileId, name, value) in snapshot.Traits)
+        {
+            var t = TraitRow.Of(profileId, name, value.Value);
+            await traits.StartRowAsync(cancellationToken);
+            await traits.WriteAsync(t.ProfileId, NpgsqlDbType.Text, cancellationToken);
+            await traits.WriteAsync(t.Name, NpgsqlDbType.Text, cancellationToken);
+            await WriteTextAsync(traits, t.Json, cancellationToken);
+            await traits.WriteAsync(t.Kind, NpgsqlDbType.Text, cancellationToken);
+            await WriteTextAsync(traits, t.Text, cancellationToken);
+            if (t.Number is { } n) { await traits.WriteAsync(n, NpgsqlDbType.Numeric, cancellationToken); } else { await traits.WriteNullAsync(cancellationToken); }
+            await WriteTimeAsync(traits, t.Instant, cancellationToken);
+        }
+
+        await traits.CompleteAsync(cancellationToken);
+    }
+
+    private static async Task CopyProfileIdsAsync(NpgsqlConnection connection, IReadOnlyList<(string Id, string Live)> ids, CancellationToken cancellationToken)
+    {
+        if (ids.Count == 0) { return; }
+        await using var copy = await connection.BeginBinaryImportAsync("COPY profile_ids (id, profile_id) FROM STDIN (FORMAT BINARY)", cancellationToken);
+        foreach (var (id, live) in ids)
+        {
+            await copy.StartRowAsync(cancellationToken);
+            await copy.WriteAsync(id, NpgsqlDbType.Text, cancellationToken);
+            await copy.WriteAsync(live, NpgsqlDbType.Text, cancellationToken);
+        }
+
+        await copy.CompleteAsync(cancellationToken);
+    }
+
+    private static async Task CopyIdentifiersAsync(NpgsqlConnection connection, IReadOnlyList<(string ProfileId, Identifier Identifier)> links, CancellationToken cancellationToken)
+    {
+        if (links.Count == 0) { return; }
+        await using var copy = await connection.BeginBinaryImportAsync("COPY profile_identifiers (profile_id, id_type, id_value) FROM STDIN (FORMAT BINARY)", cancellationToken);
+        foreach (var (profileId, identifier) in links)
+        {
+            await copy.StartRowAsync(cancellationToken);
+            await copy.WriteAsync(profileId, NpgsqlDbType.Text, cancellationToken);
+            await copy.WriteAsync(identifier.Type, NpgsqlDbType.Text, cancellationToken);
+            await copy.WriteAsync(identifier.Value, NpgsqlDbType.Text, cancellationToken);
+        }
+
+        await copy.CompleteAsync(cancellationToken);
     }
 
     private void StartCatchUpLoop()

@@ -1,9 +1,13 @@
+using System.Runtime.CompilerServices;
 using Npgsql;
 using NpgsqlTypes;
+using Tessera.Core.Audiences;
 using Tessera.Core.Collection;
 using Tessera.Core.Profiles;
 using Tessera.Storage.Audiences;
+using Tessera.Storage.Audiences.Dialects;
 using Tessera.Storage.Events;
+using Tessera.Storage.Profiles;
 using Tessera.Storage.Sources;
 
 namespace Tessera.Storage.Postgres;
@@ -85,6 +89,7 @@ public sealed partial class PostgresStore : ITesseraStore
         if (_options.MigrateUpTo is { } upTo && upTo < 3) { return; }
         foreach (var source in await ListSourcesAsync(cancellationToken)) { Engine.KnowSource(source.Id, source.Name); }
         await RestoreProfilesAsync(cancellationToken);
+        if (_options.MigrateUpTo is null or >= 4) { await WriteProfileStateIfMissingAsync(cancellationToken); }
         StartCatchUpLoop();
     }
 
@@ -215,6 +220,7 @@ public sealed partial class PostgresStore : ITesseraStore
             await CopyProfileChangesAsync(connection, processed, "identity_changes", "trait_changes", cancellationToken);
             var audienceChanges = AudienceRows.All(processed).ToList();
             await CopyAudienceChangesAsync(connection, audienceChanges, cancellationToken);
+            await WriteProfileStateAsync(connection, ProfileStateChanges.Of(processed, Engine), cancellationToken);
             // Durable on return: synchronous_commit waits for the WAL flush. Should the connection die during COMMIT the
             // outcome is unknown and the caller answers 503; the client's resend is then dropped or stored by the dedup above
             // (and the engine, marked stale, is rebuilt from what was committed).
@@ -240,6 +246,63 @@ public sealed partial class PostgresStore : ITesseraStore
             });
             return await EventReader.ReadPageAsync(command, query.Limit, cancellationToken);
         }, cancellationToken);
+
+    public async Task<AudiencePreview> PreviewAudienceAsync(
+        AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now, int sampleSize, CancellationToken cancellationToken)
+    {
+        var sql = AudienceQuery.Preview(PostgresAudienceDialect.Instance, definition, Engine.ComputedDefinitions, segments, now, sampleSize);
+        return await RunAsync("preview audience", async connection =>
+        {
+            await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+            await ExecuteAsync(connection, PostgresAudienceDialect.Instance.Prelude!, cancellationToken);
+            await using var command = Command(connection, sql.Text, [.. sql.Parameters]);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            long count = 0;
+            var sample = new List<string>();
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                count = reader.GetInt64(1);
+                if (sample.Count < sampleSize) { sample.Add(reader.GetString(0)); }
+            }
+
+            return new AudiencePreview(count, sample);
+        }, cancellationToken);
+    }
+
+    public async IAsyncEnumerable<string> ListAudienceMembersAsync(
+        AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var sql = ExplainAudienceSql(definition, segments, now);
+        // One snapshot for the whole stream: the connection and its transaction live as long as the enumeration.
+        NpgsqlConnection? connection = null;
+        NpgsqlTransaction transaction;
+        NpgsqlCommand command;
+        NpgsqlDataReader reader;
+        try
+        {
+            connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+            transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+            await ExecuteAsync(connection, PostgresAudienceDialect.Instance.Prelude!, cancellationToken);
+            command = Command(connection, sql.Text, [.. sql.Parameters]);
+            reader = await command.ExecuteReaderAsync(cancellationToken);
+        }
+        catch (Exception e) when (IsDatabaseError(e))
+        {
+            if (connection is not null) { await connection.DisposeAsync(); }
+            throw Translate(e, sql.Text);
+        }
+
+        await using (connection)
+        await using (transaction)
+        await using (command)
+        await using (reader)
+        {
+            while (await reader.ReadAsync(cancellationToken)) { yield return reader.GetString(0); }
+        }
+    }
+
+    public AudienceSql ExplainAudienceSql(AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now) =>
+        AudienceQuery.Members(PostgresAudienceDialect.Instance, definition, Engine.ComputedDefinitions, segments, now);
 
     public async Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken) =>
         await RunAsync("stats", async connection =>
@@ -337,17 +400,25 @@ public sealed partial class PostgresStore : ITesseraStore
             await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
             return await work(connection);
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException || e is InvalidOperationException && e.InnerException is NpgsqlException)
+        catch (Exception e) when (IsDatabaseError(e))
         {
-            var error = e is InvalidOperationException ? e.InnerException! : e;
-            if (PostgresErrors.IsConnectionLoss(error))
-            {
-                // The server went away (restart, failover): the pool's idle connections are dead too; drop them all.
-                _dataSource.Clear();
-            }
-
-            throw PostgresErrors.Translate(error, (error as PostgresException)?.BatchCommand?.CommandText ?? what, _settings);
+            throw Translate(e, what);
         }
+    }
+
+    private static bool IsDatabaseError(Exception e) =>
+        e is NpgsqlException or TimeoutException || e is InvalidOperationException && e.InnerException is NpgsqlException;
+
+    private Exception Translate(Exception e, string what)
+    {
+        var error = e is InvalidOperationException ? e.InnerException! : e;
+        if (PostgresErrors.IsConnectionLoss(error))
+        {
+            // The server went away (restart, failover): the pool's idle connections are dead too; drop them all.
+            _dataSource.Clear();
+        }
+
+        return PostgresErrors.Translate(error, (error as PostgresException)?.BatchCommand?.CommandText ?? what, _settings);
     }
 
     private static async Task<int> ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params object?[] parameters)

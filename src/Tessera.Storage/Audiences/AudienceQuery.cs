@@ -1,0 +1,37 @@
+using Tessera.Core.Audiences;
+using Tessera.Core.Profiles;
+using Tessera.Storage.Audiences.Dialects;
+using Tessera.Storage.Audiences.Fragments;
+
+namespace Tessera.Storage.Audiences;
+
+/// <summary>
+/// Compiles a definition into the store's statements. The universe is the live profiles: the rows of
+/// <c>profile_ids</c> that map to themselves. Members come in ordinal order of their id.
+/// </summary>
+internal static class AudienceQuery
+{
+    /// <summary>Every member's id.</summary>
+    public static AudienceSql Members(
+        AudienceDialect dialect, AudienceCondition definition, IReadOnlyList<ComputedTraitDefinition> computed, Func<string, AudienceCondition?> segments, DateTimeOffset now)
+    {
+        var b = new AudienceSqlBuilder(dialect, now, computed, segments);
+        var condition = AudienceFragment.For(definition).Sql(b);
+        return new AudienceSql(
+            $"SELECT p.id FROM profile_ids p WHERE p.profile_id = p.id AND {condition}\nORDER BY {dialect.Ordinal("p.id")}",
+            b.Parameters);
+    }
+
+    /// <summary>The first <paramref name="sampleSize"/> members' ids, each row carrying the total count (no row: no member).</summary>
+    public static AudienceSql Preview(
+        AudienceDialect dialect, AudienceCondition definition, IReadOnlyList<ComputedTraitDefinition> computed, Func<string, AudienceCondition?> segments, DateTimeOffset now, int sampleSize)
+    {
+        var b = new AudienceSqlBuilder(dialect, now, computed, segments);
+        var condition = AudienceFragment.For(definition).Sql(b);
+        // An int the caller gives, written as a number (DuckDB does not bind LIMIT); never text from a definition.
+        var limit = Math.Max(1, sampleSize).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return new AudienceSql(
+            $"SELECT p.id, count(*) OVER () AS total FROM profile_ids p WHERE p.profile_id = p.id AND {condition}\nORDER BY {dialect.Ordinal("p.id")} LIMIT {limit}",
+            b.Parameters);
+    }
+}

@@ -1,0 +1,46 @@
+using Tessera.Core.Audiences;
+using Tessera.Core.Profiles;
+using Tessera.Storage.Audiences.Dialects;
+
+namespace Tessera.Storage.Audiences;
+
+/// <summary>
+/// What the condition fragments write with: the dialect, the parameters bound so far (<see cref="Bind"/> is the
+/// only way a value reaches the query), fresh aliases, and what the definition refers to (computed traits,
+/// other audiences, the current segment depth).
+/// </summary>
+internal sealed class AudienceSqlBuilder(
+    AudienceDialect dialect,
+    DateTimeOffset now,
+    IReadOnlyList<ComputedTraitDefinition> computed,
+    Func<string, AudienceCondition?> segments)
+{
+    private readonly List<object?> _parameters = [];
+    private int _aliases;
+
+    /// <summary>The live profile being tested, in every fragment's predicate.</summary>
+    public const string Profile = "p.id";
+
+    public AudienceDialect Dialect { get; } = dialect;
+
+    public DateTimeOffset Now { get; } = now;
+
+    public IReadOnlyList<object?> Parameters => _parameters;
+
+    /// <summary>How many segment references enclose the fragment being written.</summary>
+    public int Depth { get; set; }
+
+    public ComputedTraitDefinition? Computed(string name) => computed.FirstOrDefault(d => d.Name == name);
+
+    public AudienceCondition? Segment(string id) => segments(id);
+
+    /// <summary>Adds a parameter and returns its placeholder.</summary>
+    public string Bind(object? value)
+    {
+        _parameters.Add(value);
+        return "$" + _parameters.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>A table alias not used elsewhere in the query.</summary>
+    public string Alias(string prefix) => prefix + (++_aliases).ToString(System.Globalization.CultureInfo.InvariantCulture);
+}

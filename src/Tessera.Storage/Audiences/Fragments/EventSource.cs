@@ -1,0 +1,87 @@
+using System.Globalization;
+using Tessera.Core.Audiences;
+using Tessera.Core.Conditions;
+
+namespace Tessera.Storage.Audiences.Fragments;
+
+/// <summary>
+/// The events a condition reads, as a subquery with the columns <c>pid</c> (the live profile, reached through
+/// <c>profile_ids</c>, so events stored under a merged-away id count for its survivor), <c>ts</c>, <c>seq</c> and one
+/// column per property the condition reads. Each property is taken out of the message once per row (the message is
+/// parsed once), and the filters then compare the small extracted values. Ask for every <see cref="Property"/> and
+/// <see cref="Filters"/> first, then write <see cref="Sql"/>.
+/// </summary>
+internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eventName, bool trackOnly, TimeWindow window, bool firstOnly = false)
+{
+    private readonly List<string> _extracted = [];
+    private readonly List<string> _described = [];
+
+    public string Alias => alias;
+
+    /// <summary>Every filter of <paramref name="where"/> holds for the row's message (TRUE when there are none).</summary>
+    public string Filters(IReadOnlyList<PropertyFilter> where) =>
+        where.Count == 0 ? "TRUE" : string.Join(" AND ", where.Select(f => ValueTest.Sql(b, f.Op, Property(f.Property), f.Value)));
+
+    /// <summary>
+    /// The value <c>PropertyFilter.TryRead</c> reads at <paramref name="path"/>: under <c>properties</c> unless it starts
+    /// with <c>context.</c> or <c>traits.</c>; each part names an object member (a part that looks like an array index
+    /// is guarded to read objects only, as C# does).
+    /// </summary>
+    public SqlValue Property(string path)
+    {
+        var d = b.Dialect;
+        var rooted = path.StartsWith("context.", StringComparison.Ordinal) || path.StartsWith("traits.", StringComparison.Ordinal);
+        var segments = new List<string>();
+        if (!rooted) { segments.Add("properties"); }
+        segments.AddRange(path.Split('.'));
+        var guards = new List<string>();
+        for (var i = 1; i < segments.Count; i++)
+        {
+            // Pointers and jsonb paths index arrays with such parts; a JSON object member of that name is what C# reads.
+            if (segments[i].Length > 0 && segments[i].All(c => char.IsAsciiDigit(c) || c == '-'))
+            {
+                guards.Add(d.IsObjectAt("r.doc", b.Bind(d.PathParameter(segments[..i]))));
+            }
+        }
+
+        // Taken out once (v), then described once (k: kind, x: text); every test of the filter reads those columns.
+        var n = _extracted.Count.ToString(CultureInfo.InvariantCulture);
+        var extracted = d.Extract("r.doc", b.Bind(d.PathParameter(segments)));
+        _extracted.Add($"{(guards.Count == 0 ? extracted : $"CASE WHEN {string.Join(" AND ", guards)} THEN {extracted} END")} AS v{n}");
+        _described.Add($"s.v{n}, {d.JsonKind($"s.v{n}")} AS k{n}, {d.JsonText($"s.v{n}")} AS x{n}");
+        return d.JsonValue($"{alias}.v{n}", $"{alias}.k{n}", $"{alias}.x{n}");
+    }
+
+    /// <summary>
+    /// The subquery, aliased: events named as given (of type track when asked) inside the window; with firstOnly, only
+    /// each profile's first such event ever, by (timestamp, seq), before any filter.
+    /// </summary>
+    public string Sql()
+    {
+        var d = b.Dialect;
+        var where = new List<string> { $"e.event = {d.Text(b.Bind(eventName))}" };
+        if (trackOnly) { where.Add("e.type = 'track'"); }
+        if (window.Within is { } within)
+        {
+            where.Add($"e.timestamp >= {d.Timestamp(b.Bind((b.Now - within).ToUniversalTime()))}");
+            where.Add($"e.timestamp <= {d.Timestamp(b.Bind(b.Now.ToUniversalTime()))}");
+        }
+        else
+        {
+            if (window.From is { } from) { where.Add($"e.timestamp >= {d.Timestamp(b.Bind(from.ToUniversalTime()))}"); }
+            if (window.To is { } to) { where.Add($"e.timestamp < {d.Timestamp(b.Bind(to.ToUniversalTime()))}"); }
+        }
+
+        var events = $"SELECT m.profile_id AS pid, e.timestamp AS ts, e.seq AS seq, e.raw AS raw FROM events e JOIN profile_ids m ON m.id = e.profile_id WHERE {string.Join(" AND ", where)}";
+        if (firstOnly)
+        {
+            events = $"SELECT f.pid, f.ts, f.seq, f.raw FROM (SELECT x.pid, x.ts, x.seq, x.raw, row_number() OVER (PARTITION BY x.pid ORDER BY x.ts, x.seq) AS rn FROM ({events}) x) f WHERE f.rn = 1";
+        }
+
+        if (_extracted.Count == 0) { return $"(SELECT r.pid, r.ts, r.seq FROM ({events}) r) {alias}"; }
+        // Fenced layers: the document is parsed once per row, each property taken out of it once, then described once.
+        var parsed = $"SELECT q.pid, q.ts, q.seq, {d.Document("q.raw")} AS doc FROM ({events}) q{d.Fence}";
+        var extracted = $"SELECT r.pid, r.ts, r.seq, {string.Join(", ", _extracted)} FROM ({parsed}) r{d.Fence}";
+        return $"(SELECT s.pid, s.ts, s.seq, {string.Join(", ", _described)} FROM ({extracted}) s{d.Fence}) {alias}";
+    }
+}

@@ -1,0 +1,50 @@
+using System.Globalization;
+using Tessera.Core.Audiences;
+
+namespace Tessera.Storage.Audiences.Fragments;
+
+/// <summary>
+/// <c>{"sequence": [steps], "within": d}</c>: the profile has events e1 &lt; e2 &lt; ... in log order (timestamp, then
+/// seq), each passing its step, with last - first ≤ d. A <c>first</c> step only takes the profile's first track event
+/// of that name ever, if it passes the step's filters. As in memory, from each candidate start the chain takes the
+/// earliest later event for every next step (the shortest chain from that start): the steps' candidate events are
+/// ranked in log order per profile, and each step keeps, per start, the lowest rank after the previous one that is
+/// still inside the window.
+/// </summary>
+internal sealed class SequenceFragment(SequenceCondition condition) : AudienceFragment
+{
+    public override string Sql(AudienceSqlBuilder b)
+    {
+        var steps = condition.Steps;
+        if (steps.Count == 0) { return "FALSE"; }
+        var candidates = new List<string>();
+        for (var i = 0; i < steps.Count; i++)
+        {
+            var events = new EventSource(b, b.Alias("sv"), steps[i].Event, trackOnly: true, TimeWindow.AllTime, firstOnly: steps[i].First);
+            var filters = events.Filters(steps[i].Where);
+            candidates.Add($"SELECT {events.Alias}.pid, {events.Alias}.ts, {events.Alias}.seq, {Number(i + 1)} AS step FROM {events.Sql()} WHERE {filters}");
+        }
+
+        var ranked = b.Alias("ranked");
+        // Bound only when a second step uses it: DuckDB numbers parameters by the placeholders it sees.
+        var within = steps.Count > 1 ? b.Bind(condition.Within.Ticks / TimeSpan.TicksPerMicrosecond) : "";
+        var chain = b.Alias("chain");
+        var ctes = new List<string>
+        {
+            $"{ranked} AS MATERIALIZED (SELECT c.pid, c.ts, c.step, dense_rank() OVER (PARTITION BY c.pid ORDER BY c.ts, c.seq) AS rk FROM ({string.Join(" UNION ALL ", candidates)}) c)",
+            $"{chain}1 AS (SELECT r.pid, r.ts AS start_ts, r.rk AS start_rk, r.rk AS cur FROM {ranked} r WHERE r.step = 1)",
+        };
+        for (var i = 2; i <= steps.Count; i++)
+        {
+            ctes.Add($"""
+                {chain}{Number(i)} AS (SELECT a.pid, a.start_ts, a.start_rk, min(r.rk) AS cur FROM {chain}{Number(i - 1)} a
+                    JOIN {ranked} r ON r.pid = a.pid AND r.step = {Number(i)} AND r.rk > a.cur AND r.ts <= {b.Dialect.PlusMicroseconds("a.start_ts", within)}
+                    GROUP BY a.pid, a.start_ts, a.start_rk)
+                """);
+        }
+
+        return In($"WITH {string.Join(",\n", ctes)}\nSELECT {chain}{Number(steps.Count)}.pid FROM {chain}{Number(steps.Count)}");
+    }
+
+    private static string Number(int i) => i.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,22 @@
+using Tessera.Core.Audiences;
+using Tessera.Core.Conditions;
+
+namespace Tessera.Storage.Audiences.Fragments;
+
+/// <summary>
+/// <c>{"trait": name, ...}</c> over <c>profile_traits</c>' typed columns. A profile without the trait (or with it
+/// null) holds exactly when the op holds for an absent value (<c>neq</c>, <c>not_in</c>, <c>not_exists</c>): then the
+/// fragment is "not among the profiles that have it and fail", else "among the profiles that have it and pass".
+/// </summary>
+internal sealed class TraitFragment(TraitCondition condition) : AudienceFragment
+{
+    public override string Sql(AudienceSqlBuilder b)
+    {
+        var value = new SqlValue("t.kind", "t.text", "t.num", "t.instant", "t.value");
+        var holds = ValueTest.Sql(b, condition.Op, value, condition.Value);
+        var name = b.Dialect.Text(b.Bind(condition.Trait));
+        return PropertyFilter.Test(condition.Op, false, default, condition.Value)
+            ? In($"SELECT t.profile_id FROM profile_traits t WHERE t.name = {name} AND NOT {holds}", negate: true)
+            : In($"SELECT t.profile_id FROM profile_traits t WHERE t.name = {name} AND {holds}");
+    }
+}
