@@ -51,6 +51,45 @@ public sealed class SegmentsApiTests
     }
 
     [Fact]
+    public async Task preview_counts_and_samples_a_definition_in_sql_without_saving_it_and_agrees_with_the_saved_audience()
+    {
+        await using var server = await TestServer.StartAsync();
+        for (var i = 0; i < 30; i++)
+        {
+            await server.SendAsync("identify", $$$"""{"userId":"u{{{i:00}}}","traits":{"plan":"{{{(i % 3 == 0 ? "pro" : "free")}}}"}}""");
+            for (var n = 0; n < i % 4; n++)
+            {
+                await server.SendAsync("track", $$$"""{"userId":"u{{{i:00}}}","event":"Order Completed","properties":{"revenue":{{{40 + (10 * n)}}}}}""");
+            }
+        }
+
+        const string Definition = """
+            {"and":[{"trait":"plan","op":"eq","value":"pro"},
+                    {"event":"Order Completed","where":[{"property":"revenue","op":"gte","value":40}],"within":"30d","count":{"op":"gte","value":2}},
+                    {"event":"Order Completed","within":"90d","sum":{"property":"revenue","op":"gte","value":90}}]}
+            """;
+        var response = await server.Admin.PostAsync("api/segments/preview", Segments.Json($$$"""{"definition":{{{Definition}}},"sampleSize":3,"sql":true}"""));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var preview = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+        // pro = every third user; 2+ orders = i % 4 >= 2; sum >= 90 = 40 + 50 (two orders) or more.
+        var expected = Enumerable.Range(0, 30).Where(i => i % 3 == 0 && i % 4 >= 2).Count();
+        Assert.Equal(expected, preview["count"]!.GetValue<long>());
+        Assert.Equal(3, preview["sample"]!.AsArray().Count);
+        Assert.True(preview["elapsedMs"]!.GetValue<double>() >= 0);
+        Assert.Contains("SELECT", preview["sql"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.DoesNotContain("Order Completed", preview["sql"]!.GetValue<string>(), StringComparison.Ordinal); // a bound parameter, never SQL text
+        Assert.Empty((await server.Admin.GetFromJsonAsync<JsonArray>("api/segments"))!);
+
+        var saved = await server.CreateSegmentAsync("Pro repeat buyers", Definition);
+        var members = await server.MembersAsync(saved);
+        Assert.Equal(expected, members.Count);
+        Assert.Equal(preview["sample"]!.AsArray().Select(s => s!.GetValue<string>()), members.Take(3));
+
+        var bad = await server.Admin.PostAsync("api/segments/preview", Segments.Json("""{"definition":{"event":"X","within":"soon"}}"""));
+        Assert.Equal("definition.within", (await bad.Content.ReadFromJsonAsync<JsonObject>())!["field"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task every_problem_in_a_definition_is_listed_under_its_own_path()
     {
         await using var server = await TestServer.StartAsync();

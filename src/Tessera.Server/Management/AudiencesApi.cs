@@ -19,6 +19,8 @@ public static class AudiencesApi
     {
         api.MapGet("/segments", List).WithName("ListSegments");
         api.MapPost("/segments", CreateAsync).WithName("CreateSegment");
+        api.MapPost("/segments/preview", PreviewAsync).WithName("PreviewSegment")
+            .WithSummary("Count and sample of a definition's members, computed in the store's SQL, without saving it.");
         api.MapGet("/segments/overlap", Overlap).WithName("SegmentOverlap").WithSummary("How many profiles are in each, in all and in any of ?ids=a,b,...");
         api.MapGet("/segments/{id}", Get).WithName("GetSegment");
         api.MapPut("/segments/{id}", UpdateAsync).WithName("UpdateSegment");
@@ -34,6 +36,11 @@ public static class AudiencesApi
     public sealed record AudienceBody(string? Name, string? Description, JsonElement? Definition);
 
     public sealed record AudienceAnswer(string Id, string Name, string? Description, JsonObject Definition, string Text, int Size, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+
+    /// <summary>A definition to try: JSON or text; <c>sampleSize</c> 0..1000 (default 20); <c>sql</c> adds the compiled query.</summary>
+    public sealed record PreviewBody(JsonElement? Definition, int? SampleSize, bool? Sql);
+
+    public sealed record PreviewAnswer(long Count, IReadOnlyList<string> Sample, double ElapsedMs, JsonObject Definition, string Text, string? Sql, IReadOnlyList<object?>? Parameters);
 
     public sealed record MembersAnswer(int Count, IReadOnlyList<string> Items, string? Next);
 
@@ -88,6 +95,27 @@ public static class AudiencesApi
         }
 
         return await store.DeleteAudienceAsync(id, cancellationToken) ? TypedResults.NoContent() : NoSuch(id);
+    }
+
+    public static async Task<Results<Ok<PreviewAnswer>, ProblemHttpResult>> PreviewAsync(PreviewBody body, ITesseraStore store, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        if (body.SampleSize is < 0 or > 1000) { return Problems.Field("sampleSize", "must be between 0 and 1000"); }
+        if (body.Definition is not { } json || json.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null) { return Problems.Field("definition", "is required"); }
+        if (Parse(json, out var definition) is { } invalid) { return invalid; }
+        foreach (var referenced in AudienceDefinition.ReferencedSegments(definition!))
+        {
+            if (store.Engine.GetAudience(referenced) is null) { return Problems.Field("definition", $"refers to audience '{referenced}', which does not exist"); }
+        }
+
+        var now = clock.GetUtcNow();
+        AudienceCondition? Segments(string id) => store.Engine.GetAudience(id)?.Definition;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var preview = await store.PreviewAudienceAsync(definition!, Segments, now, body.SampleSize ?? 20, cancellationToken);
+        var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        var sql = body.Sql == true ? store.ExplainAudienceSql(definition!, Segments, now) : null;
+        return TypedResults.Ok(new PreviewAnswer(
+            preview.Count, body.SampleSize == 0 ? [] : preview.Sample, Math.Round(elapsed, 1), AudienceDefinition.ToJson(definition!), AudienceText.Format(definition!),
+            sql?.Text, sql?.Parameters));
     }
 
     public static Results<Ok<MembersAnswer>, ProblemHttpResult> Members(string id, int? limit, string? after, ITesseraStore store)
