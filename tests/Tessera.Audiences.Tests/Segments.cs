@@ -9,12 +9,6 @@ namespace Tessera.Audiences.Tests;
 /// <summary>What a marketer's client does against the API, a line each.</summary>
 internal static class Segments
 {
-    public static async Task SendAsync(this TestServer server, string type, string json)
-    {
-        var response = await server.Collect.PostAsync($"v1/{type}", new StringContent(json, Encoding.UTF8, "application/json"));
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-    }
-
     /// <summary>Creates an audience and returns its id.</summary>
     public static async Task<string> CreateSegmentAsync(this TestServer server, string name, string definition)
     {

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using Tessera.Testing;
 
@@ -9,12 +8,6 @@ namespace Tessera.Profiles.Tests;
 /// <summary>What a client does, in a line each: send a message, look a profile up.</summary>
 internal static class Client
 {
-    public static async Task SendAsync(this TestServer server, string type, string json)
-    {
-        var response = await server.Collect.PostAsync($"v1/{type}", new StringContent(json, Encoding.UTF8, "application/json"));
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-    }
-
     public static async Task<JsonObject?> ProfileByAsync(this TestServer server, string identifier)
     {
         var response = await server.Admin.GetAsync($"api/profiles?identifier={Uri.EscapeDataString(identifier)}");
