@@ -104,6 +104,42 @@ public sealed class JournalTests
     }
 
     [Fact]
+    public async Task a_record_damaged_on_disk_while_running_stops_the_indexer_there_and_health_says_so()
+    {
+        await using var server = await TestServer.StartAsync(configure: o =>
+        {
+            o.IndexerDelay = TimeSpan.FromSeconds(2);
+            o.ReadBarrierTimeout = TimeSpan.FromMilliseconds(300);
+        });
+        Assert.Equal(HttpStatusCode.OK, (await server.Collect.PostJsonAsync("v1/batch", Api.Batch(Api.Track("dmg-1")))).StatusCode);
+        await Task.Delay(300); // the indexer has taken the first record and waits out its delay
+        var segment = Directory.GetFiles(server.Options.JournalPath, "*.tjl").Single();
+        var secondAt = new FileInfo(segment).Length;
+        Assert.Equal(HttpStatusCode.OK, (await server.Collect.PostJsonAsync("v1/batch", Api.Batch(Api.Track("dmg-2")))).StatusCode);
+        await using (var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite))
+        {
+            file.Position = secondAt + 40;
+            var b = file.ReadByte();
+            file.Position = secondAt + 40;
+            file.WriteByte((byte)(b ^ 0xFF));
+        }
+
+        HttpResponseMessage health;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((health = await server.Anonymous.GetAsync("health")).StatusCode == HttpStatusCode.OK && DateTime.UtcNow < deadline) { await Task.Delay(100); }
+        var read = await server.Admin.GetAsync("api/events");
+        var stored = await server.Store.QueryAsync(new EventQuery(Limit: 10), CancellationToken.None);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+        var detail = (await health.ReadObjectAsync())["detail"]!.GetValue<string>();
+        Assert.Contains("journal indexer stopped", detail, StringComparison.Ordinal);
+        Assert.Contains($"{segment}: the record at offset {secondAt}", detail, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, read.StatusCode);
+        // The record before the damage was indexed; the damaged one was not skipped over, nor anything after it.
+        Assert.Equal(["dmg-1"], stored.Items.Select(e => e.Message.MessageId));
+    }
+
+    [Fact]
     public async Task with_the_journal_off_a_200_means_the_store_has_committed_the_events()
     {
         await using var server = await TestServer.StartAsync(configure: o => o.Journal = false);

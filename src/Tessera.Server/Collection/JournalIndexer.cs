@@ -30,6 +30,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     private EventJournal? _journal;
     private long _indexed;
     private string? _lastError;
+    private volatile bool _stopped;
 
     /// <summary>True when requests are acknowledged from the journal (<see cref="TesseraOptions.Journal"/>, once recovered).</summary>
     public bool Enabled => _journal is not null;
@@ -44,6 +45,9 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
 
     /// <summary>The last store error the indexer is retrying, or null while it commits fine.</summary>
     public string? LastError => Volatile.Read(ref _lastError);
+
+    /// <summary>True once the indexer gave up (a record it cannot read): acknowledged events then wait in the journal for a restart.</summary>
+    public bool Stopped => _stopped;
 
     /// <summary>
     /// Opens the journal and indexes what it holds beyond the store's recorded position. With the journal off, a
@@ -148,6 +152,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
             {
                 // A record that fails its checks mid-run (the disk changed under us): stop here rather than skip it.
                 Volatile.Write(ref _lastError, e.Message);
+                _stopped = true;
                 LogLoopFailed(logger, e);
                 _finished.SetResult();
             }
