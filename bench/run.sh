@@ -8,7 +8,8 @@
 #   4. BenchmarkDotNet: raw DuckDB append, validation, JSON/gzip parse.
 # Every load run starts its own server on 127.0.0.1 and stops it. Results: bench/results/<UTC time>/.
 # Usage: bench/run.sh [runs]   env: DURATION (s, default 20), WARMUP (s, default 10), CONNECTIONS (flat out, default 64),
-#        RATE (events/s, default 25000), RATE_CONNECTIONS (default 64), SKIP_BDN=1 to skip BenchmarkDotNet.
+#        RATE (events/s, default 25000), RATE_CONNECTIONS (default 64), SKIP_BDN=1 to skip BenchmarkDotNet,
+#        SKIP_CEILING=1 to skip the ceiling runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -44,12 +45,12 @@ load() {  # name, loadgen args...
 
 for i in $(seq 1 "$runs"); do
   echo "== run $i of $runs"
-  load ceiling --spawn ceiling --connections "$connections"
+  [ -n "${SKIP_CEILING:-}" ] || load ceiling --spawn ceiling --connections "$connections"
   load tessera-flat --spawn tessera --connections "$connections" --server-log "$out/tessera-flat-$i.log"
   load nojournal-flat --spawn tessera --serve-arg --no-journal --connections "$connections" --server-log "$out/nojournal-flat-$i.log"
   load tessera-25k --spawn tessera --rate "$rate" --connections "$rate_connections" --server-log "$out/tessera-25k-$i.log"
   load nojournal-25k --spawn tessera --serve-arg --no-journal --rate "$rate" --connections "$rate_connections" --server-log "$out/nojournal-25k-$i.log"
-  load ceiling-25k --spawn ceiling --rate "$rate" --connections "$rate_connections"
+  [ -n "${SKIP_CEILING:-}" ] || load ceiling-25k --spawn ceiling --rate "$rate" --connections "$rate_connections"
   if [ -z "${SKIP_BDN:-}" ]; then
     echo "-- BenchmarkDotNet"
     (cd "$out" && mkdir -p "bdn-$i" && cd "bdn-$i" && dotnet "../../../Tessera.Benchmarks/bin/Release/net10.0/Tessera.Benchmarks.dll" --filter '*' > bdn.log 2>&1) \
