@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds Release and runs Tessera's whole benchmark set RUNS times (default 3), then prints medians:
 #   1. ceiling: Kestrel that parses each /v1/batch with JsonDocument and discards it, flat out;
-#   2. Tessera flat out (closed loop) on a fresh DuckDB store, with the zero-loss check;
-#   3. Tessera at 25,000 events/s (open loop) for latency, and the ceiling at the same rate (the machine's own latency floor);
+#   2. Tessera flat out (closed loop) on a fresh DuckDB store, with the zero-loss check; then the same with the journal
+#      off (--no-journal: answers after the store's commit), the baseline, in the same round;
+#   3. Tessera at 25,000 events/s (open loop) for latency, journal on and off, and the ceiling at the same rate (the
+#      machine's own latency floor);
 #   4. BenchmarkDotNet: raw DuckDB append, validation, JSON/gzip parse.
 # Every load run starts its own server on 127.0.0.1 and stops it. Results: bench/results/<UTC time>/.
 # Usage: bench/run.sh [runs]   env: DURATION (s, default 20), WARMUP (s, default 10), CONNECTIONS (flat out, default 64),
-#        RATE (events/s, default 25000), RATE_CONNECTIONS (default 64), SKIP_BDN=1 to skip BenchmarkDotNet.
+#        RATE (events/s, default 25000), RATE_CONNECTIONS (default 64), SKIP_BDN=1 to skip BenchmarkDotNet,
+#        SKIP_CEILING=1 to skip the ceiling runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -36,16 +39,18 @@ load() {  # name, loadgen args...
   local name=$1; shift
   echo "-- $name (load average $(cut -d' ' -f1 /proc/loadavg))"
   # The writer's debug log gives each group commit's size and time (summarised below); one line per commit.
-  env 'Logging__LogLevel__Tessera.Server.Collection.EventWriter=Debug' dotnet "$loadgen" --label "$name" --duration "$duration" --warmup "$warmup" "$@" | tee -a "$out/$name.txt" | grep -v '^RESULT' || true
+  env 'Logging__LogLevel__Tessera.Server.Collection.EventWriter=Debug' 'Logging__LogLevel__Tessera.Server.Collection.JournalIndexer=Debug' dotnet "$loadgen" --label "$name" --duration "$duration" --warmup "$warmup" "$@" | tee -a "$out/$name.txt" | grep -v '^RESULT' || true
   grep '^RESULT' "$out/$name.txt" | tail -1 | cut -c8- >> "$out/results.jsonl"
 }
 
 for i in $(seq 1 "$runs"); do
   echo "== run $i of $runs"
-  load ceiling --spawn ceiling --connections "$connections"
+  [ -n "${SKIP_CEILING:-}" ] || load ceiling --spawn ceiling --connections "$connections"
   load tessera-flat --spawn tessera --connections "$connections" --server-log "$out/tessera-flat-$i.log"
+  load nojournal-flat --spawn tessera --serve-arg --no-journal --connections "$connections" --server-log "$out/nojournal-flat-$i.log"
   load tessera-25k --spawn tessera --rate "$rate" --connections "$rate_connections" --server-log "$out/tessera-25k-$i.log"
-  load ceiling-25k --spawn ceiling --rate "$rate" --connections "$rate_connections"
+  load nojournal-25k --spawn tessera --serve-arg --no-journal --rate "$rate" --connections "$rate_connections" --server-log "$out/nojournal-25k-$i.log"
+  [ -n "${SKIP_CEILING:-}" ] || load ceiling-25k --spawn ceiling --rate "$rate" --connections "$rate_connections"
   if [ -z "${SKIP_BDN:-}" ]; then
     echo "-- BenchmarkDotNet"
     (cd "$out" && mkdir -p "bdn-$i" && cd "bdn-$i" && dotnet "../../../Tessera.Benchmarks/bin/Release/net10.0/Tessera.Benchmarks.dll" --filter '*' > bdn.log 2>&1) \
@@ -60,8 +65,8 @@ out = sys.argv[1]
 rows = [json.loads(l) for l in open(f"{out}/results.jsonl") if l.strip()]
 for r in rows:  # server CPU time per accepted event, the figure least moved by other load on the machine
     r["server_us_per_event"] = round(r["server_cpu_cores"] / r["events_per_s"] * 1e6, 1) if r.get("server_cpu_cores") and r["events_per_s"] else None
-keys = ["events_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "rss_max_mb", "server_cpu_cores", "server_us_per_event", "loadgen_cpu_cores", "non_200", "errors"]
-print(f"{'run':14} {'n':>2} " + " ".join(f"{k:>19}" for k in keys) + "  zero_loss")
+keys = ["events_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "rss_max_mb", "server_cpu_cores", "server_us_per_event", "loadgen_cpu_cores", "non_200", "errors", "catch_up_s", "stored_events_per_s"]
+print(f"{'run':14} {'n':>2} " + " ".join(f"{k:>19}" for k in keys) + "  zero_loss")  # catch_up_s / stored_events_per_s: the store behind the journal
 summary = {}
 for label in dict.fromkeys(r["label"] for r in rows):
     rs = [r for r in rows if r["label"] == label]
@@ -82,15 +87,21 @@ if bdn:
     summary["benchmarks_ns"] = {k: st.median(v) for k, v in bdn.items()}
 import re
 commits = {}
-for f in sorted(glob.glob(f"{out}/tessera-*-*.log")):
+for f in sorted(glob.glob(f"{out}/tessera-*-*.log") + glob.glob(f"{out}/nojournal-*-*.log")):
     label = f.rsplit("/", 1)[1].rsplit("-", 1)[0]
-    for m in re.finditer(r"Group commit of (\d+) events from (\d+) requests took ([\d.]+) ms", open(f).read()):
-        commits.setdefault(label, []).append((int(m[1]), float(m[3])))
+    text = open(f).read()
+    # Store commits: the group commit's with the journal off, the indexer's with it on. Journal appends separately.
+    for m in re.finditer(r"Group commit of (\d+) events from (\d+) requests took ([\d.]+) ms", text):
+        commits.setdefault(label + " store", []).append((int(m[1]), float(m[3])))
+    for m in re.finditer(r"Indexed (\d+) events in ([\d.]+) ms", text):
+        commits.setdefault(label + " store", []).append((int(m[1]), float(m[2])))
+    for m in re.finditer(r"Journaled (\d+) events from (\d+) requests in ([\d.]+) ms", text):
+        commits.setdefault(label + " journal", []).append((int(m[1]), float(m[3])))
 if commits:
-    print("\nGroup commits (all runs): count, median rows, median / p99 / max ms, share of commits over 500 ms")
+    print("\nCommits (all runs): count, median rows, median / p99 / max ms, share over 500 ms")
     for label, cs in commits.items():
         rows_, ms = sorted(c[0] for c in cs), sorted(c[1] for c in cs)
-        print(f"  {label:14} {len(cs):6} {st.median(rows_):8.0f} rows {st.median(ms):8.1f} / {ms[int(0.99 * (len(ms) - 1))]:8.1f} / {ms[-1]:8.1f} ms  {sum(m > 500 for m in ms) / len(ms):.1%}")
+        print(f"  {label:22} {len(cs):6} {st.median(rows_):8.0f} rows {st.median(ms):8.1f} / {ms[int(0.99 * (len(ms) - 1))]:8.1f} / {ms[-1]:8.1f} ms  {sum(m > 500 for m in ms) / len(ms):.1%}")
     summary["commits"] = {k: dict(count=len(v), median_rows=st.median(c[0] for c in v), median_ms=st.median(c[1] for c in v), max_ms=max(c[1] for c in v)) for k, v in commits.items()}
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
 print(f"\nall results: {out}")

@@ -8,7 +8,7 @@ using Tessera.Storage.DuckDb;
 namespace Tessera.Benchmarks;
 
 /// <summary>
-/// How fast DuckDB takes the collection's rows: through <see cref="DuckDbStore.AppendAsync"/> (dedup index, seq,
+/// How fast DuckDB takes the collection's rows: through <see cref="DuckDbStore.AppendAsync(IReadOnlyList{CollectedEvent}, CancellationToken)"/> (dedup index, seq,
 /// identity resolution with the default rules, one durable commit) and through a bare appender on the same schema (no dedup), in groups of 5,000 rows, the size
 /// of a busy group commit. Per row: divide 10⁹ by the figure in ns for rows per second.
 /// </summary>

@@ -26,6 +26,12 @@ internal sealed class LoadOptions
 
     /// <summary>With --spawn: where to write the server's output when it stops.</summary>
     public string? ServerLog { get; set; }
+
+    /// <summary>With --spawn tessera: extra flags for <c>tessera serve</c> (e.g. <c>--serve-arg --no-journal</c> for the baseline).</summary>
+    public List<string> ServeArgs { get; } = [];
+
+    /// <summary>How long to wait, after the load, for the store to catch up (GET /api/stats waits for it, 503 meanwhile).</summary>
+    public double CatchUpTimeout { get; set; } = 600;
     public string Label { get; set; } = "";
     public int Seed { get; set; } = 42;
     public double RequestTimeout { get; set; } = 30;
@@ -56,6 +62,8 @@ internal sealed class LoadOptions
                 case "--dll": o.Dll = Next(); break;
                 case "--server-pid": o.ServerPid = (int)Number(); break;
                 case "--server-log": o.ServerLog = Next(); break;
+                case "--serve-arg": o.ServeArgs.Add(Next()); break;
+                case "--catch-up-timeout": o.CatchUpTimeout = Number(); break;
                 case "--label": o.Label = Next(); break;
                 case "--seed": o.Seed = (int)Number(); break;
                 case "--timeout": o.RequestTimeout = Number(); break;
@@ -73,8 +81,8 @@ internal sealed class LoadOptions
     }
 
     public const string Usage = """
-        usage: Tessera.LoadGen [--url http://127.0.0.1:8080 | --spawn tessera|ceiling [--dll path]] [--server-pid N] [--server-log FILE]
+        usage: Tessera.LoadGen [--url http://127.0.0.1:8080 | --spawn tessera|ceiling [--dll path] [--serve-arg FLAG]...] [--server-pid N] [--server-log FILE]
                                [--batch 100] [--connections 16] [--rate EVENTS_PER_S (0 = flat out)]
-                               [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--label L] [--probe-audience]
+                               [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--catch-up-timeout 600] [--label L] [--probe-audience]
         """;
 }

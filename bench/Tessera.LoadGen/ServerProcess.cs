@@ -44,7 +44,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         if (options.Spawn == "tessera")
         {
             dataDir = Path.Combine(Path.GetTempPath(), "tessera-bench-" + Guid.NewGuid().ToString("N")[..12]);
-            foreach (var a in new[] { "serve", "--urls", url, "--data-dir", dataDir }) { start.ArgumentList.Add(a); }
+            foreach (var a in new[] { "serve", "--urls", url, "--data-dir", dataDir }.Concat(options.ServeArgs)) { start.ArgumentList.Add(a); }
             start.Environment["TESSERA_ADMIN_TOKEN"] = options.AdminToken;
             start.Environment["TESSERA_WRITE_KEY"] = options.WriteKey;
         }

@@ -7,4 +7,6 @@ var root = new RootCommand("Tessera: an open-source customer data platform.")
     ImportCommand.Create(),
     ExportCommand.Create(),
 };
-return await root.Parse(args).InvokeAsync();
+// System.CommandLine ends the process (exit 143) two seconds after SIGTERM by default. `serve`'s host handles the
+// signal itself and may need longer to drain the journal into the store (its own limit is 30 s), so allow that.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(40) });

@@ -1,5 +1,6 @@
 using Tessera.Storage.Audiences;
 using Tessera.Storage.Events;
+using Tessera.Storage.Journal;
 using Tessera.Storage.Profiles;
 using Tessera.Storage.Settings;
 using Tessera.Storage.Sources;
@@ -7,7 +8,7 @@ using Tessera.Storage.Sources;
 namespace Tessera.Storage;
 
 /// <summary>One store (DuckDB file or PostgreSQL database) with everything Tessera keeps.</summary>
-public interface ITesseraStore : IEventStore, IProfileStore, IAudienceStore, IAudienceQueries, ISourceStore, ISettingsStore, IAsyncDisposable
+public interface ITesseraStore : IEventStore, IProfileStore, IAudienceStore, IAudienceQueries, ISourceStore, ISettingsStore, IJournalIndexStore, IAsyncDisposable
 {
     /// <summary><c>duckdb</c> or <c>postgres</c>.</summary>
     string Kind { get; }

@@ -50,6 +50,7 @@ public sealed class PostgresProcessTests(ITestOutputHelper output)
             });
 
             Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+            await WaitForIndexAsync(a, b);
             var stored = await StoredMessageIdsAsync(connectionString);
             Assert.Equal(stored.Count, stored.Distinct().Count());
             Assert.Subset(stored.ToHashSet(), acknowledged.Keys.ToHashSet());
@@ -86,6 +87,7 @@ public sealed class PostgresProcessTests(ITestOutputHelper output)
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             });
             output.WriteLine($"{messages.Count} messages through two processes in {watch.ElapsedMilliseconds} ms");
+            await WaitForIndexAsync(a, b);
 
             // What one process would make: one engine fed the stored log in seq order.
             await using var reader = new PostgresStore(new PostgresStoreOptions(connectionString) { CatchUpInterval = TimeSpan.Zero }, new ProfileEngine(IdentityRules.Default, ProfileRules.Default));
@@ -149,7 +151,9 @@ public sealed class PostgresProcessTests(ITestOutputHelper output)
     {
         // A private cluster: stopping the shared one would break every other test using it meanwhile.
         await using var cluster = await PostgresCluster.StartNewAsync();
-        await using var tessera = await TesseraProcess.StartServeAsync(TempDirectory.Create("pg-restart"), "--store", "postgres", "--postgres", cluster.ConnectionString);
+        // Acknowledging after the store's commit: with the journal on, writes go on being acknowledged while the
+        // database is down (the next test).
+        await using var tessera = await TesseraProcess.StartServeAsync(TempDirectory.Create("pg-restart"), "--store", "postgres", "--postgres", cluster.ConnectionString, "--no-journal");
         using var client = Client(tessera.BaseAddress);
         using var health = new HttpClient { BaseAddress = tessera.BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
 
@@ -199,6 +203,75 @@ public sealed class PostgresProcessTests(ITestOutputHelper output)
         var stored = await StoredMessageIdsAsync(cluster.ConnectionString);
         Assert.Equal(stored.Count, stored.Distinct().Count());
         Assert.Subset(stored.ToHashSet(), acknowledged.ToHashSet());
+    }
+
+    [Fact]
+    public async Task with_the_journal_postgres_down_does_not_stop_acknowledgements_and_every_one_is_indexed_once_it_is_back()
+    {
+        await using var cluster = await PostgresCluster.StartNewAsync();
+        await using var tessera = await TesseraProcess.StartServeAsync(TempDirectory.Create("pg-journal"), "--store", "postgres", "--postgres", cluster.ConnectionString);
+        using var client = Client(tessera.BaseAddress);
+        using var health = new HttpClient { BaseAddress = tessera.BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
+
+        var acknowledged = new ConcurrentBag<string>();
+        var answers = new ConcurrentQueue<(DateTime At, HttpStatusCode Status)>();
+        var next = 0;
+        using var stop = new CancellationTokenSource();
+        var load = Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var first = Interlocked.Add(ref next, 20) - 20;
+                var ids = Enumerable.Range(first, 20).Select(i => $"j-{i}").ToArray();
+                using var response = await client.PostAsync("v1/batch", Body(ids));
+                answers.Enqueue((DateTime.UtcNow, response.StatusCode));
+                if (response.StatusCode == HttpStatusCode.OK) { foreach (var id in ids) { acknowledged.Add(id); } }
+                await Task.Delay(20);
+            }
+        })).ToArray();
+
+        await WaitForAsync(() => answers.Count(x => x.Status == HttpStatusCode.OK) >= 10, "acknowledged events before the stop");
+        await cluster.StopAsync("immediate");
+        var down = DateTime.UtcNow;
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        using (var whileDown = await health.GetAsync("health"))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, whileDown.StatusCode);
+        }
+
+        var okWhileDown = answers.Count(x => x.At > down.AddSeconds(1) && x.Status == HttpStatusCode.OK);
+        await cluster.StartAsync();
+        for (var deadline = DateTime.UtcNow.AddSeconds(45); ; await Task.Delay(100))
+        {
+            using var answer = await health.GetAsync("health");
+            if (answer.StatusCode == HttpStatusCode.OK) { break; }
+            if (DateTime.UtcNow > deadline) { throw new TimeoutException("waited 45 s for health after PostgreSQL came back"); }
+        }
+
+        await stop.CancelAsync();
+        await Task.WhenAll(load);
+        await WaitForIndexAsync(tessera);
+
+        output.WriteLine($"journal: {answers.Count(x => x.Status == HttpStatusCode.OK)} x 200 ({okWhileDown} while PostgreSQL was down), {answers.Count(x => x.Status != HttpStatusCode.OK)} other");
+        Assert.True(okWhileDown > 0, "with the journal, requests should go on being acknowledged while the database is down");
+        Assert.All(answers, x => Assert.Equal(HttpStatusCode.OK, x.Status));
+        var stored = await StoredMessageIdsAsync(cluster.ConnectionString);
+        Assert.Equal(stored.Count, stored.Distinct().Count());
+        Assert.Subset(stored.ToHashSet(), acknowledged.ToHashSet());
+    }
+
+    /// <summary>
+    /// A 200 means "in the process's journal"; a read through its API waits until its store has caught up. Tests that
+    /// then look at the database directly go through that barrier first.
+    /// </summary>
+    private static async Task WaitForIndexAsync(params TesseraProcess[] processes)
+    {
+        foreach (var process in processes)
+        {
+            using var admin = Admin(process.BaseAddress);
+            using var response = await admin.GetAsync("api/stats");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
     }
 
     private static HttpClient Client(Uri baseAddress)

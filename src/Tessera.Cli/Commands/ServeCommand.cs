@@ -10,20 +10,26 @@ internal static class ServeCommand
         var store = new StoreOptions();
         var urls = new Option<string>("--urls") { Description = "Where to listen", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
         var demo = new Option<bool>("--demo") { Description = "Seed a realistic demo data set when the store is empty" };
-        var command = new Command("serve", "Run the Tessera server.") { urls, demo };
+        var journalDir = new Option<string?>("--journal-dir") { Description = "Directory of the journal (default: journal in --data-dir); one process per directory" };
+        var noJournal = new Option<bool>("--no-journal") { Description = "Answer only after the store's commit instead of after the journal's fsync (slower)" };
+        var indexerDelay = new Option<int>("--indexer-delay-ms") { Description = "Tests only: delay every indexer commit", Hidden = true };
+        var command = new Command("serve", "Run the Tessera server.") { urls, demo, journalDir, noJournal, indexerDelay };
         store.AddTo(command);
         command.SetAction(async (result, cancellationToken) =>
         {
             var options = store.Read(result);
             options.Urls = result.GetValue(urls)!;
             options.Demo = result.GetValue(demo);
+            options.JournalDir = result.GetValue(journalDir);
+            options.Journal = !result.GetValue(noJournal);
+            options.IndexerDelay = TimeSpan.FromMilliseconds(result.GetValue(indexerDelay));
             try
             {
                 await using var app = TesseraServer.Build(options);
                 await app.RunAsync();
                 return 0;
             }
-            catch (Exception e) when (e is Storage.StoreException or Storage.StoreUnavailableException or ArgumentException)
+            catch (Exception e) when (e is Storage.StoreException or Storage.StoreUnavailableException or Storage.Journal.JournalException or ArgumentException)
             {
                 await Console.Error.WriteLineAsync($"tessera: {e.Message}");
                 return 1;

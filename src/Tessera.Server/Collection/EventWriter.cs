@@ -8,22 +8,34 @@ using Tessera.Storage.Events;
 namespace Tessera.Server.Collection;
 
 /// <summary>
-/// Group commit: requests hand their events to one writer, which appends everything waiting in one durable
-/// commit and then releases every request in it. While one commit runs, the next group gathers, so the commit
-/// rate adapts to the load with no timer. A request is answered only after its events are durable.
+/// Group commit: requests hand their events to one writer, which makes everything waiting durable at once and then
+/// releases every request in it. While one commit runs, the next group gathers, so the commit rate adapts to the
+/// load with no timer. With the journal on (the default) a group is one journal record and one fsync, and the
+/// <see cref="JournalIndexer"/> fills the store behind the answer; with it off, a group is one store commit.
+/// Either way a request is answered only after its events are durable.
 /// </summary>
-public sealed partial class EventWriter(IEventStore store, TesseraOptions options, ILogger<EventWriter> logger) : BackgroundService
+public sealed partial class EventWriter(IEventStore store, JournalIndexer indexer, TesseraOptions options, ILogger<EventWriter> logger) : BackgroundService
 {
+    // A group also stops growing at this many characters of raw JSON (~8-16 MB), so one journal record stays well
+    // under the record limit whatever the messages' sizes.
+    private const long MaxGroupChars = 8_000_000;
+
     private readonly Channel<Pending> _queue = Channel.CreateBounded<Pending>(
         new BoundedChannelOptions(Math.Max(1, options.MaxPendingEvents / 100)) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
 
-    private sealed record Pending(IReadOnlyList<CollectedEvent> Events, TaskCompletionSource<AppendResult> Done);
+    private sealed record Pending(IReadOnlyList<CollectedEvent> Events, TaskCompletionSource Done);
 
-    /// <summary>Waits until <paramref name="events"/> are durable. Throws <see cref="StoreUnavailableException"/> when they are not.</summary>
-    public async Task<AppendResult> WriteAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits until <paramref name="events"/> are durable. Throws <see cref="StoreUnavailableException"/> when they are
+    /// not: the store or the journal failed, Tessera is stopping, or the store is too far behind the journal
+    /// (back-pressure past <see cref="TesseraOptions.BackPressureTimeout"/>). A duplicate message is accepted like
+    /// any other; the store keeps it once.
+    /// </summary>
+    public async Task WriteAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken)
     {
-        if (events.Count == 0) { return default; }
-        var pending = new Pending(events, new TaskCompletionSource<AppendResult>(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (events.Count == 0) { return; }
+        await indexer.WaitForRoomAsync(cancellationToken);
+        var pending = new Pending(events, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         try
         {
             await _queue.Writer.WriteAsync(pending, cancellationToken);
@@ -34,7 +46,7 @@ public sealed partial class EventWriter(IEventStore store, TesseraOptions option
         }
 
         // Once queued, the events will be written whatever the caller does, so the wait is not cancelled.
-        return await pending.Done.Task;
+        await pending.Done.Task;
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
@@ -75,24 +87,37 @@ public sealed partial class EventWriter(IEventStore store, TesseraOptions option
         {
             group.Clear();
             events.Clear();
-            while (events.Count < options.MaxEventsPerCommit && _queue.Reader.TryRead(out var next))
+            long chars = 0;
+            while (events.Count < options.MaxEventsPerCommit && chars < MaxGroupChars && _queue.Reader.TryRead(out var next))
             {
                 group.Add(next);
                 events.AddRange(next.Events);
+                foreach (var e in next.Events) { chars += e.Raw.Length; }
             }
 
             var started = Stopwatch.GetTimestamp();
             try
             {
-                var result = store.AppendAsync(events, CancellationToken.None).GetAwaiter().GetResult();
-                foreach (var pending in group) { pending.Done.TrySetResult(result); }
-                LogCommitted(logger, events.Count, group.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                if (indexer.Enabled)
+                {
+                    indexer.Journal.Append(events);
+                    indexer.NotifyAppended();
+                    foreach (var pending in group) { pending.Done.TrySetResult(); }
+                    LogJournaled(logger, events.Count, group.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                }
+                else
+                {
+                    store.AppendAsync(events, CancellationToken.None).GetAwaiter().GetResult();
+                    foreach (var pending in group) { pending.Done.TrySetResult(); }
+                    LogCommitted(logger, events.Count, group.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                }
             }
-            catch (StoreUnavailableException e)
+            catch (Exception e) when (e is StoreUnavailableException or Storage.Journal.JournalException)
             {
-                // Expected while the database restarts: one line per commit, not a stack trace each.
+                // Expected while the database restarts (or the disk is full): one line per commit, not a stack trace each.
                 LogCommitUnavailable(logger, events.Count, e.Message);
-                foreach (var pending in group) { pending.Done.TrySetException(e); }
+                var unavailable = e as StoreUnavailableException ?? new StoreUnavailableException(e.Message, e);
+                foreach (var pending in group) { pending.Done.TrySetException(unavailable); }
             }
             catch (Exception e)
             {
@@ -111,7 +136,10 @@ public sealed partial class EventWriter(IEventStore store, TesseraOptions option
     [LoggerMessage(EventId = 1002, Level = LogLevel.Debug, Message = "Group commit of {Count} events from {Requests} requests took {Milliseconds:F1} ms")]
     private static partial void LogCommitted(ILogger logger, int count, int requests, double milliseconds);
 
-    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "A group commit of {Count} events was refused, the store is unavailable: {Reason}; its requests were answered 503")]
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Debug, Message = "Journaled {Count} events from {Requests} requests in {Milliseconds:F1} ms")]
+    private static partial void LogJournaled(ILogger logger, int count, int requests, double milliseconds);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "A group commit of {Count} events was refused: {Reason}; its requests were answered 503")]
     private static partial void LogCommitUnavailable(ILogger logger, int count, string reason);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Error, Message = "A group commit of {Count} events failed; its requests were answered with an error")]

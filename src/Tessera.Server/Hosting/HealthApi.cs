@@ -1,3 +1,4 @@
+using Tessera.Server.Collection;
 using Tessera.Storage;
 
 namespace Tessera.Server.Hosting;
@@ -11,10 +12,19 @@ public static class HealthApi
         return app;
     }
 
-    public static async Task<IResult> CheckAsync(ITesseraStore store, IHostApplicationLifetime lifetime, HttpContext context)
+    public static async Task<IResult> CheckAsync(ITesseraStore store, JournalIndexer indexer, IHostApplicationLifetime lifetime, HttpContext context)
     {
         if (lifetime.ApplicationStopping.IsCancellationRequested) { return Problems.Unavailable(context, "Tessera is shutting down."); }
         if (!await store.IsAvailableAsync(context.RequestAborted)) { return Problems.Unavailable(context, $"The {store.Kind} store does not answer.", 5); }
-        return TypedResults.Ok(new { status = "ok", store = store.Kind });
+        if (indexer.Stopped) { return Problems.Unavailable(context, $"The journal indexer stopped: {indexer.LastError}", 30); }
+        var journal = indexer.Enabled
+            ? new JournalHealth(indexer.Journal.Directory, indexer.Journal.End, indexer.Indexed, indexer.Behind, indexer.Journal.SegmentCount, indexer.LastError)
+            : null;
+        return TypedResults.Ok(new HealthAnswer("ok", store.Kind, journal));
     }
+
+    public sealed record HealthAnswer(string Status, string Store, JournalHealth? Journal);
+
+    /// <summary>Where the journal stands: <c>behindBytes</c> of acknowledged events are not yet in the store.</summary>
+    public sealed record JournalHealth(string Directory, long Position, long IndexedPosition, long BehindBytes, int Segments, string? IndexerError);
 }

@@ -2,20 +2,23 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Tessera.Core.Collection;
 using Tessera.Core.Demo;
+using Tessera.Server.Collection;
 using Tessera.Server.Management;
 using Tessera.Storage;
 
 namespace Tessera.Server.Hosting;
 
 /// <summary>
-/// Runs before the server listens: opens the store (migrating it), makes sure an admin token and a write key
+/// Runs before the server listens: opens the store (migrating it), replays the journal into it, makes sure an admin token and a write key
 /// exist, seeds the demo data when asked, and prints where to send events.
 /// </summary>
-public sealed partial class StoreBootstrap(ITesseraStore store, TesseraOptions options, AdminToken adminToken, ILogger<StoreBootstrap> logger) : IHostedService
+public sealed partial class StoreBootstrap(ITesseraStore store, JournalIndexer journal, TesseraOptions options, AdminToken adminToken, ILogger<StoreBootstrap> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await store.OpenAsync(cancellationToken);
+        // Every event acknowledged before the last stop or crash is in the store before anything else happens.
+        await journal.RecoverAsync(cancellationToken);
 
         string? shownToken = null;
         if (options.AdminToken is { Length: > 0 } configured)

@@ -33,8 +33,33 @@ public sealed class TesseraOptions
     /// <summary>Events waiting for the group commit before new requests wait their turn (back-pressure).</summary>
     public int MaxPendingEvents { get; set; } = 100_000;
 
-    /// <summary>Most events written in one commit.</summary>
+    /// <summary>Most events in one group commit (one journal record) and in one store commit of the indexer.</summary>
     public int MaxEventsPerCommit { get; set; } = 20_000;
+
+    /// <summary>
+    /// Answer a request once its events are in Tessera's journal (one fsync per group commit) and fill the store
+    /// from the journal behind the answer. False: answer only after the store's own commit, as before the journal
+    /// (every answer then waits out the store's checkpoints). A journal left from an earlier run is replayed either way.
+    /// </summary>
+    public bool Journal { get; set; } = true;
+
+    /// <summary>The journal's directory; null for <c>journal</c> inside <see cref="DataDir"/>. One process per directory.</summary>
+    public string? JournalDir { get; set; }
+
+    /// <summary>Size at which the journal starts a new segment file; a segment is deleted once all of it is in the store.</summary>
+    public long JournalSegmentBytes { get; set; } = 64L << 20;
+
+    /// <summary>How far (bytes of journal) the store may fall behind the journal before new requests wait (back-pressure); ~320,000 typical events.</summary>
+    public long MaxIndexBacklogBytes { get; set; } = 256L << 20;
+
+    /// <summary>How long a request waits for the store to catch up below <see cref="MaxIndexBacklogBytes"/> before it is answered 503 with Retry-After.</summary>
+    public TimeSpan BackPressureTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a read of events or profiles waits for the store to hold every event acknowledged before it arrived, before it is answered 503 with Retry-After.</summary>
+    public TimeSpan ReadBarrierTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Tests only: the indexer waits this long before each store commit, so the store lags the journal.</summary>
+    public TimeSpan IndexerDelay { get; set; }
 
     /// <summary>DuckDB's memory cap in MB.</summary>
     public int DuckDbMemoryLimitMb { get; set; } = 256;
@@ -52,4 +77,6 @@ public sealed class TesseraOptions
     public bool PrintBanner { get; set; } = true;
 
     public string DuckDbPath => Path.Combine(DataDir, "tessera.duckdb");
+
+    public string JournalPath => JournalDir ?? Path.Combine(DataDir, "journal");
 }

@@ -27,9 +27,13 @@ public static class TesseraServer
         builder.Services.AddSingleton(new ComputedTraitsApi.ConfiguredNames(
             ConfiguredComputedTraits(options).Select(d => d.Name).ToHashSet(StringComparer.Ordinal)));
         builder.Services.AddSingleton<SourceRegistry>();
-        // Registered in this order on purpose: the store opens before the writer starts, and the writer stops
-        // (draining its queue) after the web server has finished its in-flight requests.
+        // Registered in this order on purpose: the store opens (and the journal is replayed into it) before the
+        // indexer and the writer start; on shutdown the web server finishes its in-flight requests first, then the
+        // writer drains its queue into the journal, then the indexer drains the journal into the store.
         builder.Services.AddHostedService<StoreBootstrap>();
+        builder.Services.AddSingleton<JournalIndexer>();
+        builder.Services.AddSingleton<Storage.Journal.IJournalIndexStore>(sp => sp.GetRequiredService<ITesseraStore>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<JournalIndexer>());
         builder.Services.AddSingleton<EventWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EventWriter>());
         builder.Services.AddHostedService<AudienceTicker>();
@@ -44,7 +48,10 @@ public static class TesseraServer
         app.UseCors();
         app.MapHealthApi();
         app.MapCollectionApi();
-        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi().MapProfilesApi().MapIdentityApi().MapComputedTraitsApi().MapAudiencesApi();
+        var api = app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync);
+        api.MapSourcesApi();
+        // Everything that reads events or profiles first waits for the store to hold what was acknowledged before it.
+        api.MapGroup("").AddEndpointFilter(ReadBarrier.WaitForIndexAsync).MapEventsApi().MapProfilesApi().MapIdentityApi().MapComputedTraitsApi().MapAudiencesApi();
         return app;
     }
 

@@ -7,6 +7,7 @@ using Tessera.Core.Profiles;
 using Tessera.Storage.Audiences;
 using Tessera.Storage.Audiences.Dialects;
 using Tessera.Storage.Events;
+using Tessera.Storage.Journal;
 using Tessera.Storage.Profiles;
 using Tessera.Storage.Sources;
 
@@ -81,7 +82,16 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     public Task<bool> IsAvailableAsync(CancellationToken cancellationToken) => Task.FromResult(_writer is not null);
 
-    public async Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken)
+    public Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken) =>
+        AppendCoreAsync(events, null, cancellationToken);
+
+    public Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken) =>
+        AppendCoreAsync(events, mark, cancellationToken);
+
+    public async Task<long?> GetJournalPositionAsync(string journalId, CancellationToken cancellationToken) =>
+        JournalMark.Parse(await GetSettingAsync(JournalMark.SettingKey(journalId), cancellationToken));
+
+    private async Task<AppendResult> AppendCoreAsync(IReadOnlyList<CollectedEvent> events, JournalMark? mark, CancellationToken cancellationToken)
     {
         var writer = _writer ?? throw new InvalidOperationException("The store is not open.");
         await _writeLock.WaitAsync(cancellationToken);
@@ -110,6 +120,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                     AppendProfileChanges(writer, processed);
                     audienceChanges = AppendAudienceChanges(writer, AudienceRows.All(processed));
                     AppendProfileState(writer, ProfileStateChanges.Of(processed, _engine));
+                    if (mark is { } m) { RecordJournalPosition(writer, m); }
                     transaction.Commit();
                 }
                 catch (DuckDBException e)
@@ -124,6 +135,18 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 foreach (var (e, key) in fresh) { _messageIds.Add(key, e.ReceivedAt); }
                 Announce(audienceChanges);
             }
+            else if (mark is { } m)
+            {
+                // Every event was a duplicate: nothing to store, but the journal position still moves on.
+                try
+                {
+                    RecordJournalPosition(writer, m);
+                }
+                catch (DuckDBException e)
+                {
+                    throw DuckDbErrors.Translate(e, "record the journal position", options.Path);
+                }
+            }
 
             return new AppendResult(fresh.Count, events.Count - fresh.Count);
         }
@@ -131,6 +154,13 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         {
             _writeLock.Release();
         }
+    }
+
+    private static void RecordJournalPosition(DuckDBConnection writer, JournalMark mark)
+    {
+        using var command = Command(writer, "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [JournalMark.SettingKey(mark.JournalId), mark.Value]);
+        command.ExecuteNonQuery();
     }
 
     private static void AppendEvents(DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)

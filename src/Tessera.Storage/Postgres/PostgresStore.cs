@@ -8,6 +8,7 @@ using Tessera.Storage.Audiences;
 using Tessera.Storage.Audiences.Dialects;
 using Tessera.Storage.Events;
 using Tessera.Storage.Profiles;
+using Tessera.Storage.Journal;
 using Tessera.Storage.Sources;
 
 namespace Tessera.Storage.Postgres;
@@ -108,9 +109,22 @@ public sealed partial class PostgresStore : ITesseraStore
         }
     }
 
-    public async Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken)
+    public Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken) =>
+        AppendCoreAsync(events, null, cancellationToken);
+
+    public Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken) =>
+        AppendCoreAsync(events, mark, cancellationToken);
+
+    public async Task<long?> GetJournalPositionAsync(string journalId, CancellationToken cancellationToken) =>
+        JournalMark.Parse(await GetSettingAsync(JournalMark.SettingKey(journalId), cancellationToken));
+
+    private async Task<AppendResult> AppendCoreAsync(IReadOnlyList<CollectedEvent> events, JournalMark? mark, CancellationToken cancellationToken)
     {
-        if (events.Count == 0) { return default; }
+        if (events.Count == 0)
+        {
+            if (mark is { } only) { await RunAsync("record the journal position", connection => RecordJournalPositionAsync(connection, only, cancellationToken), cancellationToken); }
+            return default;
+        }
 
         // A pair twice in this list is stored once: the first occurrence wins, as in the embedded store.
         var unique = new Dictionary<(string Source, string MessageId), CollectedEvent>(events.Count);
@@ -128,7 +142,7 @@ public sealed partial class PostgresStore : ITesseraStore
         {
             try
             {
-                var stored = await RunAsync("append to events", connection => AppendOnceAsync(connection, events, unique, keys, cancellationToken), cancellationToken);
+                var stored = await RunAsync("append to events", connection => AppendOnceAsync(connection, events, unique, keys, mark, cancellationToken), cancellationToken);
                 await PurgeIfDueAsync(cancellationToken);
                 return new AppendResult(stored, events.Count - stored);
             }
@@ -144,12 +158,13 @@ public sealed partial class PostgresStore : ITesseraStore
         IReadOnlyList<CollectedEvent> events,
         Dictionary<(string Source, string MessageId), CollectedEvent> unique,
         (string Source, string MessageId)[] keys,
+        JournalMark? mark,
         CancellationToken cancellationToken)
     {
         await _engineLock.WaitAsync(cancellationToken);
         try
         {
-            return await AppendLockedAsync(connection, events, unique, keys, cancellationToken);
+            return await AppendLockedAsync(connection, events, unique, keys, mark, cancellationToken);
         }
         finally
         {
@@ -162,6 +177,7 @@ public sealed partial class PostgresStore : ITesseraStore
         IReadOnlyList<CollectedEvent> events,
         Dictionary<(string Source, string MessageId), CollectedEvent> unique,
         (string Source, string MessageId)[] keys,
+        JournalMark? mark,
         CancellationToken cancellationToken)
     {
         // First: one resolver at a time across processes, and everything the others committed is visible after it.
@@ -221,6 +237,7 @@ public sealed partial class PostgresStore : ITesseraStore
             var audienceChanges = AudienceRows.All(processed).ToList();
             await CopyAudienceChangesAsync(connection, audienceChanges, cancellationToken);
             await WriteProfileStateAsync(connection, ProfileStateChanges.Of(processed, Engine), cancellationToken);
+            if (mark is { } m) { await RecordJournalPositionAsync(connection, m, cancellationToken); }
             // Durable on return: synchronous_commit waits for the WAL flush. Should the connection die during COMMIT the
             // outcome is unknown and the caller answers 503; the client's resend is then dropped or stored by the dedup above
             // (and the engine, marked stale, is rebuilt from what was committed).
@@ -231,9 +248,15 @@ public sealed partial class PostgresStore : ITesseraStore
             return stored;
         }
 
+        // Every event was a duplicate: nothing to store, but the journal position still moves on.
+        if (mark is { } only) { await RecordJournalPositionAsync(connection, only, cancellationToken); }
         await transaction.CommitAsync(cancellationToken);
         return stored;
     }
+
+    private static Task<int> RecordJournalPositionAsync(NpgsqlConnection connection, JournalMark mark, CancellationToken cancellationToken) =>
+        ExecuteAsync(connection, "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            cancellationToken, JournalMark.SettingKey(mark.JournalId), mark.Value);
 
     public async Task<EventPage> QueryAsync(EventQuery query, CancellationToken cancellationToken) =>
         await RunAsync("query events", async connection =>

@@ -1,0 +1,319 @@
+using System.Diagnostics;
+using Tessera.Core.Collection;
+using Tessera.Server.Hosting;
+using Tessera.Storage;
+using Tessera.Storage.Journal;
+
+namespace Tessera.Server.Collection;
+
+/// <summary>
+/// Fills the store from the journal: reads the records the group commit made durable, in order, and appends them
+/// with <see cref="IJournalIndexStore.AppendAsync(IReadOnlyList{CollectedEvent}, JournalMark, CancellationToken)"/>
+/// (dedup, seqs, profiles, one commit that also records the journal position reached). It also answers the two
+/// questions the API asks of it: has the store caught up with what was acknowledged (the read barrier), and is there
+/// room for more (back-pressure).
+/// </summary>
+/// <remarks>
+/// At start (<see cref="RecoverAsync"/>, called once the store is open) it replays whatever the journal holds beyond
+/// the store's recorded position, before the server takes traffic. A commit that fails is retried with the same
+/// events and position until it succeeds; nothing is skipped. On shutdown it runs after the group commit has
+/// drained, indexes what is left, and stops; if the host's shutdown timeout cuts it short, the rest stays in the
+/// journal for the next start.
+/// </remarks>
+public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOptions options, ILogger<JournalIndexer> logger) : IHostedService, IDisposable
+{
+    private readonly ManualResetEventSlim _appended = new(false);
+    private readonly ManualResetEventSlim _stopping = new(false);
+    private readonly ManualResetEventSlim _abandon = new(false);
+    private TaskCompletionSource _progress = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource? _finished;
+    private EventJournal? _journal;
+    private long _indexed;
+    private string? _lastError;
+    private volatile bool _stopped;
+
+    /// <summary>True when requests are acknowledged from the journal (<see cref="TesseraOptions.Journal"/>, once recovered).</summary>
+    public bool Enabled => _journal is not null;
+
+    public EventJournal Journal => _journal ?? throw new InvalidOperationException("The journal is off or not open yet.");
+
+    /// <summary>The journal position the store holds everything up to.</summary>
+    public long Indexed => Volatile.Read(ref _indexed);
+
+    /// <summary>Bytes of journal acknowledged but not yet in the store.</summary>
+    public long Behind => _journal is { } journal ? journal.End - Indexed : 0;
+
+    /// <summary>The last store error the indexer is retrying, or null while it commits fine.</summary>
+    public string? LastError => Volatile.Read(ref _lastError);
+
+    /// <summary>True once the indexer gave up (a record it cannot read): acknowledged events then wait in the journal for a restart.</summary>
+    public bool Stopped => _stopped;
+
+    /// <summary>
+    /// Opens the journal and indexes what it holds beyond the store's recorded position. With the journal off, a
+    /// journal left by an earlier run is still replayed (then closed), so turning it off never strands events.
+    /// </summary>
+    public async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        var directory = options.JournalPath;
+        if (!options.Journal && !Directory.Exists(directory)) { return; }
+        var journal = EventJournal.Open(directory, options.JournalSegmentBytes);
+        try
+        {
+            if (journal.Repair is { } repair) { LogRepaired(logger, repair.File, repair.Offset, repair.BytesDropped, repair.Reason); }
+            var recorded = await store.GetJournalPositionAsync(journal.Id, cancellationToken);
+            var from = recorded ?? journal.Start;
+            if (from > journal.End)
+            {
+                throw new JournalException(
+                    $"{journal.Directory}: the store records this journal ({journal.Id}) indexed up to position {from}, but the journal ends at {journal.End}: " +
+                    "its last segment lost records the store already holds (restored from an older copy?). Move the journal directory aside to start a new journal.");
+            }
+
+            if (from < journal.Start)
+            {
+                // The store knows less than the journal has deleted (a store restored from a backup, or a new store): replay what is left.
+                LogStartsBeforeJournal(logger, from, journal.Start);
+                from = journal.Start;
+            }
+
+            Volatile.Write(ref _indexed, from);
+            var started = Stopwatch.GetTimestamp();
+            var chunk = new List<CollectedEvent>();
+            long replayed = 0;
+            using (var reader = journal.OpenReader(from))
+            {
+                while (ReadChunk(reader, journal.End, chunk))
+                {
+                    await store.AppendAsync(chunk, new JournalMark(journal.Id, reader.Position), cancellationToken);
+                    replayed += chunk.Count;
+                    Volatile.Write(ref _indexed, reader.Position);
+                }
+            }
+
+            journal.DeleteBefore(Indexed);
+            LogRecovered(logger, journal.Directory, replayed, journal.End - from, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch
+        {
+            journal.Dispose();
+            throw;
+        }
+
+        if (!options.Journal)
+        {
+            journal.Dispose();
+            return;
+        }
+
+        _journal = journal;
+    }
+
+    /// <summary>The group commit calls this after each record it made durable.</summary>
+    public void NotifyAppended() => _appended.Set();
+
+    /// <summary>
+    /// Waits until the store holds everything acknowledged when the call was made; false after <paramref name="timeout"/>.
+    /// Immediate when the journal is off (a 200 then already means "in the store") or the store has caught up.
+    /// </summary>
+    public Task<bool> WaitForAcknowledgedAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (_journal is not { } journal) { return Task.FromResult(true); }
+        // The end as it is now, not as it moves: under steady load the store is always a little behind the latest answer.
+        var acknowledged = journal.End;
+        return WaitUntilAsync(() => Indexed >= acknowledged, timeout, cancellationToken);
+    }
+
+    /// <summary>Back-pressure: waits while the store is more than <see cref="TesseraOptions.MaxIndexBacklogBytes"/> behind; 503 past the timeout.</summary>
+    public async Task WaitForRoomAsync(CancellationToken cancellationToken)
+    {
+        if (_journal is not { } journal || journal.End - Indexed <= options.MaxIndexBacklogBytes) { return; }
+        if (!await WaitUntilAsync(() => journal.End - Indexed <= options.MaxIndexBacklogBytes, options.BackPressureTimeout, cancellationToken))
+        {
+            throw new StoreUnavailableException(
+                $"the store is {Behind / 1e6:F1} MB of acknowledged events behind (the bound is {options.MaxIndexBacklogBytes / 1e6:F1} MB) and did not catch up within {options.BackPressureTimeout.TotalSeconds:F1} s{(LastError is { } error ? $"; it reports: {error}" : "")}.");
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_journal is not { } journal) { return Task.CompletedTask; }
+        _finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // A thread of its own, as the group commit's: DuckDB's append and commit are synchronous native calls that
+        // would hold one of the thread pool's few threads away from HTTP for the length of every commit.
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                IndexLoop(journal);
+                _finished.SetResult();
+            }
+            catch (Exception e)
+            {
+                // A record that fails its checks mid-run (the disk changed under us): stop here rather than skip it.
+                Volatile.Write(ref _lastError, e.Message);
+                _stopped = true;
+                LogLoopFailed(logger, e);
+                _finished.SetResult();
+            }
+            finally
+            {
+                journal.Dispose();
+            }
+        })
+        { IsBackground = true, Name = "Tessera journal indexer" };
+        thread.Start();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Called after the group commit stopped: indexes what is left, unless the host's shutdown timeout runs out first.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _stopping.Set();
+        if (_finished is null)
+        {
+            _journal?.Dispose();
+            return;
+        }
+
+        await using (cancellationToken.Register(() => _abandon.Set()))
+        {
+            try
+            {
+                await _finished.Task.WaitAsync(cancellationToken);
+                LogDrained(logger, Indexed);
+            }
+            catch (OperationCanceledException)
+            {
+                LogAbandoned(logger, Behind);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _appended.Dispose();
+        _stopping.Dispose();
+        _abandon.Dispose();
+    }
+
+    private void IndexLoop(EventJournal journal)
+    {
+        var chunk = new List<CollectedEvent>();
+        using var reader = journal.OpenReader(Indexed);
+        var waitFor = new[] { _appended.WaitHandle, _stopping.WaitHandle };
+        while (!_abandon.IsSet)
+        {
+            // Reset before reading the end: an append after this point sets the event again, so none is missed.
+            _appended.Reset();
+            if (!ReadChunk(reader, journal.End, chunk))
+            {
+                if (_stopping.IsSet) { return; }
+                WaitHandle.WaitAny(waitFor);
+                continue;
+            }
+
+            if (options.IndexerDelay > TimeSpan.Zero) { _stopping.Wait(options.IndexerDelay); }
+            var started = Stopwatch.GetTimestamp();
+            if (!Commit(chunk, new JournalMark(journal.Id, reader.Position))) { return; }
+            Volatile.Write(ref _indexed, reader.Position);
+            LogIndexed(logger, chunk.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds, journal.End - reader.Position);
+            try
+            {
+                journal.DeleteBefore(reader.Position);
+            }
+            catch (IOException e)
+            {
+                LogDeleteFailed(logger, e.Message);
+            }
+
+            // Wakes the reads and the requests waiting for the store to catch up.
+            Interlocked.Exchange(ref _progress, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
+    }
+
+    /// <summary>Reads whole records up to <paramref name="limit"/> until the chunk holds <see cref="TesseraOptions.MaxEventsPerCommit"/> events; false when there was nothing.</summary>
+    private bool ReadChunk(JournalReader reader, long limit, List<CollectedEvent> chunk)
+    {
+        chunk.Clear();
+        while (chunk.Count < options.MaxEventsPerCommit && reader.TryRead(limit, chunk)) { }
+        return chunk.Count > 0;
+    }
+
+    /// <summary>Commits the chunk, retrying (same events, same position) until it succeeds; false when shutdown gave up on it.</summary>
+    private bool Commit(List<CollectedEvent> chunk, JournalMark mark)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                store.AppendAsync(chunk, mark, CancellationToken.None).GetAwaiter().GetResult();
+                if (attempt > 0) { LogRecoveredCommit(logger, attempt); }
+                Volatile.Write(ref _lastError, null);
+                return true;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                Volatile.Write(ref _lastError, e.Message);
+                if (e is StoreUnavailableException) { LogCommitUnavailable(logger, chunk.Count, e.Message); }
+                else { LogCommitFailed(logger, chunk.Count, e); }
+            }
+
+            // 0.1 s, 0.2 s, ... up to 5 s between tries; shutdown's timeout ends the wait (the events stay in the journal).
+            if (_abandon.Wait(TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(attempt, 6))))) { return false; }
+        }
+    }
+
+    private async Task<bool> WaitUntilAsync(Func<bool> done, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            var progress = Volatile.Read(ref _progress).Task;
+            if (done()) { return true; }
+            var remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            if (remaining <= TimeSpan.Zero) { return false; }
+            try
+            {
+                await progress.WaitAsync(remaining, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                return done();
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Journal {File}: cut off {Bytes} bytes from offset {Offset}, a record torn by a crash during its write ({Reason}); it was never acknowledged")]
+    private static partial void LogRepaired(ILogger logger, string file, long offset, long bytes, string reason);
+
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Information, Message = "Journal {Directory}: replayed {Events} events ({Bytes} bytes) into the store in {Milliseconds:F0} ms")]
+    private static partial void LogRecovered(ILogger logger, string directory, long events, long bytes, double milliseconds);
+
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Warning, Message = "The store records journal position {Recorded}, before the oldest segment kept ({Start}); replaying from there")]
+    private static partial void LogStartsBeforeJournal(ILogger logger, long recorded, long start);
+
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Debug, Message = "Indexed {Count} events in {Milliseconds:F1} ms; {Behind} bytes of journal behind")]
+    private static partial void LogIndexed(ILogger logger, int count, double milliseconds, long behind);
+
+    [LoggerMessage(EventId = 1105, Level = LogLevel.Warning, Message = "Indexing {Count} events from the journal was refused, the store is unavailable: {Reason}; retrying")]
+    private static partial void LogCommitUnavailable(ILogger logger, int count, string reason);
+
+    [LoggerMessage(EventId = 1106, Level = LogLevel.Error, Message = "Indexing {Count} events from the journal failed; retrying the same events")]
+    private static partial void LogCommitFailed(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(EventId = 1107, Level = LogLevel.Information, Message = "Indexing from the journal resumed after {Attempts} failed attempts")]
+    private static partial void LogRecoveredCommit(ILogger logger, int attempts);
+
+    [LoggerMessage(EventId = 1108, Level = LogLevel.Warning, Message = "Could not delete an indexed journal segment: {Reason}")]
+    private static partial void LogDeleteFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 1109, Level = LogLevel.Information, Message = "Journal indexed up to position {Position}; the store holds every acknowledged event")]
+    private static partial void LogDrained(ILogger logger, long position);
+
+    [LoggerMessage(EventId = 1110, Level = LogLevel.Warning, Message = "Shutdown timeout: {Bytes} bytes of journal not yet indexed stay in the journal and are replayed at the next start")]
+    private static partial void LogAbandoned(ILogger logger, long bytes);
+
+    [LoggerMessage(EventId = 1111, Level = LogLevel.Critical, Message = "The journal indexer stopped; acknowledged events are kept in the journal and replayed at the next start")]
+    private static partial void LogLoopFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,29 @@
+using Tessera.Server.Collection;
+using Tessera.Server.Hosting;
+
+namespace Tessera.Server.Management;
+
+/// <summary>
+/// Read-your-writes for <c>/api</c>: with the journal on, a 200 means "in the journal", and the store catches up a
+/// moment later. An endpoint behind this filter first waits until the store holds every event acknowledged before
+/// the request arrived (usually it already does), so a client that sent events and then reads sees them. Past
+/// <see cref="TesseraOptions.ReadBarrierTimeout"/> it answers 503 with Retry-After instead of a stale answer.
+/// </summary>
+public static class ReadBarrier
+{
+    public static async ValueTask<object?> WaitForIndexAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        var indexer = http.RequestServices.GetRequiredService<JournalIndexer>();
+        var options = http.RequestServices.GetRequiredService<TesseraOptions>();
+        if (!await indexer.WaitForAcknowledgedAsync(options.ReadBarrierTimeout, http.RequestAborted))
+        {
+            return Problems.Unavailable(http,
+                $"The store has not yet caught up with the events acknowledged before this read ({indexer.Behind / 1e6:F1} MB of journal behind after " +
+                $"{options.ReadBarrierTimeout.TotalSeconds:F1} s{(indexer.LastError is { } error ? $"; it reports: {error}" : "")}). Retry later.",
+                retryAfterSeconds: 2);
+        }
+
+        return await next(context);
+    }
+}

@@ -1,0 +1,34 @@
+using System.Globalization;
+using Tessera.Core.Collection;
+using Tessera.Storage.Events;
+
+namespace Tessera.Storage.Journal;
+
+/// <summary>How far one journal (named by its id) has been indexed: every record that ends at or before <see cref="Position"/> is in the store.</summary>
+public readonly record struct JournalMark(string JournalId, long Position)
+{
+    /// <summary>The settings row that holds the position; one per journal, so processes sharing a store keep theirs apart.</summary>
+    public static string SettingKey(string journalId) => "journal_position:" + journalId;
+
+    public static long? Parse(string? value) =>
+        long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var position) ? position : null;
+
+    public string Value => Position.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>
+/// What the journal's indexer needs from a store: the events appended together with the journal position they
+/// bring the store to, in one commit, and that position read back at start. Because both land in the same commit,
+/// a restart replays the journal from exactly where the store stopped; the store's dedup makes any overlap harmless.
+/// </summary>
+public interface IJournalIndexStore
+{
+    /// <summary>The position recorded for <paramref name="journalId"/>; null when this store never indexed that journal.</summary>
+    Task<long?> GetJournalPositionAsync(string journalId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// As <see cref="IEventStore.AppendAsync"/> (dedup, seqs, profiles, one durable commit), and records
+    /// <paramref name="mark"/> in that same commit; also when every event was a duplicate.
+    /// </summary>
+    Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken);
+}

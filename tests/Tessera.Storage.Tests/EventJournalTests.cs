@@ -1,0 +1,231 @@
+using Tessera.Core.Collection;
+using Tessera.Storage.Journal;
+using Tessera.Testing;
+
+namespace Tessera.Storage.Tests;
+
+/// <summary>The journal's files as a crash or a damaged disk leaves them: real segment files in a temporary directory.</summary>
+public sealed class EventJournalTests
+{
+    private readonly string _directory = Path.Combine(TempDirectory.Create("journal"), "journal");
+
+    [Fact]
+    public void records_read_back_in_order_with_every_field_and_offset()
+    {
+        var full = Event("full", original: new DateTimeOffset(2026, 1, 2, 3, 4, 5, 678, TimeSpan.FromHours(5.5)), sentAt: DateTimeOffset.UnixEpoch.AddTicks(1));
+        var sparse = new CollectedEvent("sparse", "src_b", MessageType.Alias, null, null, null, null, null, DateTimeOffset.UnixEpoch, null, null, DateTimeOffset.UnixEpoch, "{}");
+        using (var journal = EventJournal.Open(_directory))
+        {
+            journal.Append([full, sparse]);
+            journal.Append([Event("third")]);
+        }
+
+        using var reopened = EventJournal.Open(_directory);
+        var read = ReadAll(reopened);
+
+        Assert.Equal(["full", "sparse", "third"], read.Select(e => e.MessageId));
+        Assert.Equal(full, read[0]);
+        Assert.Equal(TimeSpan.FromHours(5.5), read[0].OriginalTimestamp!.Value.Offset);
+        Assert.Equal(sparse, read[1]);
+        Assert.Null(reopened.Repair);
+    }
+
+    [Fact]
+    public void a_reopened_journal_keeps_its_id_and_continues_at_its_end()
+    {
+        string id;
+        long end;
+        using (var journal = EventJournal.Open(_directory))
+        {
+            id = journal.Id;
+            end = journal.Append([Event("a")]);
+        }
+
+        using var reopened = EventJournal.Open(_directory);
+        var next = reopened.Append([Event("b")]);
+
+        Assert.Equal(id, reopened.Id);
+        Assert.Equal(32, id.Length);
+        Assert.True(next > end);
+        Assert.Equal(["a", "b"], ReadAll(reopened).Select(e => e.MessageId));
+    }
+
+    [Fact]
+    public void a_second_process_cannot_open_the_same_journal()
+    {
+        using var journal = EventJournal.Open(_directory);
+
+        var refused = Assert.Throws<JournalException>(() => EventJournal.Open(_directory));
+
+        Assert.Contains("in use by another Tessera process", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void segments_roll_at_their_size_and_whole_indexed_segments_are_deleted_but_never_the_active_one()
+    {
+        using var journal = EventJournal.Open(_directory, segmentBytes: 512);
+        var ends = Enumerable.Range(0, 20).Select(i => journal.Append([Event($"m-{i}")])).ToList();
+        Assert.True(journal.SegmentCount >= 4, $"{journal.SegmentCount} segments");
+        Assert.Equal(20, ReadAll(journal).Count);
+
+        var deleted = journal.DeleteBefore(ends[9]);
+        Assert.True(deleted >= 1);
+        Assert.True(journal.Start <= ends[9]);
+        // What was not deleted still reads from the first position kept; the middle of the deleted range is gone.
+        using (var reader = journal.OpenReader(ends[9]))
+        {
+            var rest = new List<CollectedEvent>();
+            while (reader.TryRead(journal.End, rest)) { }
+            Assert.Equal(Enumerable.Range(10, 10).Select(i => $"m-{i}"), rest.Select(e => e.MessageId));
+        }
+
+        journal.DeleteBefore(journal.End);
+        Assert.Equal(1, journal.SegmentCount);
+        Assert.Single(Directory.GetFiles(_directory, "*.tjl"));
+        var before = journal.End;
+        Assert.True(journal.Append([Event("after")]) > before);
+        Assert.Equal("after", ReadAll(journal)[^1].MessageId);
+    }
+
+    [Fact]
+    public void a_torn_last_record_is_cut_off_when_the_journal_opens()
+    {
+        long end;
+        using (var journal = EventJournal.Open(_directory))
+        {
+            journal.Append([Event("a")]);
+            end = journal.Append([Event("b")]);
+        }
+
+        // A crash in the middle of writing the next record: its header and part of its payload reached the file.
+        var segment = Directory.GetFiles(_directory, "*.tjl").Single();
+        var firstRecord = File.ReadAllBytes(segment)[..(int)(end / 2)];
+        AppendBytes(segment, firstRecord[..(firstRecord.Length - 7)]);
+
+        using var reopened = EventJournal.Open(_directory);
+
+        Assert.NotNull(reopened.Repair);
+        Assert.Equal(end, reopened.Repair!.Offset);
+        Assert.Equal(firstRecord.Length - 7, reopened.Repair.BytesDropped);
+        Assert.Contains("past the end of the file", reopened.Repair.Reason, StringComparison.Ordinal);
+        Assert.Equal(end, reopened.End);
+        Assert.Equal(end, new FileInfo(segment).Length);
+        reopened.Append([Event("c")]);
+        Assert.Equal(["a", "b", "c"], ReadAll(reopened).Select(e => e.MessageId));
+    }
+
+    [Fact]
+    public void garbage_after_the_last_record_is_cut_off_and_so_is_a_torn_header()
+    {
+        long end;
+        using (var journal = EventJournal.Open(_directory))
+        {
+            end = journal.Append([Event("a")]);
+        }
+
+        var segment = Directory.GetFiles(_directory, "*.tjl").Single();
+        AppendBytes(segment, [0x54, 0x4A, 0x4C, 0x31, 1, 2, 3]);
+        using (var reopened = EventJournal.Open(_directory))
+        {
+            Assert.Equal(end, reopened.End);
+            Assert.Contains("incomplete header", reopened.Repair!.Reason, StringComparison.Ordinal);
+        }
+
+        AppendBytes(segment, new byte[4096]);
+        using (var again = EventJournal.Open(_directory))
+        {
+            Assert.Equal(end, again.End);
+            Assert.Equal(4096, again.Repair!.BytesDropped);
+            Assert.Equal(["a"], ReadAll(again).Select(e => e.MessageId));
+        }
+    }
+
+    [Fact]
+    public void a_corrupt_record_with_valid_records_after_it_stops_the_open_naming_the_file_and_offset()
+    {
+        long second;
+        using (var journal = EventJournal.Open(_directory))
+        {
+            second = journal.Append([Event("a")]);
+            journal.Append([Event("b")]);
+            journal.Append([Event("c")]);
+        }
+
+        var segment = Directory.GetFiles(_directory, "*.tjl").Single();
+        FlipByte(segment, second + 40);
+
+        var error = Assert.Throws<JournalException>(() => EventJournal.Open(_directory));
+
+        Assert.Contains(segment, error.Message, StringComparison.Ordinal);
+        Assert.Contains($"the record at offset {second} is corrupt (the payload's checksum does not match)", error.Message, StringComparison.Ordinal);
+        Assert.Contains("a valid record follows", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void a_corrupt_record_in_an_older_segment_is_reported_by_the_reader_with_the_file_and_offset()
+    {
+        using (var journal = EventJournal.Open(_directory, segmentBytes: 512))
+        {
+            for (var i = 0; i < 10; i++) { journal.Append([Event($"m-{i}")]); }
+        }
+
+        var first = Directory.GetFiles(_directory, "*.tjl").Order(StringComparer.Ordinal).First();
+        var firstLength = new FileInfo(first).Length;
+        FlipByte(first, firstLength - 3);
+        using var reopened = EventJournal.Open(_directory, segmentBytes: 512);
+        using var reader = reopened.OpenReader(reopened.Start);
+        var events = new List<CollectedEvent>();
+
+        var error = Assert.Throws<JournalException>(() => { while (reader.TryRead(reopened.End, events)) { } });
+
+        Assert.Contains(first, error.Message, StringComparison.Ordinal);
+        Assert.Contains($"the record at offset {reader.Position} ", error.Message, StringComparison.Ordinal);
+        Assert.Contains("checksum", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void a_missing_segment_stops_the_open_naming_the_gap()
+    {
+        using (var journal = EventJournal.Open(_directory, segmentBytes: 512))
+        {
+            for (var i = 0; i < 10; i++) { journal.Append([Event($"m-{i}")]); }
+        }
+
+        var segments = Directory.GetFiles(_directory, "*.tjl").Order(StringComparer.Ordinal).ToList();
+        Assert.True(segments.Count >= 3);
+        File.Delete(segments[1]);
+
+        var error = Assert.Throws<JournalException>(() => EventJournal.Open(_directory, segmentBytes: 512));
+
+        Assert.Contains(segments[0], error.Message, StringComparison.Ordinal);
+        Assert.Contains("a segment is missing", error.Message, StringComparison.Ordinal);
+    }
+
+    private static List<CollectedEvent> ReadAll(EventJournal journal)
+    {
+        using var reader = journal.OpenReader(journal.Start);
+        var events = new List<CollectedEvent>();
+        while (reader.TryRead(journal.End, events)) { }
+        return events;
+    }
+
+    private static CollectedEvent Event(string messageId, DateTimeOffset? original = null, DateTimeOffset? sentAt = null) => new(
+        messageId, "src_a", MessageType.Track, "Order Completed", "u-1", "a-1", "g-1", "p-0",
+        new DateTimeOffset(2026, 11, 23, 10, 0, 0, TimeSpan.Zero), original, sentAt, new DateTimeOffset(2026, 11, 23, 10, 0, 1, TimeSpan.Zero),
+        $$$"""{"type":"track","messageId":"{{{messageId}}}","properties":{"text":"é ü ✓ \u0000"}}""");
+
+    private static void AppendBytes(string path, byte[] bytes)
+    {
+        using var file = new FileStream(path, FileMode.Append, FileAccess.Write);
+        file.Write(bytes);
+    }
+
+    private static void FlipByte(string path, long offset)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        file.Position = offset;
+        var b = file.ReadByte();
+        file.Position = offset;
+        file.WriteByte((byte)(b ^ 0xFF));
+    }
+}
