@@ -101,6 +101,18 @@ internal abstract class AudienceDialect
     /// <summary>A number-valued computed result typed the way <see cref="SqlValue.Number"/> is.</summary>
     public abstract string AsNumber(string expression);
 
+    /// <summary>
+    /// Each profile's first row of <paramref name="rows"/> (columns pid, ts, seq, raw) by (ts, seq), with the same
+    /// columns (raw only when <paramref name="withRaw"/>).
+    /// </summary>
+    public abstract string FirstPerProfile(string rows, bool withRaw);
+
+    /// <summary>
+    /// A column that orders one profile's rows (c.pid, c.ts, c.seq) as (timestamp, seq) does, equal for equal pairs:
+    /// what a sequence's steps compare.
+    /// </summary>
+    public abstract string LogOrder { get; }
+
     /// <summary>Statements run before an audience query in the same transaction (PostgreSQL: memory for hashed subplans, no JIT).</summary>
     public virtual string? Prelude => null;
 }

@@ -15,6 +15,8 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
 {
     private readonly List<string> _extracted = [];
     private readonly List<string> _described = [];
+    private readonly Dictionary<string, SqlValue> _properties = new(StringComparer.Ordinal);
+    private readonly List<TimeWindow> _windows = [window];
 
     public string Alias => alias;
 
@@ -29,6 +31,7 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
     /// </summary>
     public SqlValue Property(string path)
     {
+        if (_properties.TryGetValue(path, out var known)) { return known; }
         var d = b.Dialect;
         var rooted = path.StartsWith("context.", StringComparison.Ordinal) || path.StartsWith("traits.", StringComparison.Ordinal);
         var segments = new List<string>();
@@ -49,7 +52,32 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
         var extracted = d.Extract("r.doc", b.Bind(d.PathParameter(segments)));
         _extracted.Add($"{(guards.Count == 0 ? extracted : $"CASE WHEN {string.Join(" AND ", guards)} THEN {extracted} END")} AS v{n}");
         _described.Add($"s.v{n}, {d.JsonKind($"s.v{n}")} AS k{n}, {d.JsonText($"s.v{n}")} AS x{n}");
-        return d.JsonValue($"{alias}.v{n}", $"{alias}.k{n}", $"{alias}.x{n}");
+        return _properties[path] = d.JsonValue($"{alias}.v{n}", $"{alias}.k{n}", $"{alias}.x{n}");
+    }
+
+    /// <summary>Widens the rows read to <paramref name="window"/> as well (several conditions sharing one scan).</summary>
+    public void Include(TimeWindow window)
+    {
+        if (!_windows.Contains(window)) { _windows.Add(window); }
+    }
+
+    /// <summary>The SQL condition that <paramref name="timestamp"/> lies in <paramref name="window"/> (TRUE for all time).</summary>
+    public string Window(string timestamp, TimeWindow window)
+    {
+        var d = b.Dialect;
+        var parts = new List<string>();
+        if (window.Within is { } within)
+        {
+            parts.Add($"{timestamp} >= {d.Timestamp(b.Bind((b.Now - within).ToUniversalTime()))}");
+            parts.Add($"{timestamp} <= {d.Timestamp(b.Bind(b.Now.ToUniversalTime()))}");
+        }
+        else
+        {
+            if (window.From is { } from) { parts.Add($"{timestamp} >= {d.Timestamp(b.Bind(from.ToUniversalTime()))}"); }
+            if (window.To is { } to) { parts.Add($"{timestamp} < {d.Timestamp(b.Bind(to.ToUniversalTime()))}"); }
+        }
+
+        return parts.Count == 0 ? "TRUE" : "(" + string.Join(" AND ", parts) + ")";
     }
 
     /// <summary>
@@ -61,22 +89,13 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
         var d = b.Dialect;
         var where = new List<string> { $"e.event = {d.Text(b.Bind(eventName))}" };
         if (trackOnly) { where.Add("e.type = 'track'"); }
-        if (window.Within is { } within)
-        {
-            where.Add($"e.timestamp >= {d.Timestamp(b.Bind((b.Now - within).ToUniversalTime()))}");
-            where.Add($"e.timestamp <= {d.Timestamp(b.Bind(b.Now.ToUniversalTime()))}");
-        }
-        else
-        {
-            if (window.From is { } from) { where.Add($"e.timestamp >= {d.Timestamp(b.Bind(from.ToUniversalTime()))}"); }
-            if (window.To is { } to) { where.Add($"e.timestamp < {d.Timestamp(b.Bind(to.ToUniversalTime()))}"); }
-        }
+        if (!_windows.Contains(TimeWindow.AllTime)) { where.Add("(" + string.Join(" OR ", _windows.Select(w => Window("e.timestamp", w))) + ")"); }
 
-        var events = $"SELECT m.profile_id AS pid, e.timestamp AS ts, e.seq AS seq, e.raw AS raw FROM events e JOIN profile_ids m ON m.id = e.profile_id WHERE {string.Join(" AND ", where)}";
-        if (firstOnly)
-        {
-            events = $"SELECT f.pid, f.ts, f.seq, f.raw FROM (SELECT x.pid, x.ts, x.seq, x.raw, row_number() OVER (PARTITION BY x.pid ORDER BY x.ts, x.seq) AS rn FROM ({events}) x) f WHERE f.rn = 1";
-        }
+        // Only merged-away ids need mapping to their live profile: a small hash table, probed by every event.
+        var withRaw = _extracted.Count > 0;
+        var events = $"SELECT coalesce(m.profile_id, e.profile_id) AS pid, e.timestamp AS ts, e.seq AS seq{(withRaw ? ", e.raw AS raw" : "")} " +
+            $"FROM events e LEFT JOIN profile_ids m ON m.id = e.profile_id AND m.id <> m.profile_id WHERE e.profile_id IS NOT NULL AND {string.Join(" AND ", where)}";
+        if (firstOnly) { events = d.FirstPerProfile(events, withRaw); }
 
         if (_extracted.Count == 0) { return $"(SELECT r.pid, r.ts, r.seq FROM ({events}) r) {alias}"; }
         // Fenced layers: the document is parsed once per row, each property taken out of it once, then described once.
