@@ -43,15 +43,18 @@ internal abstract class AudienceDialect
     public abstract string JsonTextOf(string value);
 
     /// <summary>
-    /// A JSON value (a JSON or jsonb expression) as a <see cref="SqlValue"/>. Where kind and text are already columns
-    /// (<paramref name="kind"/>, <paramref name="text"/>), they are used instead of computing them again.
+    /// A JSON value (a JSON or jsonb expression) as a <see cref="SqlValue"/>. Where kind, text, number or instant are
+    /// already columns, they are used instead of computing them again.
     /// </summary>
-    public SqlValue JsonValue(string value, string? kind = null, string? text = null)
+    public SqlValue JsonValue(string value, string? kind = null, string? text = null, string? number = null, string? instant = null)
     {
         kind ??= JsonKind(value);
         text ??= JsonText(value);
-        return new SqlValue(kind, text, JsonNumber(value, kind, text), $"(CASE WHEN {kind} = 'string' THEN {InstantOfText(text)} END)", JsonTextOf(value));
+        return new SqlValue(kind, text, number ?? JsonNumber(value, kind, text), instant ?? JsonInstant(kind, text), JsonTextOf(value));
     }
+
+    /// <summary>The instant of a JSON string that is an ISO 8601 date, else NULL.</summary>
+    public string JsonInstant(string kind, string text) => $"(CASE WHEN {kind} = 'string' THEN {InstantOfText(text)} END)";
 
     /// <summary>An SQL condition: the value at the bound path is an object (guards a path part that would index an array).</summary>
     public abstract string IsObjectAt(string document, string path);

@@ -15,6 +15,7 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
 {
     private readonly List<string> _extracted = [];
     private readonly List<string> _described = [];
+    private readonly List<string> _kinds = [];
     private readonly Dictionary<string, SqlValue> _properties = new(StringComparer.Ordinal);
     private readonly List<TimeWindow> _windows = [window];
 
@@ -47,12 +48,14 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
             }
         }
 
-        // Taken out once (v), then described once (k: kind, x: text); every test of the filter reads those columns.
+        // Taken out once (v), then described once (k: kind, x: text, n: number, t: instant); every test reads those
+        // columns (the planners drop the ones no test reads).
         var n = _extracted.Count.ToString(CultureInfo.InvariantCulture);
         var extracted = d.Extract("r.doc", b.Bind(d.PathParameter(segments)));
         _extracted.Add($"{(guards.Count == 0 ? extracted : $"CASE WHEN {string.Join(" AND ", guards)} THEN {extracted} END")} AS v{n}");
-        _described.Add($"s.v{n}, {d.JsonKind($"s.v{n}")} AS k{n}, {d.JsonText($"s.v{n}")} AS x{n}");
-        return _properties[path] = d.JsonValue($"{alias}.v{n}", $"{alias}.k{n}", $"{alias}.x{n}");
+        _described.Add($"d.v{n}, d.k{n}, d.x{n}, {d.JsonNumber($"d.v{n}", $"d.k{n}", $"d.x{n}")} AS n{n}, {d.JsonInstant($"d.k{n}", $"d.x{n}")} AS t{n}");
+        _kinds.Add($"s.v{n}, {d.JsonKind($"s.v{n}")} AS k{n}, {d.JsonText($"s.v{n}")} AS x{n}");
+        return _properties[path] = d.JsonValue($"{alias}.v{n}", $"{alias}.k{n}", $"{alias}.x{n}", $"{alias}.n{n}", $"{alias}.t{n}");
     }
 
     /// <summary>Widens the rows read to <paramref name="window"/> as well (several conditions sharing one scan).</summary>
@@ -101,6 +104,7 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
         // Fenced layers: the document is parsed once per row, each property taken out of it once, then described once.
         var parsed = $"SELECT q.pid, q.ts, q.seq, {d.Document("q.raw")} AS doc FROM ({events}) q{d.Fence}";
         var extracted = $"SELECT r.pid, r.ts, r.seq, {string.Join(", ", _extracted)} FROM ({parsed}) r{d.Fence}";
-        return $"(SELECT s.pid, s.ts, s.seq, {string.Join(", ", _described)} FROM ({extracted}) s{d.Fence}) {alias}";
+        var kinds = $"SELECT s.pid, s.ts, s.seq, {string.Join(", ", _kinds)} FROM ({extracted}) s{d.Fence}";
+        return $"(SELECT d.pid, d.ts, d.seq, {string.Join(", ", _described)} FROM ({kinds}) d{d.Fence}) {alias}";
     }
 }
