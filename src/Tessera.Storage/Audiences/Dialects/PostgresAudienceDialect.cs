@@ -76,5 +76,8 @@ internal sealed class PostgresAudienceDialect : AudienceDialect
 
     public override string AsNumber(string expression) => $"({expression})::numeric";
 
-    public override string? Prelude => "SET LOCAL work_mem = '256MB'; SET LOCAL jit = off";
+    // Audience queries are set work: hashed subplans need the memory, JIT costs more than it saves at this size, and a
+    // nested loop over a grouped subquery the planner thinks has 200 rows (it cannot know) is the one plan that turns
+    // seconds into minutes.
+    public override string? Prelude => "SET LOCAL work_mem = '256MB'; SET LOCAL jit = off; SET LOCAL enable_nestloop = off";
 }
