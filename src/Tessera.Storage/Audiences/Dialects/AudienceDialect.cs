@@ -116,6 +116,12 @@ internal abstract class AudienceDialect
     /// </summary>
     public abstract string LogOrder { get; }
 
+    /// <summary>
+    /// The current value of the trait named by <paramref name="name"/> (a placeholder) for every profile that has it, as
+    /// a subquery aliased <c>t</c> with the columns of <c>profile_traits</c>.
+    /// </summary>
+    public virtual string CurrentTraits(string name) => $"(SELECT * FROM profile_traits c WHERE c.name = {name}) t";
+
     /// <summary>Statements run before an audience query in the same transaction (PostgreSQL: memory for hashed subplans, no JIT).</summary>
     public virtual string? Prelude => null;
 }

@@ -83,5 +83,14 @@ internal sealed class DuckDbAudienceDialect : AudienceDialect
     // Microseconds since the epoch, then the seq (below 10^12): one HUGEINT instead of a window function.
     public override string LogOrder => "(CAST(epoch_us(c.ts) AS HUGEINT) * 1000000000000 + c.seq)";
 
+    // Values appended since the last fold (DuckDbStore.FoldTraitUpdates) are newer than profile_traits' and win.
+    public override string CurrentTraits(string name) => $"""
+        (SELECT c.profile_id, c.name, c.value, c.kind, c.text, c.num, c.instant FROM profile_traits c
+            WHERE c.name = {name} AND NOT (c.profile_id IN (SELECT u.profile_id FROM profile_trait_updates u WHERE u.name = {name}))
+         UNION ALL
+         SELECT u.profile_id, u.name, u.value, u.kind, u.text, u.num, u.instant FROM profile_trait_updates u WHERE u.name = {name}
+            QUALIFY row_number() OVER (PARTITION BY u.profile_id ORDER BY u.version DESC) = 1) t
+        """;
+
     public override string AsNumber(string expression) => $"CAST({expression} AS {Decimal38})";
 }
