@@ -31,7 +31,7 @@ internal sealed class EventScan
     /// </summary>
     public string Add(EventCondition condition)
     {
-        _source.Include(condition.Window);
+        _source.Read(condition.Window, condition.Where);
         var rows = $"{_source.Window("ev.ts", condition.Window)} AND {_source.Filters(condition.Where)}";
         string aggregate;
         if (condition.Sum is not null)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using Tessera.Core.Audiences;
 using Tessera.Core.Conditions;
 
@@ -17,7 +18,8 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
     private readonly List<string> _described = [];
     private readonly List<string> _kinds = [];
     private readonly Dictionary<string, SqlValue> _properties = new(StringComparer.Ordinal);
-    private readonly List<TimeWindow> _windows = [window];
+    // Which rows are read: any of these (window, condition on the raw text) pairs. The first is the constructor's.
+    private readonly List<(TimeWindow Window, string? Raw)> _reads = [(window, null)];
 
     public string Alias => alias;
 
@@ -58,10 +60,45 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
         return _properties[path] = d.JsonValue($"{alias}.v{n}", $"{alias}.k{n}", $"{alias}.x{n}", $"{alias}.n{n}", $"{alias}.t{n}");
     }
 
-    /// <summary>Widens the rows read to <paramref name="window"/> as well (several conditions sharing one scan).</summary>
-    public void Include(TimeWindow window)
+    /// <summary>
+    /// Says which rows the source must read: those in <paramref name="window"/> whose message may pass
+    /// <paramref name="where"/> (see <see cref="MayPass"/>). The first call replaces the constructor's window; each
+    /// further call widens the rows read (several conditions sharing one scan).
+    /// </summary>
+    public void Read(TimeWindow window, IReadOnlyList<PropertyFilter> where)
     {
-        if (!_windows.Contains(window)) { _windows.Add(window); }
+        if (_reads is [(_, null)] && !_narrowed) { _reads.Clear(); }
+        _narrowed = true;
+        _reads.Add((window, firstOnly ? null : MayPass(where)));
+    }
+
+    private bool _narrowed;
+
+    /// <summary>
+    /// A cheap necessary condition on the raw message text for <paramref name="where"/> to hold, or null: a filter that
+    /// needs a property to equal a string (eq, in) can only pass when the raw text contains that string, unless the
+    /// text holds an escape anywhere (then the string may be written escaped, and the row is read). Exact, and it
+    /// keeps the JSON parse off most rows of a selective filter.
+    /// </summary>
+    private string? MayPass(IReadOnlyList<PropertyFilter> where)
+    {
+        var d = b.Dialect;
+        var parts = new List<string>();
+        foreach (var f in where)
+        {
+            if (f.Value is not { } value) { continue; }
+            string[]? strings = f.Op switch
+            {
+                "eq" when value.ValueKind == JsonValueKind.String => [value.GetString()!],
+                "in" when value.ValueKind == JsonValueKind.Array && value.GetArrayLength() > 0 && value.EnumerateArray().All(v => v.ValueKind == JsonValueKind.String) =>
+                    [.. value.EnumerateArray().Select(v => v.GetString()!)],
+                _ => null,
+            };
+            if (strings is null || strings.Any(text => text.Length == 0)) { continue; }
+            parts.Add("(" + string.Join(" OR ", strings.Select(text => d.Contains("e.raw", b.Bind(text)))) + $" OR {d.Contains("e.raw", "'\\'")})");
+        }
+
+        return parts.Count == 0 ? null : string.Join(" AND ", parts);
     }
 
     /// <summary>The SQL condition that <paramref name="timestamp"/> lies in <paramref name="window"/> (TRUE for all time).</summary>
@@ -92,7 +129,8 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
         var d = b.Dialect;
         var where = new List<string> { $"e.event = {d.Text(b.Bind(eventName))}" };
         if (trackOnly) { where.Add("e.type = 'track'"); }
-        if (!_windows.Contains(TimeWindow.AllTime)) { where.Add("(" + string.Join(" OR ", _windows.Select(w => Window("e.timestamp", w))) + ")"); }
+        var reads = _reads.Distinct().Select(r => r.Raw is null ? Window("e.timestamp", r.Window) : $"({Window("e.timestamp", r.Window)} AND {r.Raw})").ToList();
+        if (!reads.Contains("TRUE")) { where.Add("(" + string.Join(" OR ", reads) + ")"); }
 
         // Only merged-away ids need mapping to their live profile: a small hash table, probed by every event.
         var withRaw = _extracted.Count > 0;

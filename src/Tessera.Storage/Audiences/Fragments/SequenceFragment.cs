@@ -21,6 +21,7 @@ internal sealed class SequenceFragment(SequenceCondition condition) : AudienceFr
         for (var i = 0; i < steps.Count; i++)
         {
             var events = new EventSource(b, b.Alias("sv"), steps[i].Event, trackOnly: true, TimeWindow.AllTime, firstOnly: steps[i].First);
+            events.Read(TimeWindow.AllTime, steps[i].Where);
             var filters = events.Filters(steps[i].Where);
             candidates.Add($"SELECT {events.Alias}.pid, {events.Alias}.ts, {events.Alias}.seq, {Number(i + 1)} AS step FROM {events.Sql()} WHERE {filters}");
         }
