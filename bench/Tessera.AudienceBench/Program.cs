@@ -45,6 +45,14 @@ await using (store)
 
         fillSeconds = watch.Elapsed.TotalSeconds;
         stats = await store.GetStatsAsync(CancellationToken.None);
+        if (kind == "postgres")
+        {
+            // What autovacuum does after a bulk load, so the planner sees the real table sizes.
+            await using var connection = new Npgsql.NpgsqlConnection(location);
+            await connection.OpenAsync();
+            await using var analyze = new Npgsql.NpgsqlCommand("ANALYZE", connection);
+            await analyze.ExecuteNonQueryAsync();
+        }
     }
 
     Console.WriteLine(JsonSerializer.Serialize(new
@@ -75,18 +83,33 @@ await using (store)
     foreach (var (name, json) in audiences)
     {
         var definition = AudienceDefinition.Parse(json, out var errors) ?? throw new InvalidOperationException(string.Join("; ", errors));
+        if (Environment.GetEnvironmentVariable("AUDIENCEBENCH_EXPLAIN") == "plan")
+        {
+            await ExplainAsync(store, definition, now, location, analyze: false);
+            continue;
+        }
+
         var timings = new List<double>();
+        var cpu = new List<double>();
         AudiencePreviewResult? last = null;
         for (var run = 0; run <= runs; run++)
         {
+            // CPU time of this process as well: on a shared machine it moves less than wall time (DuckDB runs in-process;
+            // for PostgreSQL it is only the client's share).
+            var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
             var watch = Stopwatch.StartNew();
             var preview = await store.PreviewAudienceAsync(definition, _ => null, now, 100, CancellationToken.None);
             var ms = watch.Elapsed.TotalMilliseconds;
-            if (run > 0) { timings.Add(ms); }
+            if (run > 0)
+            {
+                timings.Add(ms);
+                cpu.Add((Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds);
+            }
             last = new AudiencePreviewResult(preview.Count, preview.Sample.Take(3).ToArray());
         }
 
         timings.Sort();
+        cpu.Sort();
         if (Environment.GetEnvironmentVariable("AUDIENCEBENCH_EXPLAIN") == "1") { await ExplainAsync(store, definition, now, location); }
         Console.WriteLine(JsonSerializer.Serialize(new
         {
@@ -97,13 +120,14 @@ await using (store)
             sample = last.Sample,
             median_ms = Math.Round(timings[timings.Count / 2], 1),
             runs_ms = timings.Select(t => Math.Round(t, 1)),
+            median_cpu_ms = Math.Round(cpu[cpu.Count / 2], 1),
             load_average = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : null,
         }));
     }
 }
 
 // The query plan with actual times, on stderr: DuckDB's EXPLAIN ANALYZE, PostgreSQL's EXPLAIN (ANALYZE, BUFFERS).
-static async Task ExplainAsync(ITesseraStore store, AudienceCondition definition, DateTimeOffset now, string location)
+static async Task ExplainAsync(ITesseraStore store, AudienceCondition definition, DateTimeOffset now, string location, bool analyze = true)
 {
     var sql = store.ExplainAudienceSql(definition, _ => null, now);
     Console.Error.WriteLine(sql);
@@ -113,8 +137,16 @@ static async Task ExplainAsync(ITesseraStore store, AudienceCondition definition
     await using (connection)
     {
         await connection.OpenAsync();
+        if (store.Kind == "postgres")
+        {
+            // As the store runs it (PostgresAudienceDialect.Prelude), on this session.
+            await using var settings = connection.CreateCommand();
+            settings.CommandText = "SET jit = off; SET work_mem = '256MB'; SET enable_nestloop = off";
+            await settings.ExecuteNonQueryAsync();
+        }
+
         await using var command = connection.CreateCommand();
-        command.CommandText = (store.Kind == "postgres" ? "SET jit = off; SET work_mem = '256MB'; EXPLAIN (ANALYZE, BUFFERS) " : "EXPLAIN ANALYZE ") + sql.Text;
+        command.CommandText = (store.Kind == "postgres" ? $"EXPLAIN {(analyze ? "(ANALYZE, BUFFERS) " : "")}" : analyze ? "EXPLAIN ANALYZE " : "EXPLAIN ") + sql.Text;
         foreach (var value in sql.Parameters)
         {
             var parameter = command.CreateParameter();

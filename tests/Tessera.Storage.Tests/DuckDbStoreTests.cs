@@ -5,7 +5,10 @@ using Tessera.Testing;
 
 namespace Tessera.Storage.Tests;
 
-/// <summary>The conformance suite over the embedded store: a fresh DuckDB file per test.</summary>
+/// <summary>
+/// The conformance suite over the embedded store: a fresh DuckDB file per test. Trait values are folded every few
+/// rows, so audience tests read traits both folded and still pending.
+/// </summary>
 public sealed class DuckDbStoreTests : StoreConformanceTests
 {
     private readonly string _path = Path.Combine(TempDirectory.Create("duckdb-store"), "tessera.duckdb");
@@ -13,7 +16,7 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     protected override int LatestSchemaVersion => DuckDbMigrations.Steps[^1].Version;
 
     protected override ITesseraStore CreateStore(TimeSpan dedupWindow, int? migrateUpTo) =>
-        new DuckDbStore(new DuckDbStoreOptions(_path) { DedupWindow = dedupWindow, MemoryLimitMb = 128, Threads = 1, MigrateUpTo = migrateUpTo }, NewEngine());
+        new DuckDbStore(new DuckDbStoreOptions(_path) { DedupWindow = dedupWindow, MemoryLimitMb = 128, Threads = 1, MigrateUpTo = migrateUpTo, TraitFoldRows = 5 }, NewEngine());
 
     protected override async Task InsertAtVersion1Async(IReadOnlyList<CollectedEvent> events)
     {

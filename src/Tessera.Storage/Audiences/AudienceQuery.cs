@@ -17,8 +17,9 @@ internal static class AudienceQuery
     {
         var b = new AudienceSqlBuilder(dialect, now, computed, segments);
         var condition = AudienceFragment.For(definition).Sql(b);
+        var with = b.With();
         return new AudienceSql(
-            $"SELECT p.id FROM profile_ids p WHERE p.profile_id = p.id AND {condition}\nORDER BY {dialect.Ordinal("p.id")}",
+            $"{with}SELECT p.id FROM profile_ids p WHERE p.profile_id = p.id AND {condition}\nORDER BY {dialect.Ordinal("p.id")}",
             b.Parameters);
     }
 
@@ -30,8 +31,9 @@ internal static class AudienceQuery
         var condition = AudienceFragment.For(definition).Sql(b);
         // An int the caller gives, written as a number (DuckDB does not bind LIMIT); never text from a definition.
         var limit = Math.Max(1, sampleSize).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var with = b.With();
         return new AudienceSql(
-            $"SELECT p.id, count(*) OVER () AS total FROM profile_ids p WHERE p.profile_id = p.id AND {condition}\nORDER BY {dialect.Ordinal("p.id")} LIMIT {limit}",
+            $"{with}SELECT p.id, count(*) OVER () AS total FROM profile_ids p WHERE p.profile_id = p.id AND {condition}\nORDER BY {dialect.Ordinal("p.id")} LIMIT {limit}",
             b.Parameters);
     }
 }

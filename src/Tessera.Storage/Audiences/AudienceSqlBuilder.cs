@@ -1,6 +1,7 @@
 using Tessera.Core.Audiences;
 using Tessera.Core.Profiles;
 using Tessera.Storage.Audiences.Dialects;
+using Tessera.Storage.Audiences.Fragments;
 
 namespace Tessera.Storage.Audiences;
 
@@ -16,6 +17,7 @@ internal sealed class AudienceSqlBuilder(
     Func<string, AudienceCondition?> segments)
 {
     private readonly List<object?> _parameters = [];
+    private readonly Dictionary<string, EventScan> _scans = new(StringComparer.Ordinal);
     private int _aliases;
 
     /// <summary>The live profile being tested, in every fragment's predicate.</summary>
@@ -40,6 +42,16 @@ internal sealed class AudienceSqlBuilder(
         _parameters.Add(value);
         return "$" + _parameters.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
+
+    /// <summary>The shared pass over the track events named <paramref name="eventName"/>, made on first use.</summary>
+    public EventScan ScanOf(string eventName, TimeWindow window)
+    {
+        if (!_scans.TryGetValue(eventName, out var scan)) { _scans[eventName] = scan = new EventScan(this, Alias("events_"), eventName, window); }
+        return scan;
+    }
+
+    /// <summary>The common table expressions the fragments asked for, to write before the query (none: empty).</summary>
+    public string With() => _scans.Count == 0 ? "" : "WITH " + string.Join(",\n", _scans.Values.Select(s => s.Sql())) + "\n";
 
     /// <summary>A table alias not used elsewhere in the query.</summary>
     public string Alias(string prefix) => prefix + (++_aliases).ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -26,6 +26,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private readonly MessageIdIndex _messageIds = new(options.DedupWindow);
     private DuckDBConnection? _writer;
     private long _lastSeq;
+    private long _pendingTraitRows;
 
     public string Kind => "duckdb";
 
@@ -62,8 +63,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         await RestoreProfilesAsync(cancellationToken);
         await ExecuteOnAsync(connection, """
             CREATE TEMP TABLE profile_merges_stage (merged VARCHAR, profile_id VARCHAR);
-            CREATE TEMP TABLE profile_traits_stage AS SELECT * FROM profile_traits LIMIT 0;
             """, cancellationToken);
+        _pendingTraitRows = await ScalarAsync<long>("SELECT count(*) FROM profile_trait_updates", cancellationToken);
         await WriteProfileStateIfMissingAsync(cancellationToken);
     }
 
@@ -119,9 +120,13 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                     AppendEvents(writer, sequenced, processed);
                     AppendProfileChanges(writer, processed);
                     audienceChanges = AppendAudienceChanges(writer, AudienceRows.All(processed));
-                    AppendProfileState(writer, ProfileStateChanges.Of(processed, _engine));
+                    var state = ProfileStateChanges.Of(processed, _engine);
+                    AppendProfileState(writer, state, sequenced[^1].Seq);
+                    var fold = _pendingTraitRows + state.Traits.Count >= options.TraitFoldRows;
+                    if (fold) { FoldTraitUpdates(writer); }
                     if (mark is { } m) { RecordJournalPosition(writer, m); }
                     transaction.Commit();
+                    _pendingTraitRows = fold ? 0 : _pendingTraitRows + state.Traits.Count;
                 }
                 catch (DuckDBException e)
                 {
@@ -234,7 +239,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     /// (and every id that pointed at them) repointed in one update, links appended, touched profiles' traits upserted
     /// through a staging table. Merged-away profiles' trait rows stay behind: audiences only read live profiles.
     /// </summary>
-    private static void AppendProfileState(DuckDBConnection writer, ProfileStateChanges changes)
+    private static void AppendProfileState(DuckDBConnection writer, ProfileStateChanges changes, long version)
     {
         if (changes.IsEmpty) { return; }
         if (changes.Created.Count > 0)
@@ -259,20 +264,24 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         }
 
         AppendIdentifiers(writer, changes.Links);
-        if (changes.Traits.Count > 0)
-        {
-            AppendTraits(writer, "profile_traits_stage", changes.Traits);
-            Execute(writer, """
-                INSERT OR REPLACE INTO profile_traits SELECT * FROM profile_traits_stage;
-                DELETE FROM profile_traits_stage;
-                """);
-        }
+        if (changes.Traits.Count > 0) { AppendTraits(writer, "profile_trait_updates", changes.Traits, version); }
     }
+
+    /// <summary>
+    /// Moves the newest value of each (profile, trait) in <c>profile_trait_updates</c> into <c>profile_traits</c>, inside
+    /// the caller's transaction. Audiences read both until then (<c>DuckDbAudienceDialect.CurrentTraits</c>).
+    /// </summary>
+    private static void FoldTraitUpdates(DuckDBConnection connection) => Execute(connection, """
+        INSERT OR REPLACE INTO profile_traits
+            SELECT profile_id, name, value, kind, text, num, instant FROM profile_trait_updates
+            QUALIFY row_number() OVER (PARTITION BY profile_id, name ORDER BY version DESC) = 1;
+        DELETE FROM profile_trait_updates;
+        """);
 
     /// <summary>Replaces the profile state tables' contents with <paramref name="snapshot"/>, on a connection inside a transaction.</summary>
     private static void WriteProfileState(DuckDBConnection connection, ProfileStateSnapshot snapshot)
     {
-        Execute(connection, "DELETE FROM profile_ids; DELETE FROM profile_identifiers; DELETE FROM profile_traits;");
+        Execute(connection, "DELETE FROM profile_ids; DELETE FROM profile_identifiers; DELETE FROM profile_traits; DELETE FROM profile_trait_updates;");
         using (var ids = connection.CreateAppender("profile_ids"))
         {
             foreach (var (id, live) in snapshot.ProfileIds) { ids.CreateRow().AppendValue(id).AppendValue(live).EndRow(); }
@@ -295,15 +304,16 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         identifiers.Close();
     }
 
-    private static void AppendTraits(DuckDBConnection connection, string table, IReadOnlyList<TraitRow> rows)
+    private static void AppendTraits(DuckDBConnection connection, string table, IReadOnlyList<TraitRow> rows, long? version = null)
     {
         using var traits = connection.CreateAppender(table);
         foreach (var t in rows)
         {
-            traits.CreateRow()
+            var row = traits.CreateRow()
                 .AppendValue(t.ProfileId).AppendValue(t.Name).AppendValue(t.Json).AppendValue(t.Kind).AppendValue(t.Text)
-                .AppendValue(t.Number).AppendValue(t.Instant)
-                .EndRow();
+                .AppendValue(t.Number).AppendValue(t.Instant);
+            if (version is { } v) { row.AppendValue(v); }
+            row.EndRow();
         }
 
         traits.Close();
@@ -427,6 +437,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             transaction.Commit();
             var previous = _engine;
             _engine = fresh;
+            _pendingTraitRows = 0;
             await TakeOverAudiencesAsync(previous, fresh, cancellationToken);
             return comparison;
         }

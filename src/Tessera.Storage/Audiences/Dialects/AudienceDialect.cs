@@ -43,15 +43,18 @@ internal abstract class AudienceDialect
     public abstract string JsonTextOf(string value);
 
     /// <summary>
-    /// A JSON value (a JSON or jsonb expression) as a <see cref="SqlValue"/>. Where kind and text are already columns
-    /// (<paramref name="kind"/>, <paramref name="text"/>), they are used instead of computing them again.
+    /// A JSON value (a JSON or jsonb expression) as a <see cref="SqlValue"/>. Where kind, text, number or instant are
+    /// already columns, they are used instead of computing them again.
     /// </summary>
-    public SqlValue JsonValue(string value, string? kind = null, string? text = null)
+    public SqlValue JsonValue(string value, string? kind = null, string? text = null, string? number = null, string? instant = null)
     {
         kind ??= JsonKind(value);
         text ??= JsonText(value);
-        return new SqlValue(kind, text, JsonNumber(value, kind, text), $"(CASE WHEN {kind} = 'string' THEN {InstantOfText(text)} END)", JsonTextOf(value));
+        return new SqlValue(kind, text, number ?? JsonNumber(value, kind, text), instant ?? JsonInstant(kind, text), JsonTextOf(value));
     }
+
+    /// <summary>The instant of a JSON string that is an ISO 8601 date, else NULL.</summary>
+    public string JsonInstant(string kind, string text) => $"(CASE WHEN {kind} = 'string' THEN {InstantOfText(text)} END)";
 
     /// <summary>An SQL condition: the value at the bound path is an object (guards a path part that would index an array).</summary>
     public abstract string IsObjectAt(string document, string path);
@@ -100,6 +103,24 @@ internal abstract class AudienceDialect
 
     /// <summary>A number-valued computed result typed the way <see cref="SqlValue.Number"/> is.</summary>
     public abstract string AsNumber(string expression);
+
+    /// <summary>
+    /// Each profile's first row of <paramref name="rows"/> (columns pid, ts, seq, raw) by (ts, seq), with the same
+    /// columns (raw only when <paramref name="withRaw"/>).
+    /// </summary>
+    public abstract string FirstPerProfile(string rows, bool withRaw);
+
+    /// <summary>
+    /// A column that orders one profile's rows (c.pid, c.ts, c.seq) as (timestamp, seq) does, equal for equal pairs:
+    /// what a sequence's steps compare.
+    /// </summary>
+    public abstract string LogOrder { get; }
+
+    /// <summary>
+    /// The current value of the trait named by <paramref name="name"/> (a placeholder) for every profile that has it, as
+    /// a subquery aliased <c>t</c> with the columns of <c>profile_traits</c>.
+    /// </summary>
+    public virtual string CurrentTraits(string name) => $"(SELECT * FROM profile_traits c WHERE c.name = {name}) t";
 
     /// <summary>Statements run before an audience query in the same transaction (PostgreSQL: memory for hashed subplans, no JIT).</summary>
     public virtual string? Prelude => null;

@@ -76,5 +76,21 @@ internal sealed class DuckDbAudienceDialect : AudienceDialect
     public override string ValueAtEnd(string value, string timestamp, string seq, bool last) =>
         $"{(last ? "arg_max" : "arg_min")}({value}, ({timestamp}, {seq}))";
 
+    // A hash aggregate: several times faster than row_number() over the profile's rows.
+    public override string FirstPerProfile(string rows, bool withRaw) =>
+        $"SELECT x.pid, min(x.ts) AS ts, arg_min(x.seq, (x.ts, x.seq)) AS seq{(withRaw ? ", arg_min(x.raw, (x.ts, x.seq)) AS raw" : "")} FROM ({rows}) x GROUP BY x.pid";
+
+    // Microseconds since the epoch, then the seq (below 10^12): one HUGEINT instead of a window function.
+    public override string LogOrder => "(CAST(epoch_us(c.ts) AS HUGEINT) * 1000000000000 + c.seq)";
+
+    // Values appended since the last fold (DuckDbStore.FoldTraitUpdates) are newer than profile_traits' and win.
+    public override string CurrentTraits(string name) => $"""
+        (SELECT c.profile_id, c.name, c.value, c.kind, c.text, c.num, c.instant FROM profile_traits c
+            WHERE c.name = {name} AND NOT (c.profile_id IN (SELECT u.profile_id FROM profile_trait_updates u WHERE u.name = {name}))
+         UNION ALL
+         SELECT u.profile_id, u.name, u.value, u.kind, u.text, u.num, u.instant FROM profile_trait_updates u WHERE u.name = {name}
+            QUALIFY row_number() OVER (PARTITION BY u.profile_id ORDER BY u.version DESC) = 1) t
+        """;
+
     public override string AsNumber(string expression) => $"CAST({expression} AS {Decimal38})";
 }

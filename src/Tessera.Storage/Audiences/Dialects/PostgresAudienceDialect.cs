@@ -69,7 +69,15 @@ internal sealed class PostgresAudienceDialect : AudienceDialect
         return $"(array_agg({value} ORDER BY {timestamp}{direction}, {seq}{direction}))[1]";
     }
 
+    public override string FirstPerProfile(string rows, bool withRaw) =>
+        $"SELECT DISTINCT ON (x.pid) x.pid, x.ts, x.seq{(withRaw ? ", x.raw" : "")} FROM ({rows}) x ORDER BY x.pid, x.ts, x.seq";
+
+    public override string LogOrder => "dense_rank() OVER (PARTITION BY c.pid ORDER BY c.ts, c.seq)";
+
     public override string AsNumber(string expression) => $"({expression})::numeric";
 
-    public override string? Prelude => "SET LOCAL work_mem = '256MB'; SET LOCAL jit = off";
+    // Audience queries are set work: hashed subplans need the memory, JIT costs more than it saves at this size, and a
+    // nested loop over a grouped subquery the planner thinks has 200 rows (it cannot know) is the one plan that turns
+    // seconds into minutes.
+    public override string? Prelude => "SET LOCAL work_mem = '256MB'; SET LOCAL jit = off; SET LOCAL enable_nestloop = off";
 }

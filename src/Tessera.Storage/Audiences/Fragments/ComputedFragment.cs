@@ -23,7 +23,9 @@ internal sealed class ComputedFragment(ComputedCondition condition) : AudienceFr
         var holdsWhenEmpty = empty is { } e ? PropertyFilter.Test(condition.Op, true, e, condition.Value) : PropertyFilter.Test(condition.Op, false, default, condition.Value);
         if (definition is null) { return holdsWhenEmpty ? "TRUE" : "FALSE"; }
 
-        var events = new EventSource(b, "cv", definition.Event, trackOnly: false, new TimeWindow(definition.Window, null, null));
+        var window = new TimeWindow(definition.Window, null, null);
+        var events = new EventSource(b, "cv", definition.Event, trackOnly: false, window);
+        events.Read(window, definition.Where ?? []);
         var where = new List<string> { events.Filters(definition.Where ?? []) };
         var property = definition.Property is { } path ? events.Property(path) : null;
         if (property is not null) { where.Add(property.Present); }

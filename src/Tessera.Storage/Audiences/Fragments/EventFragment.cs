@@ -1,5 +1,4 @@
 using Tessera.Core.Audiences;
-using Tessera.Storage.Audiences.Dialects;
 
 namespace Tessera.Storage.Audiences.Fragments;
 
@@ -13,24 +12,14 @@ internal sealed class EventFragment(EventCondition condition) : AudienceFragment
 {
     public override string Sql(AudienceSqlBuilder b)
     {
-        var events = new EventSource(b, "ev", condition.Event, trackOnly: true, condition.Window);
-        var filters = events.Filters(condition.Where);
+        var scan = b.ScanOf(condition.Event, condition.Window);
+        var figure = scan.Add(condition);
         var comparison = condition.Sum ?? condition.Count;
-        if (comparison is null) { return In($"SELECT ev.pid FROM {events.Sql()} WHERE {filters}"); }
+        if (comparison is null) { return In($"SELECT s.pid FROM {scan.Name} s WHERE s.{figure} > 0"); }
 
-        var aggregate = condition.Sum is not null ? Sum(b, events, condition.SumProperty!) : "count(*)";
-        var holds = $"{aggregate} {ValueTest.Operator(comparison.Op)} {b.Dialect.Decimal(b.Bind(comparison.Value))}";
+        var holds = $"s.{figure} {ValueTest.Operator(comparison.Op)} {b.Dialect.Decimal(b.Bind(comparison.Value))}";
         return comparison.Holds(0)
-            ? In($"SELECT ev.pid FROM {events.Sql()} WHERE {filters} GROUP BY ev.pid HAVING NOT ({holds})", negate: true)
-            : In($"SELECT ev.pid FROM {events.Sql()} WHERE {filters} GROUP BY ev.pid HAVING {holds}");
+            ? In($"SELECT s.pid FROM {scan.Name} s WHERE NOT ({holds})", negate: true)
+            : In($"SELECT s.pid FROM {scan.Name} s WHERE {holds}");
     }
-
-    // Adds the property where it is a JSON number and 0 elsewhere, exactly (DECIMAL / numeric).
-    private static string Sum(AudienceSqlBuilder b, EventSource events, string property)
-    {
-        var value = events.Property(property);
-        return $"coalesce(sum(CASE WHEN {value.Kind} = 'number' THEN {value.Number} END), {Zero(b.Dialect)})";
-    }
-
-    private static string Zero(AudienceDialect d) => d.AsNumber("0");
 }

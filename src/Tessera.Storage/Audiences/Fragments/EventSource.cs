@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using Tessera.Core.Audiences;
 using Tessera.Core.Conditions;
 
@@ -15,6 +16,10 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
 {
     private readonly List<string> _extracted = [];
     private readonly List<string> _described = [];
+    private readonly List<string> _kinds = [];
+    private readonly Dictionary<string, SqlValue> _properties = new(StringComparer.Ordinal);
+    // Which rows are read: any of these (window, condition on the raw text) pairs. The first is the constructor's.
+    private readonly List<(TimeWindow Window, string? Raw)> _reads = [(window, null)];
 
     public string Alias => alias;
 
@@ -29,6 +34,7 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
     /// </summary>
     public SqlValue Property(string path)
     {
+        if (_properties.TryGetValue(path, out var known)) { return known; }
         var d = b.Dialect;
         var rooted = path.StartsWith("context.", StringComparison.Ordinal) || path.StartsWith("traits.", StringComparison.Ordinal);
         var segments = new List<string>();
@@ -44,12 +50,74 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
             }
         }
 
-        // Taken out once (v), then described once (k: kind, x: text); every test of the filter reads those columns.
+        // Taken out once (v), then described once (k: kind, x: text, n: number, t: instant); every test reads those
+        // columns (the planners drop the ones no test reads).
         var n = _extracted.Count.ToString(CultureInfo.InvariantCulture);
         var extracted = d.Extract("r.doc", b.Bind(d.PathParameter(segments)));
         _extracted.Add($"{(guards.Count == 0 ? extracted : $"CASE WHEN {string.Join(" AND ", guards)} THEN {extracted} END")} AS v{n}");
-        _described.Add($"s.v{n}, {d.JsonKind($"s.v{n}")} AS k{n}, {d.JsonText($"s.v{n}")} AS x{n}");
-        return d.JsonValue($"{alias}.v{n}", $"{alias}.k{n}", $"{alias}.x{n}");
+        _described.Add($"d.v{n}, d.k{n}, d.x{n}, {d.JsonNumber($"d.v{n}", $"d.k{n}", $"d.x{n}")} AS n{n}, {d.JsonInstant($"d.k{n}", $"d.x{n}")} AS t{n}");
+        _kinds.Add($"s.v{n}, {d.JsonKind($"s.v{n}")} AS k{n}, {d.JsonText($"s.v{n}")} AS x{n}");
+        return _properties[path] = d.JsonValue($"{alias}.v{n}", $"{alias}.k{n}", $"{alias}.x{n}", $"{alias}.n{n}", $"{alias}.t{n}");
+    }
+
+    /// <summary>
+    /// Says which rows the source must read: those in <paramref name="window"/> whose message may pass
+    /// <paramref name="where"/> (see <see cref="MayPass"/>). The first call replaces the constructor's window; each
+    /// further call widens the rows read (several conditions sharing one scan).
+    /// </summary>
+    public void Read(TimeWindow window, IReadOnlyList<PropertyFilter> where)
+    {
+        if (_reads is [(_, null)] && !_narrowed) { _reads.Clear(); }
+        _narrowed = true;
+        _reads.Add((window, firstOnly ? null : MayPass(where)));
+    }
+
+    private bool _narrowed;
+
+    /// <summary>
+    /// A cheap necessary condition on the raw message text for <paramref name="where"/> to hold, or null: a filter that
+    /// needs a property to equal a string (eq, in) can only pass when the raw text contains that string, unless the
+    /// text holds an escape anywhere (then the string may be written escaped, and the row is read). Exact, and it
+    /// keeps the JSON parse off most rows of a selective filter.
+    /// </summary>
+    private string? MayPass(IReadOnlyList<PropertyFilter> where)
+    {
+        var d = b.Dialect;
+        var parts = new List<string>();
+        foreach (var f in where)
+        {
+            if (f.Value is not { } value) { continue; }
+            string[]? strings = f.Op switch
+            {
+                "eq" when value.ValueKind == JsonValueKind.String => [value.GetString()!],
+                "in" when value.ValueKind == JsonValueKind.Array && value.GetArrayLength() > 0 && value.EnumerateArray().All(v => v.ValueKind == JsonValueKind.String) =>
+                    [.. value.EnumerateArray().Select(v => v.GetString()!)],
+                _ => null,
+            };
+            if (strings is null || strings.Any(text => text.Length == 0)) { continue; }
+            parts.Add("(" + string.Join(" OR ", strings.Select(text => d.Contains("e.raw", b.Bind(text)))) + $" OR {d.Contains("e.raw", "'\\'")})");
+        }
+
+        return parts.Count == 0 ? null : string.Join(" AND ", parts);
+    }
+
+    /// <summary>The SQL condition that <paramref name="timestamp"/> lies in <paramref name="window"/> (TRUE for all time).</summary>
+    public string Window(string timestamp, TimeWindow window)
+    {
+        var d = b.Dialect;
+        var parts = new List<string>();
+        if (window.Within is { } within)
+        {
+            parts.Add($"{timestamp} >= {d.Timestamp(b.Bind((b.Now - within).ToUniversalTime()))}");
+            parts.Add($"{timestamp} <= {d.Timestamp(b.Bind(b.Now.ToUniversalTime()))}");
+        }
+        else
+        {
+            if (window.From is { } from) { parts.Add($"{timestamp} >= {d.Timestamp(b.Bind(from.ToUniversalTime()))}"); }
+            if (window.To is { } to) { parts.Add($"{timestamp} < {d.Timestamp(b.Bind(to.ToUniversalTime()))}"); }
+        }
+
+        return parts.Count == 0 ? "TRUE" : "(" + string.Join(" AND ", parts) + ")";
     }
 
     /// <summary>
@@ -61,27 +129,20 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
         var d = b.Dialect;
         var where = new List<string> { $"e.event = {d.Text(b.Bind(eventName))}" };
         if (trackOnly) { where.Add("e.type = 'track'"); }
-        if (window.Within is { } within)
-        {
-            where.Add($"e.timestamp >= {d.Timestamp(b.Bind((b.Now - within).ToUniversalTime()))}");
-            where.Add($"e.timestamp <= {d.Timestamp(b.Bind(b.Now.ToUniversalTime()))}");
-        }
-        else
-        {
-            if (window.From is { } from) { where.Add($"e.timestamp >= {d.Timestamp(b.Bind(from.ToUniversalTime()))}"); }
-            if (window.To is { } to) { where.Add($"e.timestamp < {d.Timestamp(b.Bind(to.ToUniversalTime()))}"); }
-        }
+        var reads = _reads.Distinct().Select(r => r.Raw is null ? Window("e.timestamp", r.Window) : $"({Window("e.timestamp", r.Window)} AND {r.Raw})").ToList();
+        if (!reads.Contains("TRUE")) { where.Add("(" + string.Join(" OR ", reads) + ")"); }
 
-        var events = $"SELECT m.profile_id AS pid, e.timestamp AS ts, e.seq AS seq, e.raw AS raw FROM events e JOIN profile_ids m ON m.id = e.profile_id WHERE {string.Join(" AND ", where)}";
-        if (firstOnly)
-        {
-            events = $"SELECT f.pid, f.ts, f.seq, f.raw FROM (SELECT x.pid, x.ts, x.seq, x.raw, row_number() OVER (PARTITION BY x.pid ORDER BY x.ts, x.seq) AS rn FROM ({events}) x) f WHERE f.rn = 1";
-        }
+        // Only merged-away ids need mapping to their live profile: a small hash table, probed by every event.
+        var withRaw = _extracted.Count > 0;
+        var events = $"SELECT coalesce(m.profile_id, e.profile_id) AS pid, e.timestamp AS ts, e.seq AS seq{(withRaw ? ", e.raw AS raw" : "")} " +
+            $"FROM events e LEFT JOIN profile_ids m ON m.id = e.profile_id AND m.id <> m.profile_id WHERE e.profile_id IS NOT NULL AND {string.Join(" AND ", where)}";
+        if (firstOnly) { events = d.FirstPerProfile(events, withRaw); }
 
         if (_extracted.Count == 0) { return $"(SELECT r.pid, r.ts, r.seq FROM ({events}) r) {alias}"; }
         // Fenced layers: the document is parsed once per row, each property taken out of it once, then described once.
         var parsed = $"SELECT q.pid, q.ts, q.seq, {d.Document("q.raw")} AS doc FROM ({events}) q{d.Fence}";
         var extracted = $"SELECT r.pid, r.ts, r.seq, {string.Join(", ", _extracted)} FROM ({parsed}) r{d.Fence}";
-        return $"(SELECT s.pid, s.ts, s.seq, {string.Join(", ", _described)} FROM ({extracted}) s{d.Fence}) {alias}";
+        var kinds = $"SELECT s.pid, s.ts, s.seq, {string.Join(", ", _kinds)} FROM ({extracted}) s{d.Fence}";
+        return $"(SELECT d.pid, d.ts, d.seq, {string.Join(", ", _described)} FROM ({kinds}) d{d.Fence}) {alias}";
     }
 }

@@ -20,6 +20,8 @@ internal sealed class IdentifierFragment(IdentifierCondition condition) : Audien
         };
         var type = b.Dialect.Text(b.Bind(condition.Type));
         var holds = ValueTest.Sql(b, op, b.Dialect.TextColumn("i.id_value"), condition.Value);
-        return In($"SELECT m.profile_id FROM profile_identifiers i JOIN profile_ids m ON m.id = i.profile_id WHERE i.id_type = {type} AND {holds}", negate);
+        return In(
+            $"SELECT coalesce(m.profile_id, i.profile_id) FROM profile_identifiers i LEFT JOIN profile_ids m ON m.id = i.profile_id AND m.id <> m.profile_id WHERE i.id_type = {type} AND {holds}",
+            negate);
     }
 }

@@ -8,7 +8,7 @@ namespace Tessera.Storage.Audiences.Fragments;
 /// seq), each passing its step, with last - first ≤ d. A <c>first</c> step only takes the profile's first track event
 /// of that name ever, if it passes the step's filters. As in memory, from each candidate start the chain takes the
 /// earliest later event for every next step (the shortest chain from that start): the steps' candidate events are
-/// ranked in log order per profile, and each step keeps, per start, the lowest rank after the previous one that is
+/// ranked in log order per profile (<c>AudienceDialect.LogOrder</c>), and each step keeps, per start, the lowest rank after the previous one that is
 /// still inside the window.
 /// </summary>
 internal sealed class SequenceFragment(SequenceCondition condition) : AudienceFragment
@@ -21,6 +21,7 @@ internal sealed class SequenceFragment(SequenceCondition condition) : AudienceFr
         for (var i = 0; i < steps.Count; i++)
         {
             var events = new EventSource(b, b.Alias("sv"), steps[i].Event, trackOnly: true, TimeWindow.AllTime, firstOnly: steps[i].First);
+            events.Read(TimeWindow.AllTime, steps[i].Where);
             var filters = events.Filters(steps[i].Where);
             candidates.Add($"SELECT {events.Alias}.pid, {events.Alias}.ts, {events.Alias}.seq, {Number(i + 1)} AS step FROM {events.Sql()} WHERE {filters}");
         }
@@ -31,7 +32,7 @@ internal sealed class SequenceFragment(SequenceCondition condition) : AudienceFr
         var chain = b.Alias("chain");
         var ctes = new List<string>
         {
-            $"{ranked} AS MATERIALIZED (SELECT c.pid, c.ts, c.step, dense_rank() OVER (PARTITION BY c.pid ORDER BY c.ts, c.seq) AS rk FROM ({string.Join(" UNION ALL ", candidates)}) c)",
+            $"{ranked} AS MATERIALIZED (SELECT c.pid, c.ts, c.step, {b.Dialect.LogOrder} AS rk FROM ({string.Join(" UNION ALL ", candidates)}) c)",
             $"{chain}1 AS (SELECT r.pid, r.ts AS start_ts, r.rk AS start_rk, r.rk AS cur FROM {ranked} r WHERE r.step = 1)",
         };
         for (var i = 2; i <= steps.Count; i++)

@@ -4,7 +4,7 @@ using Tessera.Core.Conditions;
 namespace Tessera.Storage.Audiences.Fragments;
 
 /// <summary>
-/// <c>{"trait": name, ...}</c> over <c>profile_traits</c>' typed columns. A profile without the trait (or with it
+/// <c>{"trait": name, ...}</c> over the current traits' typed columns (<c>AudienceDialect.CurrentTraits</c>). A profile without the trait (or with it
 /// null) holds exactly when the op holds for an absent value (<c>neq</c>, <c>not_in</c>, <c>not_exists</c>): then the
 /// fragment is "not among the profiles that have it and fail", else "among the profiles that have it and pass".
 /// </summary>
@@ -16,7 +16,7 @@ internal sealed class TraitFragment(TraitCondition condition) : AudienceFragment
         var holds = ValueTest.Sql(b, condition.Op, value, condition.Value);
         var name = b.Dialect.Text(b.Bind(condition.Trait));
         return PropertyFilter.Test(condition.Op, false, default, condition.Value)
-            ? In($"SELECT t.profile_id FROM profile_traits t WHERE t.name = {name} AND NOT {holds}", negate: true)
-            : In($"SELECT t.profile_id FROM profile_traits t WHERE t.name = {name} AND {holds}");
+            ? In($"SELECT t.profile_id FROM {b.Dialect.CurrentTraits(name)} WHERE NOT {holds}", negate: true)
+            : In($"SELECT t.profile_id FROM {b.Dialect.CurrentTraits(name)} WHERE {holds}");
     }
 }
