@@ -7,8 +7,8 @@ using Tessera.Core.Profiles;
 using Tessera.Storage.Audiences;
 using Tessera.Storage.Audiences.Dialects;
 using Tessera.Storage.Events;
-using Tessera.Storage.Profiles;
 using Tessera.Storage.Journal;
+using Tessera.Storage.Profiles;
 using Tessera.Storage.Sources;
 
 namespace Tessera.Storage.Postgres;
