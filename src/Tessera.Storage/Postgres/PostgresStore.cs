@@ -60,6 +60,8 @@ public sealed partial class PostgresStore : ITesseraStore
 
     public string Kind => "postgres";
 
+    public event Action? Appended;
+
     public async Task OpenAsync(CancellationToken cancellationToken)
     {
         await RunAsync("schema migration", async connection =>
@@ -222,6 +224,7 @@ public sealed partial class PostgresStore : ITesseraStore
             Volatile.Write(ref _appliedSeq, sequenced[^1].Seq);
             _engineStale = false;
             Announce(audienceChanges);
+            Appended?.Invoke();
             return stored;
         }
 
