@@ -1,5 +1,6 @@
 using Tessera.Core.Identity;
 using Tessera.Core.Profiles;
+using Tessera.Server.Activation;
 using Tessera.Server.Collection;
 using Tessera.Server.Management;
 using Tessera.Storage;
@@ -33,6 +34,9 @@ public static class TesseraServer
         builder.Services.AddSingleton<EventWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EventWriter>());
         builder.Services.AddHostedService<AudienceTicker>();
+        // Registered last, so it stops first: deliveries in flight finish while the store is still open.
+        builder.Services.AddSingleton<ActivationService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ActivationService>());
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<StoreUnavailableHandler>();
         builder.Services.AddCors(c => c.AddPolicy(CollectionApi.CorsPolicy, p => p
@@ -44,7 +48,7 @@ public static class TesseraServer
         app.UseCors();
         app.MapHealthApi();
         app.MapCollectionApi();
-        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi().MapProfilesApi().MapIdentityApi().MapComputedTraitsApi().MapAudiencesApi();
+        app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync).MapEventsApi().MapSourcesApi().MapProfilesApi().MapIdentityApi().MapComputedTraitsApi().MapAudiencesApi().MapDestinationsApi();
         return app;
     }
 
