@@ -37,6 +37,7 @@ public sealed partial class ActivationService : BackgroundService
     private readonly Channel<bool> _deriveSignal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly Channel<DeliveryOutcome> _outcomes = Channel.CreateUnbounded<DeliveryOutcome>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<long, byte> _inFlight = new();
+    private readonly ConcurrentDictionary<long, Task<bool>> _committed = new();
     private readonly ConcurrentDictionary<string, DestinationQueue> _queues = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (Destination? Destination, DateTimeOffset Read)> _destinations = new(StringComparer.Ordinal);
     private CancellationToken _stopping;
@@ -145,8 +146,7 @@ public sealed partial class ActivationService : BackgroundService
                 while (!stoppingToken.IsCancellationRequested)
                 {
                     var now = _clock.GetUtcNow();
-                    var result = await _store.DeriveDeliveriesAsync(_deriver, new DeliveryClaim(Owner, now, now + _options.ClaimLease), stoppingToken);
-                    foreach (var delivery in result.Pending) { Route(delivery); }
+                    var result = await DeriveAsync(new DeliveryClaim(Owner, now, now + _options.ClaimLease), stoppingToken);
                     if (result.Busy)
                     {
                         await Task.Delay(TimeSpan.FromMilliseconds(50), stoppingToken);
@@ -166,6 +166,42 @@ public sealed partial class ActivationService : BackgroundService
                 LogStoreProblem(_logger, "derive deliveries", e);
                 await DelayQuietlyAsync(TimeSpan.FromSeconds(1), stoppingToken);
             }
+        }
+    }
+
+    /// <summary>
+    /// One derivation step. Its deliveries are sent as soon as they are written, while the step commits (that commit
+    /// waits for the disk, and on the embedded store for any checkpoint in progress); their outcomes are recorded
+    /// only once the commit succeeded. Should it fail, the outcomes are dropped and the step is derived again.
+    /// </summary>
+    private async Task<DerivationResult> DeriveAsync(DeliveryClaim claim, CancellationToken stoppingToken)
+    {
+        var committed = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        IReadOnlyList<Delivery> early = [];
+        try
+        {
+            var result = await _store.DeriveDeliveriesAsync(_deriver, claim, pending =>
+            {
+                early = pending;
+                foreach (var delivery in pending)
+                {
+                    _committed[delivery.Id] = committed.Task;
+                    Route(delivery);
+                }
+            }, stoppingToken);
+            committed.SetResult(true);
+            return result;
+        }
+        catch
+        {
+            foreach (var delivery in early)
+            {
+                _inFlight.TryRemove(delivery.Id, out _);
+                _committed.TryRemove(new KeyValuePair<long, Task<bool>>(delivery.Id, committed.Task));
+            }
+
+            committed.SetResult(false);
+            throw;
         }
     }
 
@@ -245,13 +281,21 @@ public sealed partial class ActivationService : BackgroundService
         {
             // Cannot tell where to send: release without an attempt; the claim expires and it is tried again.
             LogStoreProblem(_logger, "read destination", e);
-            foreach (var d in group) { Done(d, DeliveryStatus.Pending, attempted: false, "store unavailable", _clock.GetUtcNow() + _options.PollInterval); }
+            foreach (var d in group)
+            {
+                if (await CommittedAsync(d)) { Done(d, DeliveryStatus.Pending, attempted: false, "store unavailable", _clock.GetUtcNow() + _options.PollInterval); }
+            }
+
             return;
         }
 
         if (destination is null)
         {
-            foreach (var d in group) { Done(d, DeliveryStatus.Cancelled, attempted: false, "destination deleted", null); }
+            foreach (var d in group)
+            {
+                if (await CommittedAsync(d)) { Done(d, DeliveryStatus.Cancelled, attempted: false, "destination deleted", null); }
+            }
+
             return;
         }
 
@@ -277,6 +321,8 @@ public sealed partial class ActivationService : BackgroundService
         for (var i = 0; i < group.Count; i++)
         {
             var (d, r) = (group[i], results[i]);
+            if (!await CommittedAsync(d)) { continue; }
+
             if (r.Sent)
             {
                 Done(d, DeliveryStatus.Delivered, attempted: true, null, null);
@@ -293,8 +339,17 @@ public sealed partial class ActivationService : BackgroundService
         }
     }
 
+    /// <summary>False when the delivery was sent while its derivation was committing and that commit failed (then it does not exist).</summary>
+    private async Task<bool> CommittedAsync(Delivery delivery)
+    {
+        if (!_committed.TryGetValue(delivery.Id, out var commit)) { return true; }
+        var stored = await commit;
+        _committed.TryRemove(new KeyValuePair<long, Task<bool>>(delivery.Id, commit));
+        return stored;
+    }
+
     private void Done(Delivery delivery, string status, bool attempted, string? error, DateTimeOffset? next) =>
-        _outcomes.Writer.TryWrite(new DeliveryOutcome(delivery.Id, status, attempted, error, next, _clock.GetUtcNow()));
+        _outcomes.Writer.TryWrite(new DeliveryOutcome(delivery.Id, delivery.IdempotencyKey, status, attempted, error, next, _clock.GetUtcNow()));
 
     private static async Task DelayQuietlyAsync(TimeSpan delay, CancellationToken cancellationToken)
     {

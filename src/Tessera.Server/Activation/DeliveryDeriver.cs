@@ -123,6 +123,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
         }
         else
         {
+            payload["identifiers"] = profile is null ? new JsonObject() : Identifiers(profile);
             payload["traits"] = profile is null ? new JsonObject() : Traits(profile);
         }
 
@@ -182,6 +183,18 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
         if (engine.SurvivorOf(profileId) is not { } survivor || engine.Get(survivor) is not { } profile) { yield break; }
         if (survivor != profileId) { yield return survivor; }
         foreach (var merged in profile.MergedFrom) { yield return merged; }
+    }
+
+    /// <summary>The profile's identifiers by type (the first of each type), so a receiver can match its own records.</summary>
+    private static JsonObject Identifiers(ProfileView profile)
+    {
+        var identifiers = new JsonObject();
+        foreach (var i in profile.Identifiers)
+        {
+            if (!identifiers.ContainsKey(i.Type)) { identifiers[i.Type] = i.Value; }
+        }
+
+        return identifiers;
     }
 
     private static JsonObject Traits(ProfileView profile)

@@ -16,7 +16,7 @@ internal static class ActivationSql
             claimed_by = NULL,
             claimed_until = NULL
         FROM {outcomes}
-        WHERE deliveries.id = u.id AND deliveries.claimed_by = $1
+        WHERE deliveries.id = u.id AND deliveries.idempotency_key = u.idempotency_key AND deliveries.claimed_by = $1
         """;
 
     /// <summary>Dead letters of destination <c>$1</c> back to pending, due at <c>$2</c>; the caller appends an id filter and RETURNING.</summary>

@@ -47,7 +47,8 @@ public sealed record Delivery(
 /// <see cref="NextAttemptAt"/> after a failed attempt, <c>delivered</c>, <c>dead</c>, <c>cancelled</c>);
 /// <see cref="Attempted"/> when a request was made (it counts as an attempt).
 /// </summary>
-public sealed record DeliveryOutcome(long Id, string Status, bool Attempted, string? Error, DateTimeOffset? NextAttemptAt, DateTimeOffset At);
+/// <param name="IdempotencyKey">Checked with the id, so an outcome can never land on another delivery.</param>
+public sealed record DeliveryOutcome(long Id, string IdempotencyKey, string Status, bool Attempted, string? Error, DateTimeOffset? NextAttemptAt, DateTimeOffset At);
 
 /// <summary>Who claims deliveries and until when: another process may take over a claim once it has expired.</summary>
 public sealed record DeliveryClaim(string Owner, DateTimeOffset Now, DateTimeOffset Until);

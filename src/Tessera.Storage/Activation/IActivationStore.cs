@@ -26,9 +26,12 @@ public interface IActivationStore
     /// In one transaction (and, on a shared store, with the cursor row locked so processes take turns): reads the
     /// audience changes and events after the cursor (a bounded step), records the consent they state, lets
     /// <paramref name="deriver"/> turn them into deliveries, writes those (pending ones claimed by
-    /// <paramref name="claim"/>) and moves the cursor. Returns the pending deliveries written, for sending at once.
+    /// <paramref name="claim"/>) and moves the cursor. <paramref name="beforeCommit"/> gets the pending deliveries
+    /// written, with their ids, just before the commit, so they can be sent while it runs (their causes are
+    /// committed already; should this commit fail, the step is derived again and they are sent again, under the
+    /// same keys). Returns them too.
     /// </summary>
-    Task<DerivationResult> DeriveDeliveriesAsync(IDeliveryDeriver deriver, DeliveryClaim claim, CancellationToken cancellationToken);
+    Task<DerivationResult> DeriveDeliveriesAsync(IDeliveryDeriver deriver, DeliveryClaim claim, Action<IReadOnlyList<Delivery>>? beforeCommit, CancellationToken cancellationToken);
 
     /// <summary>Claims pending deliveries that are due and not claimed by a live owner, oldest due first.</summary>
     Task<IReadOnlyList<Delivery>> ClaimDueDeliveriesAsync(DeliveryClaim claim, int limit, CancellationToken cancellationToken);

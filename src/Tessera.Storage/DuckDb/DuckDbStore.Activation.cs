@@ -60,7 +60,7 @@ public sealed partial class DuckDbStore : IActivationStore
         }
     }
 
-    public async Task<DerivationResult> DeriveDeliveriesAsync(IDeliveryDeriver deriver, DeliveryClaim claim, CancellationToken cancellationToken)
+    public async Task<DerivationResult> DeriveDeliveriesAsync(IDeliveryDeriver deriver, DeliveryClaim claim, Action<IReadOnlyList<Delivery>>? beforeCommit, CancellationToken cancellationToken)
     {
         await _activationLock.WaitAsync(cancellationToken);
         try
@@ -135,6 +135,7 @@ public sealed partial class DuckDbStore : IActivationStore
                 await move.ExecuteNonQueryAsync(cancellationToken);
             }
 
+            if (pending.Count > 0) { beforeCommit?.Invoke(pending); }
             transaction.Commit();
             return new DerivationResult(pending, derived.Count, lastChange > changeUpTo || lastSeq > seqUpTo);
         }
@@ -193,7 +194,7 @@ public sealed partial class DuckDbStore : IActivationStore
         {
             using var connection = OpenReader();
             using var transaction = connection.BeginTransaction();
-            using (var create = Command(connection, "CREATE OR REPLACE TEMP TABLE delivery_outcomes (id BIGINT, status VARCHAR, attempted BOOLEAN, error VARCHAR, next_at TIMESTAMPTZ, done_at TIMESTAMPTZ)", []))
+            using (var create = Command(connection, "CREATE OR REPLACE TEMP TABLE delivery_outcomes (id BIGINT, idempotency_key VARCHAR, status VARCHAR, attempted BOOLEAN, error VARCHAR, next_at TIMESTAMPTZ, done_at TIMESTAMPTZ)", []))
             {
                 await create.ExecuteNonQueryAsync(cancellationToken);
             }
@@ -202,7 +203,7 @@ public sealed partial class DuckDbStore : IActivationStore
             {
                 foreach (var o in outcomes)
                 {
-                    appender.CreateRow().AppendValue(o.Id).AppendValue(o.Status).AppendValue(o.Attempted).AppendValue(o.Error).AppendValue(o.NextAttemptAt).AppendValue(o.At).EndRow();
+                    appender.CreateRow().AppendValue(o.Id).AppendValue(o.IdempotencyKey).AppendValue(o.Status).AppendValue(o.Attempted).AppendValue(o.Error).AppendValue(o.NextAttemptAt).AppendValue(o.At).EndRow();
                 }
 
                 appender.Close();

@@ -49,7 +49,7 @@ public sealed partial class PostgresStore : IActivationStore
             return true;
         }, cancellationToken);
 
-    public async Task<DerivationResult> DeriveDeliveriesAsync(IDeliveryDeriver deriver, DeliveryClaim claim, CancellationToken cancellationToken) =>
+    public async Task<DerivationResult> DeriveDeliveriesAsync(IDeliveryDeriver deriver, DeliveryClaim claim, Action<IReadOnlyList<Delivery>>? beforeCommit, CancellationToken cancellationToken) =>
         await RunAsync("derive deliveries", async connection =>
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -121,6 +121,7 @@ public sealed partial class PostgresStore : IActivationStore
             }
 
             await ExecuteAsync(connection, "UPDATE activation_cursor SET change_id = $1, seq = $2", cancellationToken, changeUpTo, seqUpTo);
+            if (pending.Count > 0) { beforeCommit?.Invoke(pending); }
             await transaction.CommitAsync(cancellationToken);
             return new DerivationResult(pending, derived.Count, moreChanges || lastSeq > seqUpTo);
         }, cancellationToken);
@@ -176,8 +177,8 @@ public sealed partial class PostgresStore : IActivationStore
     {
         if (outcomes.Count == 0) { return; }
         await RunAsync("record delivery outcomes", connection => ExecuteAsync(connection, ActivationSql.RecordOutcomes(
-            "unnest($2::bigint[], $3::text[], $4::boolean[], $5::text[], $6::timestamptz[], $7::timestamptz[]) AS u(id, status, attempted, error, next_at, done_at)"),
-            cancellationToken, owner, outcomes.Select(o => o.Id).ToArray(), outcomes.Select(o => o.Status).ToArray(), outcomes.Select(o => o.Attempted).ToArray(),
+            "unnest($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::timestamptz[], $8::timestamptz[]) AS u(id, idempotency_key, status, attempted, error, next_at, done_at)"),
+            cancellationToken, owner, outcomes.Select(o => o.Id).ToArray(), outcomes.Select(o => o.IdempotencyKey).ToArray(), outcomes.Select(o => o.Status).ToArray(), outcomes.Select(o => o.Attempted).ToArray(),
             outcomes.Select(o => o.Error).ToArray(), outcomes.Select(o => o.NextAttemptAt?.UtcDateTime).ToArray(), outcomes.Select(o => o.At.UtcDateTime).ToArray()), cancellationToken);
     }
 
