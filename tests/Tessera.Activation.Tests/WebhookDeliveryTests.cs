@@ -36,6 +36,8 @@ public sealed class WebhookDeliveryTests
 
         Assert.Equal("audience_entered", entered.Json["type"]!.GetValue<string>());
         Assert.Equal("ann@example.com", entered.Json["traits"]!["email"]!.GetValue<string>());
+        Assert.Equal("ann", entered.Json["identifiers"]!["user_id"]!.GetValue<string>());
+        Assert.Equal("ann@example.com", entered.Json["identifiers"]!["email"]!.GetValue<string>());
         Assert.Equal("audience_exited", exited.Json["type"]!.GetValue<string>());
         Assert.NotEqual(entered.Json["idempotencyKey"]!.GetValue<string>(), exited.Json["idempotencyKey"]!.GetValue<string>());
 
