@@ -68,6 +68,8 @@ public sealed class DestinationsApiTests
     [InlineData("""{"type":"webhook","url":"https://x.example","secret":"0123456789abcdefgh","events":["A"],"headers":{"X-Tessera-Signature":"forged"}}""", "headers.X-Tessera-Signature")]
     [InlineData("""{"type":"webhook","url":"https://x.example","secret":"0123456789abcdefgh","events":["A"],"batching":{"maxSize":0}}""", "batching.maxSize")]
     [InlineData("""{"type":"webhook","url":"https://x.example","secret":"0123456789abcdefgh","events":["A"],"batching":{"maxWaitMs":600000}}""", "batching.maxWaitMs")]
+    [InlineData("""{"type":"webhook","url":"https://x.example","secret":"0123456789abcdefgh","events":["A"],"frequencyCap":{"max":1,"per":"daily"}}""", "frequencyCap.per")]
+    [InlineData("""{"type":"webhook","url":"https://x.example","secret":"0123456789abcdefgh","events":["A"],"frequencyCap":{"per":"1d"}}""", "frequencyCap.max")]
     [InlineData("""{"type":"email","events":["A"],"from":"a@b.example","subject":"s","body":"b"}""", "smtp")]
     [InlineData("""{"type":"email","events":["A"],"smtp":{"host":"mail","port":70000},"from":"a@b.example","subject":"s","body":"b"}""", "smtp.port")]
     [InlineData("""{"type":"email","events":["A"],"smtp":{"host":"mail","security":"tls1"},"from":"a@b.example","subject":"s","body":"b"}""", "smtp.security")]

@@ -34,6 +34,12 @@ public sealed record Destination
     /// </summary>
     public string? Purpose { get; init; }
 
+    /// <summary>
+    /// At most <see cref="FrequencyCap.Max"/> deliveries per profile per <see cref="FrequencyCap.Per"/>; those over it
+    /// are logged as skipped. With it, a destination is a trigger: "when X, send to Z, at most N per period".
+    /// </summary>
+    public FrequencyCap? FrequencyCap { get; init; }
+
     /// <summary>While false, nothing new is queued for this destination; what was queued is still sent.</summary>
     public bool Enabled { get; init; } = true;
 
@@ -59,6 +65,15 @@ public sealed record Destination
 
         return true;
     }
+}
+
+/// <summary>
+/// A frequency cap: deliveries to the destination that count (pending, delivered or dead, not skipped or cancelled)
+/// created within <see cref="Per"/> (a duration such as <c>1d</c>) before a new one, per profile.
+/// </summary>
+public sealed record FrequencyCap(int Max, string Per)
+{
+    public TimeSpan Period => Conditions.Duration.TryParse(Per, out var period) ? period : throw new FormatException($"frequency cap period '{Per}' is not a duration");
 }
 
 /// <summary>The kinds of destination Tessera sends to.</summary>

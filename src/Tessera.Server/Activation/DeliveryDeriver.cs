@@ -49,6 +49,16 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
 
         var now = clock.GetUtcNow();
         var deliveries = new List<NewDelivery>();
+        NewDelivery Capped(Destination destination, NewDelivery delivery)
+        {
+            if (destination.FrequencyCap is not { } cap || delivery.Status != DeliveryStatus.Pending) { return delivery; }
+            if (!input.Recent.TryGetValue(destination.Id, out var counts)) { return delivery; }
+            var count = counts.GetValueOrDefault(delivery.ProfileId);
+            if (count >= cap.Max) { return delivery with { Status = DeliveryStatus.Skipped, Reason = $"frequency cap: at most {cap.Max} per {cap.Per}" }; }
+            counts[delivery.ProfileId] = count + 1;
+            return delivery;
+        }
+
         foreach (var stored in input.Changes)
         {
             var change = stored.Change;
@@ -62,7 +72,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
                     SegmentName = current.GetAudience(change.AudienceId)?.Name,
                     Reason = change.Reason,
                 };
-                deliveries.Add(Build(d.Destination, cause, current, consent, now));
+                deliveries.Add(Capped(d.Destination, Build(d.Destination, cause, current, consent, now)));
             }
         }
 
@@ -77,7 +87,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
                     document ??= JsonDocument.Parse(e.Message.Raw);
                     if (!d.Destination.Wants(e.Message.Type, e.Message.Event, document.RootElement)) { continue; }
                     var cause = new Cause(DeliveryKind.Event, e.Seq, e.ProfileId!, e.Message.Timestamp) { Event = e };
-                    deliveries.Add(Build(d.Destination, cause, current, consent, now));
+                    deliveries.Add(Capped(d.Destination, Build(d.Destination, cause, current, consent, now)));
                 }
             }
             finally

@@ -67,6 +67,17 @@ public static partial class DestinationRequest
             enabled = e.GetBoolean();
         }
 
+        FrequencyCap? cap = null;
+        if (body.TryGetProperty("frequencyCap", out var fc) && fc.ValueKind != JsonValueKind.Null)
+        {
+            if (fc.ValueKind != JsonValueKind.Object) { return Problems.Field("frequencyCap", "must be an object {max, per}, e.g. {\"max\": 1, \"per\": \"1d\"}"); }
+            if (Int(fc, "max", "frequencyCap.max", 1, 1_000_000, 0, out var max) is { } maxProblem) { return maxProblem; }
+            if (max == 0) { return Problems.Field("frequencyCap.max", "is required: the most deliveries per profile in the period"); }
+            if (String(fc, "per", out var per, "frequencyCap.per") is { } perProblem) { return perProblem; }
+            if (!Duration.TryParse(per, out _)) { return Problems.Field("frequencyCap.per", $"'{per}' is not a duration such as 30m, 12h, 1d or 1w"); }
+            cap = new FrequencyCap(max, per!);
+        }
+
         WebhookSettings? webhook = null;
         EmailSettings? email = null;
         var problem = type == DestinationTypes.Webhook
@@ -83,6 +94,7 @@ public static partial class DestinationRequest
             Events = events,
             Where = where,
             Purpose = purpose,
+            FrequencyCap = cap,
             Enabled = enabled,
             Webhook = webhook,
             Email = email,

@@ -33,7 +33,7 @@ public static class DestinationsApi
     }
 
     public sealed record DestinationAnswer(
-        string Id, string Name, string Type, IReadOnlyList<string> Segments, IReadOnlyList<string> Events, IReadOnlyList<PropertyFilter> Where, string? Purpose, bool Enabled,
+        string Id, string Name, string Type, IReadOnlyList<string> Segments, IReadOnlyList<string> Events, IReadOnlyList<PropertyFilter> Where, string? Purpose, FrequencyCap? FrequencyCap, bool Enabled,
         string? Url, bool? SecretSet, IReadOnlyDictionary<string, string>? Headers, BatchingAnswer? Batching,
         SmtpAnswer? Smtp, string? From, string? To, string? Subject, string? Body, bool? Html, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
 
@@ -167,7 +167,7 @@ public static class DestinationsApi
             d.CreatedAt, d.UpdatedAt, d.DeliveredAt, JsonNode.Parse(d.Payload));
 
     private static DestinationAnswer Answer(Destination d) => new(
-        d.Id, d.Name, d.Type, d.Segments, d.Events, d.Where, d.Purpose, d.Enabled,
+        d.Id, d.Name, d.Type, d.Segments, d.Events, d.Where, d.Purpose, d.FrequencyCap, d.Enabled,
         d.Webhook?.Url, d.Webhook is null ? null : true, d.Webhook?.Headers,
         d.Webhook is null ? null : d.Webhook.Batching is { } b ? new BatchingAnswer(true, b.MaxSize, b.MaxWaitMs) : new BatchingAnswer(false, 0, 0),
         d.Email is { } e ? new SmtpAnswer(e.Smtp.Host, e.Smtp.Port, e.Smtp.Username, e.Smtp.Password is not null, e.Smtp.Security) : null,

@@ -68,6 +68,24 @@ internal static class ActivationRows
         return rows;
     }
 
+    /// <summary>
+    /// Counts, per profile in list parameter <c>$3</c> (<paramref name="inList"/> writes the store's "IN list"), the
+    /// deliveries to destination <c>$1</c> created after <c>$2</c> that count against its frequency cap.
+    /// </summary>
+    public static string CapCounts(string inList) => $"""
+        SELECT profile_id, count(*) FROM deliveries
+        WHERE destination_id = $1 AND created_at > $2 AND status IN ('pending', 'delivered', 'dead') AND profile_id {inList}
+        GROUP BY profile_id
+        """;
+
+    /// <summary>The destinations with a frequency cap, each with when its window starts.</summary>
+    public static IEnumerable<(string Id, DateTimeOffset Since)> Capped(IReadOnlyList<StoredDestination> destinations, DateTimeOffset now) =>
+        destinations.Where(d => d.Destination.Enabled && d.Destination.FrequencyCap is not null).Select(d => (d.Destination.Id, now - d.Destination.FrequencyCap!.Period));
+
+    /// <summary>Every profile a step's causes name.</summary>
+    public static List<string> CauseProfiles(IReadOnlyList<StoredAudienceChange> changes, IReadOnlyList<StoredEvent> events) =>
+        [.. changes.Select(c => c.Change.ProfileId).Concat(events.Select(e => e.ProfileId!)).Distinct(StringComparer.Ordinal)];
+
     /// <summary>The profiles named by events that state consent.</summary>
     public static HashSet<string> ConsentStaters(IReadOnlyList<StoredEvent> events) =>
         events.Where(e => e.ProfileId is not null && e.Message.Raw.Contains(Consent.Marker, StringComparison.Ordinal)).Select(e => e.ProfileId!).ToHashSet(StringComparer.Ordinal);

@@ -59,8 +59,10 @@ public sealed record ConsentState(string ProfileId, string Category, bool Grante
 
 /// <summary>What the store read after the cursor, for <see cref="IDeliveryDeriver.Derive"/>.</summary>
 /// <param name="Consent">Latest preferences of the profiles <see cref="IDeliveryDeriver.ConsentProfiles"/> asked for, this step's included.</param>
+/// <param name="Recent">For each destination with a frequency cap: per profile of this step's causes, the deliveries that count against it.</param>
 public sealed record DerivationInput(
-    IReadOnlyList<StoredDestination> Destinations, IReadOnlyList<StoredAudienceChange> Changes, IReadOnlyList<StoredEvent> Events, IReadOnlyList<ConsentState> Consent);
+    IReadOnlyList<StoredDestination> Destinations, IReadOnlyList<StoredAudienceChange> Changes, IReadOnlyList<StoredEvent> Events, IReadOnlyList<ConsentState> Consent,
+    IReadOnlyDictionary<string, Dictionary<string, int>> Recent);
 
 /// <summary>
 /// What a derivation step wrote: the pending deliveries (claimed), how many in all, and whether more is waiting;

@@ -90,7 +90,15 @@ public sealed partial class PostgresStore : IActivationStore
                     consentRows.Select(c => c.Category).ToArray(), consentRows.Select(c => c.Granted).ToArray(), consentRows.Select(c => c.At.UtcDateTime).ToArray());
             }
 
-            var derived = deriver.Derive(new DerivationInput(destinations, changes, events, [.. known.Values]));
+            var recent = new Dictionary<string, Dictionary<string, int>>(StringComparer.Ordinal);
+            var causes = ActivationRows.CauseProfiles(changes, events);
+            foreach (var (id, since) in ActivationRows.Capped(destinations, claim.Now))
+            {
+                recent[id] = causes.Count == 0 ? [] : (await ReadAllAsync(connection, ActivationRows.CapCounts("= ANY($3)"), r => (r.GetString(0), r.GetInt64(1)),
+                    cancellationToken, id, since.UtcDateTime, causes.ToArray())).ToDictionary(c => c.Item1, c => (int)c.Item2, StringComparer.Ordinal);
+            }
+
+            var derived = deriver.Derive(new DerivationInput(destinations, changes, events, [.. known.Values], recent));
             var pending = new List<Delivery>();
             if (derived.Count > 0)
             {
