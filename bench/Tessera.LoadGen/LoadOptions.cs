@@ -39,6 +39,15 @@ internal sealed class LoadOptions
     /// <summary>Also measure how fast a real-time audience follows the data while the load runs (<see cref="AudienceProbe"/>).</summary>
     public bool ProbeAudience { get; set; }
 
+    /// <summary>Also measure event → webhook request for an audience entry while the load runs (<see cref="WebhookProbe"/>).</summary>
+    public bool ProbeWebhook { get; set; }
+
+    /// <summary>Instead of load: deliver an audience of this many profiles to a batching webhook (<see cref="AudienceDelivery"/>).</summary>
+    public int AudienceDelivery { get; set; }
+
+    /// <summary>The webhook batch size for <see cref="AudienceDelivery"/>.</summary>
+    public int BatchSize { get; set; } = 1000;
+
     public static LoadOptions Parse(string[] args)
     {
         var o = new LoadOptions();
@@ -68,6 +77,9 @@ internal sealed class LoadOptions
                 case "--seed": o.Seed = (int)Number(); break;
                 case "--timeout": o.RequestTimeout = Number(); break;
                 case "--probe-audience": o.ProbeAudience = true; break;
+                case "--probe-webhook": o.ProbeWebhook = true; break;
+                case "--audience-delivery": o.AudienceDelivery = (int)Number(); break;
+                case "--batch-size": o.BatchSize = (int)Number(); break;
                 case "-h" or "--help": throw new ArgumentException(Usage);
                 default: throw new ArgumentException($"{name}: unknown flag\n{Usage}");
             }
@@ -83,6 +95,7 @@ internal sealed class LoadOptions
     public const string Usage = """
         usage: Tessera.LoadGen [--url http://127.0.0.1:8080 | --spawn tessera|ceiling [--dll path] [--serve-arg FLAG]...] [--server-pid N] [--server-log FILE]
                                [--batch 100] [--connections 16] [--rate EVENTS_PER_S (0 = flat out)]
-                               [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--catch-up-timeout 600] [--label L] [--probe-audience]
+                               [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--catch-up-timeout 600] [--label L] [--probe-audience] [--probe-webhook]
+               Tessera.LoadGen --spawn tessera --audience-delivery 100000 [--batch-size 1000]
         """;
 }

@@ -22,12 +22,22 @@ var mode = options.Rate > 0 ? $"open loop at {options.Rate:N0} events/s" : "flat
 Console.WriteLine($"{options.Label} → {url}/v1/batch: {mode}, batches of {options.Batch} (~{messages.AverageMessageBytes:N0} B/message), "
     + $"{options.Connections} connections, {options.Warmup} s warm-up + {options.Duration} s measured{(pid is null ? "" : $", server pid {pid}")}");
 
-using var admin = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+using var admin = new HttpClient { Timeout = TimeSpan.FromSeconds(600) };
 admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", options.AdminToken);
+if (options.AudienceDelivery > 0)
+{
+    Console.WriteLine("RESULT " + JsonSerializer.Serialize(await AudienceDelivery.RunAsync(options, url, admin)));
+    return 0;
+}
+
 long? before = options.Verify ? await StoredEventsAsync(admin, url, TimeSpan.FromSeconds(60)) : null;
 
 var probe = options.ProbeAudience ? new AudienceProbe(options, url) : null;
 var probing = probe is null ? Task.CompletedTask : probe.RunAsync(admin, await probe.CreateAudienceAsync(admin), TimeSpan.FromSeconds(options.Warmup), TimeSpan.FromSeconds(options.Duration));
+await using var webhookReceiver = options.ProbeWebhook ? await WebhookReceiver.StartAsync() : null;
+var webhookProbe = webhookReceiver is null ? null : new WebhookProbe(options, url, webhookReceiver);
+if (webhookProbe is not null) { await webhookProbe.SetUpAsync(admin); }
+var webhookProbing = webhookProbe is null ? Task.CompletedTask : webhookProbe.RunAsync(TimeSpan.FromSeconds(options.Warmup), TimeSpan.FromSeconds(options.Duration));
 var sampler = pid is { } p ? new ProcessSampler(p, TimeSpan.FromMilliseconds(100)) : null;
 var ownCpu = Environment.CpuUsage.TotalTime;
 var ownClock = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -35,6 +45,7 @@ var result = await new LoadRunner(options, url, messages).RunAsync();
 var loadGenCores = (Environment.CpuUsage.TotalTime - ownCpu).TotalSeconds / System.Diagnostics.Stopwatch.GetElapsedTime(ownClock).TotalSeconds;
 if (sampler is not null) { await sampler.DisposeAsync(); }
 await probing;
+await webhookProbing;
 
 // With the journal, a 200 means "in the journal" and the store follows; /api/stats waits for it (503 while it catches up).
 var loadEnded = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -42,7 +53,7 @@ long? after = options.Verify ? await StoredEventsAsync(admin, url, TimeSpan.From
 var catchUpSeconds = System.Diagnostics.Stopwatch.GetElapsedTime(loadEnded).TotalSeconds;
 long? stored = after - before;
 // The probe's own events are stored too.
-bool? zeroLoss = stored is { } s ? s == result.AckedTotal + (probe?.Sent ?? 0) : null;
+bool? zeroLoss = stored is { } s ? s == result.AckedTotal + (probe?.Sent ?? 0) + (webhookProbe?.Acknowledged ?? 0) : null;
 
 var eventsPerSecond = result.AckedInWindow / options.Duration;
 var summary = new Dictionary<string, object?>
@@ -83,6 +94,13 @@ var summary = new Dictionary<string, object?>
     ["probe_visible_p99_ms"] = probe is null ? null : Math.Round(AudienceProbe.Percentile(probe.VisibleMs, 99), 2),
     ["probe_recorded_p50_ms"] = probe is null ? null : Math.Round(AudienceProbe.Percentile(probe.RecordedMs, 50), 2),
     ["probe_recorded_p99_ms"] = probe is null ? null : Math.Round(AudienceProbe.Percentile(probe.RecordedMs, 99), 2),
+    ["webhook_probe_count"] = webhookProbe?.LatenciesMs.Count,
+    ["webhook_probe_missing"] = webhookProbe?.Missing,
+    ["webhook_p50_ms"] = webhookProbe is null ? null : Math.Round(AudienceProbe.Percentile(webhookProbe.LatenciesMs, 50), 2),
+    ["webhook_p99_ms"] = webhookProbe is null ? null : Math.Round(AudienceProbe.Percentile(webhookProbe.LatenciesMs, 99), 2),
+    ["webhook_after_200_p50_ms"] = webhookProbe is null ? null : Math.Round(AudienceProbe.Percentile(webhookProbe.AfterAckMs, 50), 2),
+    ["webhook_after_200_p99_ms"] = webhookProbe is null ? null : Math.Round(AudienceProbe.Percentile(webhookProbe.AfterAckMs, 99), 2),
+    ["webhook_max_ms"] = webhookProbe is null ? null : Math.Round(webhookProbe.LatenciesMs.DefaultIfEmpty(double.NaN).Max(), 2),
     ["load_average"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : null,
 };
 
@@ -99,6 +117,13 @@ if (probe is not null)
 {
     Console.WriteLine($"  audience probe: {probe.VisibleMs.Count} entries, {probe.Failures} failed; visible p50 {summary["probe_visible_p50_ms"]} p99 {summary["probe_visible_p99_ms"]} ms, "
         + $"recorded p50 {summary["probe_recorded_p50_ms"]} p99 {summary["probe_recorded_p99_ms"]} ms");
+}
+
+if (webhookProbe is not null)
+{
+    Console.WriteLine($"  webhook probe: {webhookProbe.LatenciesMs.Count} audience entries delivered, {webhookProbe.Missing} missing; event → webhook request "
+        + $"p50 {summary["webhook_p50_ms"]} p99 {summary["webhook_p99_ms"]} max {summary["webhook_max_ms"]} ms; "
+        + $"from the event's 200 (activation's own share; negative: the webhook came first) p50 {summary["webhook_after_200_p50_ms"]} p99 {summary["webhook_after_200_p99_ms"]} ms");
 }
 
 if (sampler is not null)

@@ -1,3 +1,4 @@
+using Tessera.Storage.Activation;
 using Tessera.Storage.Audiences;
 using Tessera.Storage.Events;
 using Tessera.Storage.Journal;
@@ -8,7 +9,7 @@ using Tessera.Storage.Sources;
 namespace Tessera.Storage;
 
 /// <summary>One store (DuckDB file or PostgreSQL database) with everything Tessera keeps.</summary>
-public interface ITesseraStore : IEventStore, IProfileStore, IAudienceStore, IAudienceQueries, ISourceStore, ISettingsStore, IJournalIndexStore, IAsyncDisposable
+public interface ITesseraStore : IEventStore, IProfileStore, IAudienceStore, IAudienceQueries, IActivationStore, ISourceStore, ISettingsStore, IJournalIndexStore, IAsyncDisposable
 {
     /// <summary><c>duckdb</c> or <c>postgres</c>.</summary>
     string Kind { get; }

@@ -1,3 +1,5 @@
+using Tessera.Server.Activation;
+
 namespace Tessera.Server.Hosting;
 
 /// <summary>
@@ -75,6 +77,9 @@ public sealed class TesseraOptions
 
     /// <summary>Print the startup banner (keys, URLs) to standard output.</summary>
     public bool PrintBanner { get; set; } = true;
+
+    /// <summary>Delivery to destinations: retries, timeouts, claims (see <see cref="ActivationOptions"/>).</summary>
+    public ActivationOptions Activation { get; set; } = new();
 
     public string DuckDbPath => Path.Combine(DataDir, "tessera.duckdb");
 

@@ -1,5 +1,6 @@
 using Tessera.Core.Identity;
 using Tessera.Core.Profiles;
+using Tessera.Server.Activation;
 using Tessera.Server.Collection;
 using Tessera.Server.Management;
 using Tessera.Storage;
@@ -37,6 +38,9 @@ public static class TesseraServer
         builder.Services.AddSingleton<EventWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EventWriter>());
         builder.Services.AddHostedService<AudienceTicker>();
+        // Registered last, so it stops first: deliveries in flight finish while the store is still open.
+        builder.Services.AddSingleton<ActivationService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ActivationService>());
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<StoreUnavailableHandler>();
         builder.Services.AddCors(c => c.AddPolicy(CollectionApi.CorsPolicy, p => p
@@ -51,7 +55,7 @@ public static class TesseraServer
         var api = app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync);
         api.MapSourcesApi();
         // Everything that reads events or profiles first waits for the store to hold what was acknowledged before it.
-        api.MapGroup("").AddEndpointFilter(ReadBarrier.WaitForIndexAsync).MapEventsApi().MapProfilesApi().MapIdentityApi().MapComputedTraitsApi().MapAudiencesApi();
+        api.MapGroup("").AddEndpointFilter(ReadBarrier.WaitForIndexAsync).MapEventsApi().MapProfilesApi().MapIdentityApi().MapComputedTraitsApi().MapAudiencesApi().MapDestinationsApi();
         return app;
     }
 

@@ -133,5 +133,50 @@ internal static class DuckDbMigrations
                 reason VARCHAR NOT NULL
             );
             """),
+        // Step 6 is another branch's; activation takes 7 so the two can merge in either order.
+        (7, "activation: destinations, the outbox and delivery log, consent preferences, the derivation cursor", """
+            CREATE TABLE destinations (
+                id VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                type VARCHAR NOT NULL,
+                config VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                after_change_id BIGINT NOT NULL,
+                after_seq BIGINT NOT NULL
+            );
+            CREATE TABLE deliveries (
+                id BIGINT NOT NULL,
+                destination_id VARCHAR NOT NULL,
+                profile_id VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,
+                cause_id BIGINT NOT NULL,
+                idempotency_key VARCHAR NOT NULL,
+                payload VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,
+                reason VARCHAR,
+                attempts INTEGER NOT NULL,
+                next_attempt_at TIMESTAMPTZ,
+                last_error VARCHAR,
+                claimed_by VARCHAR,
+                claimed_until TIMESTAMPTZ,
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                delivered_at TIMESTAMPTZ
+            );
+            CREATE TABLE consent_changes (
+                seq BIGINT NOT NULL,
+                profile_id VARCHAR NOT NULL,
+                category VARCHAR NOT NULL,
+                granted BOOLEAN NOT NULL,
+                occurred_at TIMESTAMPTZ NOT NULL
+            );
+            CREATE TABLE activation_cursor (
+                only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row),
+                change_id BIGINT NOT NULL,
+                seq BIGINT NOT NULL
+            );
+            INSERT INTO activation_cursor (change_id, seq) VALUES (0, 0);
+            """),
     ];
 }

@@ -34,6 +34,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     public ProfileEngine Engine => _engine;
 
+    public event Action? Appended;
+
     public async Task OpenAsync(CancellationToken cancellationToken)
     {
         var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(options.Path));
@@ -139,6 +141,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 _lastSeq += fresh.Count;
                 foreach (var (e, key) in fresh) { _messageIds.Add(key, e.ReceivedAt); }
                 Announce(audienceChanges);
+                Appended?.Invoke();
             }
             else if (mark is { } m)
             {

@@ -17,4 +17,7 @@ public interface IEventStore
 
     /// <summary>Counts for <c>/api/stats</c>.</summary>
     Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Raised after a commit that stored events (for activation, which reads them from the log then).</summary>
+    event Action? Appended;
 }

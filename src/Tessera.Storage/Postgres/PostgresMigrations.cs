@@ -161,5 +161,54 @@ internal static class PostgresMigrations
             CREATE INDEX audience_changes_audience ON audience_changes (audience_id, id);
             CREATE INDEX audience_changes_profile ON audience_changes (profile_id, id);
             """),
+        // Step 5 is another branch's; activation takes 6 so the two can merge in either order.
+        (6, "activation: destinations, the outbox and delivery log, consent preferences, the derivation cursor", """
+            CREATE TABLE destinations (
+                id text PRIMARY KEY,
+                name text NOT NULL,
+                type text NOT NULL,
+                config text NOT NULL,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                after_change_id bigint NOT NULL,
+                after_seq bigint NOT NULL
+            );
+            CREATE TABLE deliveries (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                destination_id text NOT NULL,
+                profile_id text NOT NULL,
+                kind text NOT NULL,
+                cause_id bigint NOT NULL,
+                idempotency_key text NOT NULL UNIQUE,
+                payload text NOT NULL,
+                status text NOT NULL,
+                reason text,
+                attempts integer NOT NULL,
+                next_attempt_at timestamptz,
+                last_error text,
+                claimed_by text,
+                claimed_until timestamptz,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                delivered_at timestamptz
+            );
+            CREATE INDEX deliveries_destination ON deliveries (destination_id, id);
+            CREATE INDEX deliveries_profile ON deliveries (profile_id, id);
+            CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id) WHERE status = 'pending';
+            CREATE TABLE consent_changes (
+                seq bigint NOT NULL,
+                profile_id text NOT NULL,
+                category text NOT NULL,
+                granted boolean NOT NULL,
+                occurred_at timestamptz NOT NULL
+            );
+            CREATE INDEX consent_changes_profile ON consent_changes (profile_id, category, seq);
+            CREATE TABLE activation_cursor (
+                only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+                change_id bigint NOT NULL,
+                seq bigint NOT NULL
+            );
+            INSERT INTO activation_cursor (change_id, seq) VALUES (0, 0);
+            """),
     ];
 }

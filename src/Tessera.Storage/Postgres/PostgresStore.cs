@@ -65,6 +65,8 @@ public sealed partial class PostgresStore : ITesseraStore
 
     public string Kind => "postgres";
 
+    public event Action? Appended;
+
     public async Task OpenAsync(CancellationToken cancellationToken)
     {
         await RunAsync("schema migration", async connection =>
@@ -245,6 +247,7 @@ public sealed partial class PostgresStore : ITesseraStore
             Volatile.Write(ref _appliedSeq, sequenced[^1].Seq);
             _engineStale = false;
             Announce(audienceChanges);
+            Appended?.Invoke();
             return stored;
         }
 

@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+
+namespace Tessera.LoadGen;
+
+/// <summary>
+/// Issue 6's bulk figure: an audience of N profiles delivered to a webhook in batches. Loads N profiles (identify,
+/// trait <c>bench_group</c>), creates an audience nobody is in and a batching webhook destination on it, then changes
+/// the definition so all N enter at once, and times from that PUT to the last batch's arrival.
+/// </summary>
+internal static class AudienceDelivery
+{
+    public static async Task<Dictionary<string, object?>> RunAsync(LoadOptions options, string url, HttpClient admin)
+    {
+        var n = options.AudienceDelivery;
+        using var collect = new HttpClient { Timeout = TimeSpan.FromSeconds(120) };
+        collect.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(options.WriteKey + ":")));
+        var loading = Stopwatch.StartNew();
+        var chunks = Enumerable.Range(0, (n + 499) / 500).Select(c => Enumerable.Range(c * 500, Math.Min(500, n - (c * 500))));
+        await Parallel.ForEachAsync(chunks, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (chunk, token) =>
+        {
+            var batch = string.Join(",", chunk.Select(i => $$$"""{"type":"identify","userId":"member-{{{i}}}","traits":{"bench_group":"g","email":"member-{{{i}}}@example.com","first_name":"M{{{i}}}"}}"""));
+            using var response = await collect.PostAsync(new Uri(url + "/v1/batch"), Json($$$"""{"batch":[{{{batch}}}]}"""), token);
+            response.EnsureSuccessStatusCode();
+        });
+        Console.WriteLine($"  loaded {n:N0} profiles in {loading.Elapsed.TotalSeconds:N1} s");
+
+        await using var receiver = await WebhookReceiver.StartAsync();
+        using var segment = await admin.PostAsync(new Uri(url + "/api/segments"), Json("""{"name":"Bench group","definition":{"trait":"bench_group","op":"eq","value":"nobody yet"}}"""));
+        segment.EnsureSuccessStatusCode();
+        var segmentId = JsonDocument.Parse(await segment.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString();
+        using var destination = await admin.PostAsync(new Uri(url + "/api/destinations"), Json(
+            $$$"""{"type":"webhook","name":"bench bulk","url":"{{{receiver.Url}}}","secret":"bench-secret-0123456789","segments":["{{{segmentId}}}"],"batching":{"maxSize":{{{options.BatchSize}}},"maxWaitMs":200}}"""));
+        destination.EnsureSuccessStatusCode();
+
+        var started = Stopwatch.GetTimestamp();
+        using (var change = await admin.PutAsync(new Uri(url + $"/api/segments/{segmentId}"), Json("""{"name":"Bench group","definition":{"trait":"bench_group","op":"eq","value":"g"}}""")))
+        {
+            change.EnsureSuccessStatusCode();
+        }
+
+        var committed = Stopwatch.GetElapsedTime(started);
+        var deadline = Stopwatch.GetTimestamp() + (180 * Stopwatch.Frequency);
+        while (receiver.DistinctUsers < n && Stopwatch.GetTimestamp() < deadline) { await Task.Delay(20); }
+        var total = receiver.DistinctUsers == n ? Stopwatch.GetElapsedTime(started, receiver.LastArrival) : (TimeSpan?)null;
+        Console.WriteLine($"  audience of {n:N0}: entries committed {committed.TotalSeconds:N2} s after the PUT; all delivered after "
+            + $"{(total is { } t ? $"{t.TotalSeconds:N2} s" : "(not all within 180 s)")} in {receiver.Requests:N0} requests ({receiver.Items:N0} items, {receiver.DistinctUsers:N0} distinct)");
+        return new Dictionary<string, object?>
+        {
+            ["label"] = options.Label,
+            ["mode"] = "audience-delivery",
+            ["profiles"] = n,
+            ["batch_size"] = options.BatchSize,
+            ["entries_committed_s"] = Math.Round(committed.TotalSeconds, 2),
+            ["delivered_s"] = total is { } d ? Math.Round(d.TotalSeconds, 2) : null,
+            ["requests"] = receiver.Requests,
+            ["items"] = receiver.Items,
+            ["distinct"] = receiver.DistinctUsers,
+            ["load_average"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : null,
+        };
+    }
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Issue 6's two activation figures, RUNS times each (default 3), on fresh DuckDB stores, then medians:
+#   (a) event → webhook request for an audience entry, while 10,000 events/s (open loop) are ingested
+#       (Tessera.LoadGen --probe-webhook: a receiver in the load generator, 20 probes/s on the same clock);
+#   (b) an audience of 100,000 profiles delivered to a batching webhook (Tessera.LoadGen --audience-delivery).
+# Results: bench/results/activation-<UTC time>/ (results.jsonl, machine.txt). Usage: bench/activation.sh [runs]
+# env: RATE (default 10000), DURATION (default 20), WARMUP (default 5), PROFILES (default 100000), BATCH_SIZE (default 1000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+runs=${1:-3}
+out="bench/results/activation-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+dotnet build Tessera.slnx -c Release -nologo -v q > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+loadgen=bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), nproc $(nproc)"
+  echo "memory: $(free -g | awk '/Mem:/ {print $2}') GB"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$out/machine.txt"
+
+run() {  # name, loadgen args...
+  local name=$1; shift
+  echo "-- $name (load average $(cut -d' ' -f1 /proc/loadavg))"
+  dotnet "$loadgen" --label "$name" "$@" | tee -a "$out/$name.txt" | grep -v '^RESULT' || true
+  grep '^RESULT' "$out/$name.txt" | tail -1 | cut -c8- >> "$out/results.jsonl"
+}
+
+for i in $(seq 1 "$runs"); do
+  echo "== run $i of $runs"
+  run webhook-latency --spawn tessera --rate "${RATE:-10000}" --connections 32 --duration "${DURATION:-20}" --warmup "${WARMUP:-5}" --probe-webhook
+  run audience-delivery --spawn tessera --audience-delivery "${PROFILES:-100000}" --batch-size "${BATCH_SIZE:-1000}"
+done
+
+python3 - "$out/results.jsonl" <<'PY'
+import json, sys, statistics
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(label, key):
+    v = [r[key] for r in rows if r["label"] == label and r.get(key) is not None]
+    return (statistics.median(v), v) if v else (None, v)
+for label, keys in (("webhook-latency", ["events_per_s", "p99_ms", "webhook_p50_ms", "webhook_p99_ms", "webhook_after_200_p50_ms", "webhook_after_200_p99_ms", "webhook_probe_missing", "load_average"]),
+                    ("audience-delivery", ["entries_committed_s", "delivered_s", "requests", "load_average"])):
+    for k in keys:
+        m, v = med(label, k)
+        print(f"{label:18} {k:26} median {m}  runs {v}")
+PY
