@@ -41,11 +41,47 @@ public sealed class WebhookDeliveryTests
         Assert.Equal("audience_exited", exited.Json["type"]!.GetValue<string>());
         Assert.NotEqual(entered.Json["idempotencyKey"]!.GetValue<string>(), exited.Json["idempotencyKey"]!.GetValue<string>());
 
-        await Activation.EventuallyAsync(async () => (await server.DeliveriesAsync(destination)).All(d => d["status"]!.GetValue<string>() == "delivered"), "the log to say delivered");
+        // An entry can reach the receiver before its commit (an immediate send); the log records it once derived.
+        await Activation.EventuallyAsync(async () => (await server.DeliveriesAsync(destination)) is { Count: 2 } log && log.All(d => d["status"]!.GetValue<string>() == "delivered"),
+            "the log to say delivered");
         var log = await server.DeliveriesAsync(destination);
         Assert.Equal(["audience_exited", "audience_entered"], log.Select(d => d["type"]!.GetValue<string>()));
         Assert.All(log, d => Assert.Equal(1, d["attempts"]!.GetValue<int>()));
         Assert.All(log, d => Assert.NotNull(d["deliveredAt"]));
+    }
+
+    [Fact]
+    public async Task an_entry_reaches_the_webhook_while_its_commit_is_still_held_and_is_sent_once()
+    {
+        // Each commit of the embedded store held 3 s, as a DuckDB checkpoint holds one: the send must not wait for it.
+        var held = TimeSpan.FromSeconds(3);
+        await using var receiver = await Receiver.StartAsync();
+        await using var server = await TestServer.StartAsync(configure: o =>
+        {
+            Activation.Fast(o.Activation);
+            o.CommitDelay = held;
+        });
+        var pro = await server.CreateSegmentAsync("Pro", """{"trait":"plan","op":"eq","value":"pro"}""");
+        var destination = await server.CreateDestinationAsync(Activation.Webhook(receiver, segments: $"[\"{pro}\"]"));
+
+        var sent = System.Diagnostics.Stopwatch.StartNew();
+        await server.SendAsync("identify", """{"userId":"early","traits":{"plan":"pro"}}""");
+        await Activation.EventuallyAsync(() => receiver.Delivered().Count == 1, "the entry to arrive");
+        var arrived = sent.Elapsed;
+        if (server.Options.Store == "duckdb")
+        {
+            Assert.True(arrived < held, $"the entry arrived after {arrived.TotalMilliseconds:F0} ms: it waited for the held commit");
+        }
+
+        // The durable path catches up and records that send as the delivery, without sending again.
+        await Activation.EventuallyAsync(async () => (await server.DeliveriesAsync(destination)).Any(d => d["status"]!.GetValue<string>() == "delivered"), "the log to say delivered");
+        var logged = Assert.Single(await server.DeliveriesAsync(destination));
+        Assert.Equal(1, logged["attempts"]!.GetValue<int>());
+        var request = Assert.Single(receiver.Requests);
+        Assert.Equal(logged["idempotencyKey"]!.GetValue<string>(), request.Header("Idempotency-Key"));
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(logged["payload"]!.ToJsonString()), request.Json), "the logged payload is the one that was sent");
+        await Task.Delay(500);
+        Assert.Single(receiver.Requests);
     }
 
     [Fact]

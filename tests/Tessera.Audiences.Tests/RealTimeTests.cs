@@ -27,6 +27,34 @@ public sealed class RealTimeTests
     }
 
     [Fact]
+    public async Task an_entry_is_visible_and_in_the_change_log_while_the_store_commit_is_still_held()
+    {
+        // Each commit of the embedded store held 3 s, as a DuckDB checkpoint holds one: the engine must not wait for it.
+        var held = TimeSpan.FromSeconds(3);
+        await using var server = await TestServer.StartAsync(configure: o => o.CommitDelay = held);
+        var pro = await server.CreateSegmentAsync("Pro", """{"trait":"plan","op":"eq","value":"pro"}""");
+
+        var sent = System.Diagnostics.Stopwatch.StartNew();
+        await server.SendAsync("identify", """{"userId":"quick","messageId":"quick-1","traits":{"plan":"pro"}}""");
+        var segments = await server.SegmentsOfAsync("user_id:quick");
+        var history = await server.HistoryOfAsync("user_id:quick");
+        var answered = sent.Elapsed;
+
+        Assert.Equal([pro], segments);
+        var entered = Assert.Single(history);
+        Assert.Equal("message quick-1", entered["reason"]!.GetValue<string>());
+        if (server.Options.Store == "duckdb")
+        {
+            Assert.True(answered < held, $"the membership took {answered.TotalMilliseconds:F0} ms: it waited for the held commit");
+        }
+
+        // Reads of the tables still see their own writes: they wait for the commit.
+        Assert.Equal(1, (await server.GetObjectAsync("api/stats"))["events"]!.GetValue<int>());
+        var events = (await server.GetObjectAsync("api/events?userId=quick"))["items"]!.AsArray();
+        Assert.Equal("quick-1", Assert.Single(events)!["messageId"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task a_number_too_large_for_decimal_is_stored_and_simply_does_not_compare()
     {
         await using var server = await TestServer.StartAsync();

@@ -39,4 +39,15 @@ public sealed class ActivationOptions
 
     /// <summary>Deliveries held in memory (claimed, waiting or in flight) before claiming more waits.</summary>
     public int MaxInFlight { get; set; } = 200_000;
+
+    /// <summary>
+    /// Send an audience entry or exit to a plain webhook (no batching, purpose or frequency cap) as soon as the engine
+    /// makes it, before it is committed, instead of after its commit and derivation (which a DuckDB checkpoint can
+    /// delay by seconds). The derived delivery then records that send instead of sending again. Off: every delivery
+    /// waits for its derivation.
+    /// </summary>
+    public bool SendBeforeCommit { get; set; } = true;
+
+    /// <summary>Immediate sends in flight at once (all destinations); past it, changes wait for their derivation.</summary>
+    public int MaxImmediateInFlight { get; set; } = 256;
 }

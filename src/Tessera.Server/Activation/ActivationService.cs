@@ -65,7 +65,11 @@ public sealed partial class ActivationService : BackgroundService
     public string Owner { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..8]}";
 
     /// <summary>Called by the API after a destination changed, so sends use its new settings at once.</summary>
-    public void Forget(string destinationId) => _destinations.TryRemove(destinationId, out _);
+    public void Forget(string destinationId)
+    {
+        _destinations.TryRemove(destinationId, out _);
+        _immediateTargetsRead = DateTimeOffset.MinValue;
+    }
 
     /// <summary>Asks for a derivation now (after a commit).</summary>
     public void Wake() => _deriveSignal.Writer.TryWrite(true);
@@ -100,10 +104,14 @@ public sealed partial class ActivationService : BackgroundService
 
         _store.AudienceChanged += OnAudienceChanged;
         _store.Appended += Wake;
+        if (_options.SendBeforeCommit) { _store.AudienceStaged += OnAudienceStaged; }
         try
         {
             var record = Task.Run(() => RecordLoopAsync(), CancellationToken.None);
-            await Task.WhenAll(Task.Run(() => DeriveLoopAsync(stoppingToken), CancellationToken.None), Task.Run(() => ClaimLoopAsync(stoppingToken), CancellationToken.None));
+            await Task.WhenAll(
+                Task.Run(() => DeriveLoopAsync(stoppingToken), CancellationToken.None),
+                Task.Run(() => ClaimLoopAsync(stoppingToken), CancellationToken.None),
+                Task.Run(() => ImmediateLoopAsync(stoppingToken), CancellationToken.None));
             // Stopping: let what is in flight finish (its requests are bounded by the request timeout), then record it.
             await Task.WhenAll(_queues.Values.Select(q => q.DrainAsync()));
             _outcomes.Writer.TryComplete();
@@ -119,6 +127,7 @@ public sealed partial class ActivationService : BackgroundService
         {
             _store.AudienceChanged -= OnAudienceChanged;
             _store.Appended -= Wake;
+            _store.AudienceStaged -= OnAudienceStaged;
         }
     }
 
@@ -299,6 +308,8 @@ public sealed partial class ActivationService : BackgroundService
             return;
         }
 
+        group = await WithoutImmediateSendsAsync(group);
+        if (group.Count == 0) { return; }
         IReadOnlyList<SendResult> results;
         try
         {

@@ -16,6 +16,30 @@ namespace Tessera.Server.Activation;
 /// </summary>
 public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clock) : IDeliveryDeriver
 {
+    /// <summary>
+    /// Payloads already sent before their cause was committed (<see cref="ActivationService"/>'s immediate sends), by
+    /// idempotency key: the derived delivery takes the same bytes, so every later send (a retry) matches the first.
+    /// </summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, ImmediateSend> Immediate { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The delivery <see cref="Derive"/> will make for an audience change that is not committed yet, when the destination
+    /// can be sent to at once: no purpose (consent is derived with the log), no frequency cap (counted from the log).
+    /// </summary>
+    public NewDelivery? Early(Destination destination, StoredAudienceChange stored)
+    {
+        if (destination.Purpose is not null || destination.FrequencyCap is not null) { return null; }
+        var current = engine();
+        var change = stored.Change;
+        var cause = new Cause(change.Entered ? DeliveryKind.AudienceEntered : DeliveryKind.AudienceExited, stored.Id, change.ProfileId, change.At)
+        {
+            SegmentId = change.AudienceId,
+            SegmentName = current.GetAudience(change.AudienceId)?.Name,
+            Reason = change.Reason,
+        };
+        return Build(destination, cause, current, [], clock.GetUtcNow());
+    }
+
     public EventInterest Interest(IReadOnlyList<StoredDestination> destinations)
     {
         var live = destinations.Select(d => d.Destination).Where(d => d.Enabled && d.SubscribesToEvents).ToList();
@@ -72,7 +96,9 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
                     SegmentName = current.GetAudience(change.AudienceId)?.Name,
                     Reason = change.Reason,
                 };
-                deliveries.Add(Capped(d.Destination, Build(d.Destination, cause, current, consent, now)));
+                var delivery = Build(d.Destination, cause, current, consent, now);
+                if (Immediate.TryGetValue(delivery.IdempotencyKey, out var sent)) { delivery = delivery with { Payload = sent.Payload }; }
+                deliveries.Add(Capped(d.Destination, delivery));
             }
         }
 
@@ -245,3 +271,6 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
         return MimeKit.MailboxAddress.TryParse(value ?? "", out var address) && address.Address.Contains('@', StringComparison.Ordinal) ? address.Address : null;
     }
 }
+
+/// <summary>A payload sent before its cause was committed; <see cref="Sent"/> completes with whether the receiver took it.</summary>
+public sealed record ImmediateSend(string Payload, Task<bool> Sent, DateTimeOffset At);

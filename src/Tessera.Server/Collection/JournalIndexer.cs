@@ -29,6 +29,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     private TaskCompletionSource? _finished;
     private EventJournal? _journal;
     private long _indexed;
+    private long _applied;
     private string? _lastError;
     private volatile bool _stopped;
 
@@ -39,6 +40,12 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
 
     /// <summary>The journal position the store holds everything up to.</summary>
     public long Indexed => Volatile.Read(ref _indexed);
+
+    /// <summary>
+    /// The journal position the engine has resolved everything up to (profiles, traits, memberships in memory); ahead
+    /// of <see cref="Indexed"/> while the store's commit runs behind it.
+    /// </summary>
+    public long Applied => Volatile.Read(ref _applied);
 
     /// <summary>Bytes of journal acknowledged but not yet in the store.</summary>
     public long Behind => _journal is { } journal ? journal.End - Indexed : 0;
@@ -124,6 +131,17 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
         return WaitUntilAsync(() => Indexed >= acknowledged, timeout, cancellationToken);
     }
 
+    /// <summary>
+    /// As <see cref="WaitForAcknowledgedAsync"/>, for reads served from the engine's memory: waits only until the engine
+    /// has resolved everything acknowledged, not for the store's commit.
+    /// </summary>
+    public Task<bool> WaitForAppliedAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (_journal is not { } journal) { return Task.FromResult(true); }
+        var acknowledged = journal.End;
+        return WaitUntilAsync(() => Applied >= acknowledged || Indexed >= acknowledged, timeout, cancellationToken);
+    }
+
     /// <summary>Back-pressure: waits while the store is more than <see cref="TesseraOptions.MaxIndexBacklogBytes"/> behind; 503 past the timeout.</summary>
     public async Task WaitForRoomAsync(CancellationToken cancellationToken)
     {
@@ -200,37 +218,95 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     private void IndexLoop(EventJournal journal)
     {
         var chunk = new List<CollectedEvent>();
-        using var reader = journal.OpenReader(Indexed);
+        var reader = journal.OpenReader(Indexed);
+        Volatile.Write(ref _applied, Indexed);
+        var lastCommit = Task.CompletedTask;
         var waitFor = new[] { _appended.WaitHandle, _stopping.WaitHandle };
-        while (!_abandon.IsSet)
+        try
         {
-            // Reset before reading the end: an append after this point sets the event again, so none is missed.
-            _appended.Reset();
-            if (!ReadChunk(reader, journal.End, chunk))
+            while (!_abandon.IsSet)
             {
-                if (_stopping.IsSet) { return; }
-                WaitHandle.WaitAny(waitFor);
-                continue;
-            }
+                // Reset before reading the end: an append after this point sets the event again, so none is missed.
+                _appended.Reset();
+                var faulted = lastCommit.IsFaulted;
+                if (!faulted && !ReadChunk(reader, journal.End, chunk))
+                {
+                    if (!lastCommit.IsCompleted) { WaitHandle.WaitAny([((IAsyncResult)lastCommit).AsyncWaitHandle, _stopping.WaitHandle, _appended.WaitHandle]); continue; }
+                    if (_stopping.IsSet) { return; }
+                    WaitHandle.WaitAny(waitFor);
+                    continue;
+                }
 
-            if (options.IndexerDelay > TimeSpan.Zero) { _stopping.Wait(options.IndexerDelay); }
-            var started = Stopwatch.GetTimestamp();
-            if (!Commit(chunk, new JournalMark(journal.Id, reader.Position))) { return; }
-            Volatile.Write(ref _indexed, reader.Position);
-            LogIndexed(logger, chunk.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds, journal.End - reader.Position);
+                if (faulted) { chunk.Clear(); }
+                if (options.IndexerDelay > TimeSpan.Zero && !faulted) { _stopping.Wait(options.IndexerDelay); }
+                var started = Stopwatch.GetTimestamp();
+                var position = reader.Position;
+                switch (Stage(chunk, new JournalMark(journal.Id, position), out var staged, out var rewindTo))
+                {
+                    case StageOutcome.Abandoned:
+                        return;
+                    case StageOutcome.Rewound:
+                        // A commit failed and the store went back to what it committed: read again from there.
+                        reader.Dispose();
+                        AdvanceIndexed(rewindTo);
+                        reader = journal.OpenReader(Indexed);
+                        Volatile.Write(ref _applied, Indexed);
+                        lastCommit = Task.CompletedTask;
+                        continue;
+                }
+
+                Volatile.Write(ref _applied, position);
+                lastCommit = staged!.Committed;
+                _ = lastCommit.ContinueWith(t => Committed(t, position), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                LogIndexed(logger, chunk.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds, journal.End - position);
+
+                // Wakes the reads that need the engine only (profiles, memberships).
+                Interlocked.Exchange(ref _progress, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+            }
+        }
+        finally
+        {
+            reader.Dispose();
+        }
+    }
+
+    /// <summary>A staged chunk's commit settled: the store now holds it (reads of the tables may go on), or it failed (the loop rewinds).</summary>
+    private void Committed(Task commit, long position)
+    {
+        if (commit.IsCompletedSuccessfully)
+        {
+            AdvanceIndexed(position);
+            Volatile.Write(ref _lastError, null);
             try
             {
-                journal.DeleteBefore(reader.Position);
+                _journal?.DeleteBefore(Indexed);
             }
-            catch (IOException e)
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
             {
                 LogDeleteFailed(logger, e.Message);
             }
+        }
+        else
+        {
+            Volatile.Write(ref _lastError, commit.Exception?.GetBaseException().Message);
+            _appended.Set();
+        }
 
-            // Wakes the reads and the requests waiting for the store to catch up.
-            Interlocked.Exchange(ref _progress, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        Interlocked.Exchange(ref _progress, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    private void AdvanceIndexed(long position)
+    {
+        var current = Volatile.Read(ref _indexed);
+        while (position > current)
+        {
+            var seen = Interlocked.CompareExchange(ref _indexed, position, current);
+            if (seen == current) { return; }
+            current = seen;
         }
     }
+
+    private enum StageOutcome { Staged, Rewound, Abandoned }
 
     /// <summary>Reads whole records up to <paramref name="limit"/> until the chunk holds <see cref="TesseraOptions.MaxEventsPerCommit"/> events; false when there was nothing.</summary>
     private bool ReadChunk(JournalReader reader, long limit, List<CollectedEvent> chunk)
@@ -240,17 +316,28 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
         return chunk.Count > 0;
     }
 
-    /// <summary>Commits the chunk, retrying (same events, same position) until it succeeds; false when shutdown gave up on it.</summary>
-    private bool Commit(List<CollectedEvent> chunk, JournalMark mark)
+    /// <summary>
+    /// Hands the chunk to the store (resolved in memory now, committed behind), retrying the same events and position
+    /// until it is taken; <see cref="StageOutcome.Rewound"/> when an earlier commit had failed and the store went back
+    /// to <paramref name="rewindTo"/>; <see cref="StageOutcome.Abandoned"/> when shutdown gave up.
+    /// </summary>
+    private StageOutcome Stage(List<CollectedEvent> chunk, JournalMark mark, out StagedAppend? staged, out long rewindTo)
     {
+        staged = null;
+        rewindTo = Indexed;
         for (var attempt = 0; ; attempt++)
         {
             try
             {
-                store.AppendAsync(chunk, mark, CancellationToken.None).GetAwaiter().GetResult();
+                staged = store.StageAsync(chunk, mark, CancellationToken.None).GetAwaiter().GetResult();
                 if (attempt > 0) { LogRecoveredCommit(logger, attempt); }
-                Volatile.Write(ref _lastError, null);
-                return true;
+                return StageOutcome.Staged;
+            }
+            catch (StoreRewoundException e)
+            {
+                LogRewound(logger, e.InnerException?.Message ?? e.Message, e.CommittedPosition ?? Indexed);
+                rewindTo = e.CommittedPosition ?? Indexed;
+                return StageOutcome.Rewound;
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -260,7 +347,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
             }
 
             // 0.1 s, 0.2 s, ... up to 5 s between tries; shutdown's timeout ends the wait (the events stay in the journal).
-            if (_abandon.Wait(TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(attempt, 6))))) { return false; }
+            if (_abandon.Wait(TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(attempt, 6))))) { return StageOutcome.Abandoned; }
         }
     }
 
@@ -313,6 +400,9 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
 
     [LoggerMessage(EventId = 1110, Level = LogLevel.Warning, Message = "Shutdown timeout: {Bytes} bytes of journal not yet indexed stay in the journal and are replayed at the next start")]
     private static partial void LogAbandoned(ILogger logger, long bytes);
+
+    [LoggerMessage(EventId = 1112, Level = LogLevel.Warning, Message = "A commit behind the engine failed ({Reason}); the store was restored to what it committed and indexing resumes from journal position {Position}")]
+    private static partial void LogRewound(ILogger logger, string reason, long position);
 
     [LoggerMessage(EventId = 1111, Level = LogLevel.Critical, Message = "The journal indexer stopped; acknowledged events are kept in the journal and replayed at the next start")]
     private static partial void LogLoopFailed(ILogger logger, Exception exception);

@@ -63,6 +63,12 @@ public sealed class TesseraOptions
     /// <summary>Tests only: the indexer waits this long before each store commit, so the store lags the journal.</summary>
     public TimeSpan IndexerDelay { get; set; }
 
+    /// <summary>
+    /// Tests only: the embedded store's committer waits this long before each commit, as a slow disk or a DuckDB
+    /// checkpoint would hold it, while the engine goes on.
+    /// </summary>
+    public TimeSpan CommitDelay { get; set; }
+
     /// <summary>DuckDB's memory cap in MB.</summary>
     public int DuckDbMemoryLimitMb { get; set; } = 256;
 

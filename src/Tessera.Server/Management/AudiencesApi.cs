@@ -17,18 +17,18 @@ public static class AudiencesApi
 {
     public static RouteGroupBuilder MapAudiencesApi(this RouteGroupBuilder api)
     {
-        api.MapGet("/segments", List).WithName("ListSegments");
+        api.MapGet("/segments", List).WithName("ListSegments").ServedFromEngine();
         api.MapPost("/segments", CreateAsync).WithName("CreateSegment");
         api.MapPost("/segments/preview", PreviewAsync).WithName("PreviewSegment")
             .WithSummary("Count and sample of a definition's members, computed in the store's SQL, without saving it.");
-        api.MapGet("/segments/overlap", Overlap).WithName("SegmentOverlap").WithSummary("How many profiles are in each, in all and in any of ?ids=a,b,...");
-        api.MapGet("/segments/{id}", Get).WithName("GetSegment");
+        api.MapGet("/segments/overlap", Overlap).WithName("SegmentOverlap").WithSummary("How many profiles are in each, in all and in any of ?ids=a,b,...").ServedFromEngine();
+        api.MapGet("/segments/{id}", Get).WithName("GetSegment").ServedFromEngine();
         api.MapPut("/segments/{id}", UpdateAsync).WithName("UpdateSegment");
         api.MapDelete("/segments/{id}", DeleteAsync).WithName("DeleteSegment");
-        api.MapGet("/segments/{id}/members", Members).WithName("GetSegmentMembers");
-        api.MapGet("/segments/{id}/changes", ChangesAsync).WithName("GetSegmentChanges").WithSummary("Who entered and exited, oldest first.");
+        api.MapGet("/segments/{id}/members", Members).WithName("GetSegmentMembers").ServedFromEngine();
+        api.MapGet("/segments/{id}/changes", ChangesAsync).WithName("GetSegmentChanges").WithSummary("Who entered and exited, oldest first.").ServedFromEngine();
         api.MapGet("/segments/{id}/size", SizeAsync).WithName("GetSegmentSize").WithSummary("The size over time, per hour or day.");
-        api.MapGet("/profiles/{id}/segments", ProfileSegmentsAsync).WithName("GetProfileSegments").WithSummary("A profile's audiences now and every entry and exit.");
+        api.MapGet("/profiles/{id}/segments", ProfileSegmentsAsync).WithName("GetProfileSegments").WithSummary("A profile's audiences now and every entry and exit.").ServedFromEngine();
         return api;
     }
 

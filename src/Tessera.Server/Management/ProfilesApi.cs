@@ -16,8 +16,8 @@ public static class ProfilesApi
 {
     public static RouteGroupBuilder MapProfilesApi(this RouteGroupBuilder api)
     {
-        api.MapGet("/profiles", FindByIdentifier).WithName("FindProfileByIdentifier").WithSummary("The profile that owns ?identifier=TYPE:VALUE.");
-        api.MapGet("/profiles/{id}", GetProfile).WithName("GetProfile");
+        api.MapGet("/profiles", FindByIdentifier).WithName("FindProfileByIdentifier").WithSummary("The profile that owns ?identifier=TYPE:VALUE.").ServedFromEngine();
+        api.MapGet("/profiles/{id}", GetProfile).WithName("GetProfile").ServedFromEngine();
         api.MapGet("/profiles/{id}/events", GetEventsAsync).WithName("GetProfileEvents");
         api.MapGet("/profiles/{id}/identities", GetIdentitiesAsync).WithName("GetProfileIdentities");
         api.MapGet("/profiles/{id}/merges", GetMergesAsync).WithName("GetProfileMerges").WithSummary("Why these records are one person.");

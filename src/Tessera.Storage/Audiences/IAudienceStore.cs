@@ -29,6 +29,14 @@ public interface IAudienceStore
 
     /// <summary>Raised after a commit that recorded audience changes, with those changes in order (for activation).</summary>
     event Action<IReadOnlyList<AudienceChange>>? AudienceChanged;
+
+    /// <summary>
+    /// Raised when changes are resolved in memory, with their ids in the change log, before they are committed (the
+    /// embedded store commits behind the engine). A handler may act on them early, accepting that a failed commit
+    /// replays them (same ids when they come from events). Not raised by a store that commits in the call.
+    /// Handlers run on the writer's path: they must only hand the changes on.
+    /// </summary>
+    event Action<IReadOnlyList<StoredAudienceChange>>? AudienceStaged;
 }
 
 /// <summary>Which changes to read: <see cref="AfterId"/> pages forward.</summary>

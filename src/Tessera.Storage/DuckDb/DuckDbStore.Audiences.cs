@@ -13,12 +13,16 @@ public sealed partial class DuckDbStore : IAudienceStore
 
     public event Action<IReadOnlyList<AudienceChange>>? AudienceChanged;
 
+    public event Action<IReadOnlyList<StoredAudienceChange>>? AudienceStaged;
+
     public async Task<IReadOnlyList<AudienceChange>> SaveAudienceAsync(Audience audience, CancellationToken cancellationToken)
     {
         // Under the write lock, so no event slips between the backfill and the live updates.
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
+            // The backfill reads the events table: everything staged must be in it first.
+            await DrainCommitsAsync();
             var engine = _engine;
             var existed = engine.GetAudience(audience.Id) is not null;
             engine.DefineAudience(audience);
@@ -56,8 +60,13 @@ public sealed partial class DuckDbStore : IAudienceStore
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            var changes = _engine.TickAudiences();
-            await CommitAudiencesAsync(changes, "record audience changes", cancellationToken);
+            // Staged like an append's changes: a tick never waits for a commit (one running a checkpoint takes seconds).
+            var changes = NumberChanges(_engine.TickAudiences());
+            if (changes.Count > 0)
+            {
+                _ = Stage(writer => AppendAudienceChanges(writer, changes), 0, changes, false, null);
+                AnnounceStaged(changes);
+            }
             return changes.Count;
         }
         finally
@@ -75,8 +84,12 @@ public sealed partial class DuckDbStore : IAudienceStore
             return $"${parameters.Count}";
         });
         parameters.Add(query.Limit);
-        return await ReadAllAsync($"SELECT {AudienceRows.ChangeColumns} FROM audience_changes WHERE {where} ORDER BY id LIMIT ${parameters.Count}",
+        // Staged changes are taken first: one that commits meanwhile is then read twice (and kept once), never missed.
+        var staged = StagedChanges(query);
+        var stored = await ReadAllAsync($"SELECT {AudienceRows.ChangeColumns} FROM audience_changes WHERE {where} ORDER BY id LIMIT ${parameters.Count}",
             AudienceRows.ReadChange, cancellationToken, [.. parameters]);
+        if (staged.Count == 0) { return stored; }
+        return [.. stored.Concat(staged).DistinctBy(c => c.Id).OrderBy(c => c.Id).Take(query.Limit)];
     }
 
     public async Task<IReadOnlyList<AudienceSizeBucket>> GetAudienceSizeAsync(string audienceId, string bucket, CancellationToken cancellationToken) =>
@@ -87,6 +100,9 @@ public sealed partial class DuckDbStore : IAudienceStore
     {
         var writer = _writer ?? throw new InvalidOperationException("The store is not open.");
         if (changes.Count == 0 && statements.Length == 0) { return; }
+        // The writer is the committer's until what it holds is in: after that, nothing is staged while the lock is held.
+        await DrainCommitsAsync();
+        var numbered = NumberChanges(changes);
         try
         {
             using var transaction = writer.BeginTransaction();
@@ -96,7 +112,7 @@ public sealed partial class DuckDbStore : IAudienceStore
                 await command.ExecuteNonQueryAsync(cancellationToken);
             }
 
-            AppendAudienceChanges(writer, changes);
+            AppendAudienceChanges(writer, numbered);
             transaction.Commit();
         }
         catch (DuckDBException e)
@@ -110,21 +126,28 @@ public sealed partial class DuckDbStore : IAudienceStore
         Announce(changes);
     }
 
-    private List<AudienceChange> AppendAudienceChanges(DuckDBConnection writer, IEnumerable<AudienceChange> changes)
+    /// <summary>Gives changes their ids in the change log, in order; called under the write lock.</summary>
+    private List<(long Id, AudienceChange Change)> NumberChanges(IEnumerable<AudienceChange> changes) =>
+        [.. changes.Select(c => (++_lastAudienceChange, c))];
+
+    private static void AppendAudienceChanges(DuckDBConnection writer, List<(long Id, AudienceChange Change)> changes)
     {
-        var list = changes as List<AudienceChange> ?? [.. changes];
-        if (list.Count == 0) { return list; }
+        if (changes.Count == 0) { return; }
         using var appender = writer.CreateAppender("audience_changes");
-        foreach (var c in list)
+        foreach (var (id, c) in changes)
         {
             appender.CreateRow()
-                .AppendValue(++_lastAudienceChange).AppendValue(c.AudienceId).AppendValue(c.ProfileId).AppendValue(c.Entered)
+                .AppendValue(id).AppendValue(c.AudienceId).AppendValue(c.ProfileId).AppendValue(c.Entered)
                 .AppendValue(c.At).AppendValue(c.Seq).AppendValue(c.Reason)
                 .EndRow();
         }
 
         appender.Close();
-        return list;
+    }
+
+    private void AnnounceStaged(List<(long Id, AudienceChange Change)> changes)
+    {
+        if (changes.Count > 0 && AudienceStaged is { } staged) { staged([.. changes.Select(c => new StoredAudienceChange(c.Id, c.Change))]); }
     }
 
     private void Announce(IReadOnlyList<AudienceChange> changes)

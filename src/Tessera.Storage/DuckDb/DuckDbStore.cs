@@ -53,6 +53,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         }
 
         _writer = connection;
+        StartCommitter();
         await ExecuteAsync(
             $"SET memory_limit = '{options.MemoryLimitMb}MB'; SET threads = {options.Threads}; SET checkpoint_threshold = '{options.CheckpointThresholdMb}MB';",
             cancellationToken);
@@ -85,21 +86,47 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     public Task<bool> IsAvailableAsync(CancellationToken cancellationToken) => Task.FromResult(_writer is not null);
 
-    public Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken) =>
-        AppendCoreAsync(events, null, cancellationToken);
+    public async Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken)
+    {
+        var staged = await StageCoreAsync(events, null, cancellationToken);
+        await staged.Committed;
+        return staged.Result;
+    }
 
-    public Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken) =>
-        AppendCoreAsync(events, mark, cancellationToken);
+    public async Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken)
+    {
+        var staged = await StageCoreAsync(events, mark, cancellationToken);
+        await staged.Committed;
+        return staged.Result;
+    }
+
+    public Task<StagedAppend> StageAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken) =>
+        StageCoreAsync(events, mark, cancellationToken);
 
     public async Task<long?> GetJournalPositionAsync(string journalId, CancellationToken cancellationToken) =>
         JournalMark.Parse(await GetSettingAsync(JournalMark.SettingKey(journalId), cancellationToken));
 
-    private async Task<AppendResult> AppendCoreAsync(IReadOnlyList<CollectedEvent> events, JournalMark? mark, CancellationToken cancellationToken)
+    /// <summary>
+    /// Dedup, seqs and the engine under the write lock, then the rows go to the committer (DuckDbStore.Commits.cs).
+    /// After a failed commit, the first call restores the state from the file; with a journal mark it then throws
+    /// <see cref="StoreRewoundException"/> (the indexer must read again from what was committed), without one (a
+    /// direct append, whose failed callers were told) it goes on.
+    /// </summary>
+    private async Task<StagedAppend> StageCoreAsync(IReadOnlyList<CollectedEvent> events, JournalMark? mark, CancellationToken cancellationToken)
     {
-        var writer = _writer ?? throw new InvalidOperationException("The store is not open.");
+        if (_writer is null) { throw new InvalidOperationException("The store is not open."); }
+        await WaitForRoomAsync(cancellationToken);
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
+            var fault = Volatile.Read(ref _fault);
+            await RecoverFromFaultAsync();
+            if (_rewindRequired && mark is { } rewound)
+            {
+                _rewindRequired = false;
+                throw new StoreRewoundException(CommittedPosition(rewound.JournalId), fault ?? new InvalidOperationException("an earlier commit failed"));
+            }
+
             var now = DateTimeOffset.UtcNow;
             _messageIds.SweepIfDue(now);
             var fresh = new List<(CollectedEvent Event, UInt128 Key)>(events.Count);
@@ -110,53 +137,34 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 if (!_messageIds.Contains(key, now) && inThisAppend.Add(key)) { fresh.Add((e, key)); }
             }
 
-            if (fresh.Count > 0)
+            if (fresh.Count == 0)
             {
-                var sequenced = new (long Seq, CollectedEvent Event)[fresh.Count];
-                for (var i = 0; i < fresh.Count; i++) { sequenced[i] = (_lastSeq + 1 + i, fresh[i].Event); }
-                var processed = _engine.Process(sequenced);
-                List<AudienceChange> audienceChanges;
-                try
-                {
-                    using var transaction = writer.BeginTransaction();
-                    AppendEvents(writer, sequenced, processed);
-                    AppendProfileChanges(writer, processed);
-                    audienceChanges = AppendAudienceChanges(writer, AudienceRows.All(processed));
-                    var state = ProfileStateChanges.Of(processed, _engine);
-                    AppendProfileState(writer, state, sequenced[^1].Seq);
-                    var fold = _pendingTraitRows + state.Traits.Count >= options.TraitFoldRows;
-                    if (fold) { FoldTraitUpdates(writer); }
-                    if (mark is { } m) { RecordJournalPosition(writer, m); }
-                    transaction.Commit();
-                    _pendingTraitRows = fold ? 0 : _pendingTraitRows + state.Traits.Count;
-                }
-                catch (DuckDBException e)
-                {
-                    // The engine already applied this batch in memory; nothing of it was stored, so rebuild it from the store.
-                    _engine.Clear();
-                    await RestoreProfilesAsync(CancellationToken.None);
-                    throw DuckDbErrors.Translate(e, "append to events", options.Path);
-                }
-
-                _lastSeq += fresh.Count;
-                foreach (var (e, key) in fresh) { _messageIds.Add(key, e.ReceivedAt); }
-                Announce(audienceChanges);
-                Appended?.Invoke();
-            }
-            else if (mark is { } m)
-            {
-                // Every event was a duplicate: nothing to store, but the journal position still moves on.
-                try
-                {
-                    RecordJournalPosition(writer, m);
-                }
-                catch (DuckDBException e)
-                {
-                    throw DuckDbErrors.Translate(e, "record the journal position", options.Path);
-                }
+                // Every event was a duplicate: nothing to store, but the journal position still moves on (in order).
+                var committed = mark is { } m ? Stage(writer => RecordJournalPosition(writer, m), 0, [], false, m) : Task.CompletedTask;
+                return new StagedAppend(new AppendResult(0, events.Count), committed);
             }
 
-            return new AppendResult(fresh.Count, events.Count - fresh.Count);
+            var sequenced = new (long Seq, CollectedEvent Event)[fresh.Count];
+            for (var i = 0; i < fresh.Count; i++) { sequenced[i] = (_lastSeq + 1 + i, fresh[i].Event); }
+            var processed = _engine.Process(sequenced);
+            var changes = NumberChanges(AudienceRows.All(processed));
+            var state = ProfileStateChanges.Of(processed, _engine);
+            var fold = _pendingTraitRows + state.Traits.Count >= options.TraitFoldRows;
+            _pendingTraitRows = fold ? 0 : _pendingTraitRows + state.Traits.Count;
+            _lastSeq += fresh.Count;
+            foreach (var (e, key) in fresh) { _messageIds.Add(key, e.ReceivedAt); }
+            var version = sequenced[^1].Seq;
+            var task = Stage(writer =>
+            {
+                AppendEvents(writer, sequenced, processed);
+                AppendProfileChanges(writer, processed);
+                AppendAudienceChanges(writer, changes);
+                AppendProfileState(writer, state, version);
+                if (fold) { FoldTraitUpdates(writer); }
+                if (mark is { } m) { RecordJournalPosition(writer, m); }
+            }, fresh.Count, changes, true, mark);
+            AnnounceStaged(changes);
+            return new StagedAppend(new AppendResult(fresh.Count, events.Count - fresh.Count), task);
         }
         finally
         {
@@ -380,6 +388,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
+            await DrainCommitsAsync();
             await ExecuteAsync("INSERT OR REPLACE INTO computed_traits VALUES ($1, $2, $3)", cancellationToken, definition.Name, ComputedTraitJson.Write(definition), DateTimeOffset.UtcNow);
             _engine.DefineComputed(definition);
             await BackfillComputedAsync(definition, cancellationToken);
@@ -411,11 +420,13 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         }
 
         // Most of the log is replayed while ingestion goes on; only the tail that arrived meanwhile waits for the lock.
-        var upTo = Volatile.Read(ref _lastSeq);
+        // What is committed so far; events still waiting for the committer are replayed with the tail, after the drain.
+        var upTo = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
         await ReplayAsync(fresh, 0, upTo, apply ? rebuild : null, cancellationToken);
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
+            await DrainCommitsAsync();
             await ReplayAsync(fresh, upTo, _lastSeq, apply ? rebuild : null, cancellationToken);
             var comparison = _engine.CompareWith(fresh);
             if (!apply) { return comparison; }
@@ -649,6 +660,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         await _writeLock.WaitAsync();
         try
         {
+            await StopCommitterAsync();
             // A checkpoint folds the write-ahead log into the file, so the next start does not replay it.
             await ExecuteAsync("CHECKPOINT", CancellationToken.None);
             await _writer.DisposeAsync();

@@ -28,6 +28,15 @@ public sealed record DuckDbStoreOptions(string Path)
     /// </summary>
     public long TraitFoldRows { get; init; } = 50_000;
 
+    /// <summary>
+    /// Events resolved in the engine but not yet committed (their rows held in memory, waiting behind a commit, such as
+    /// one that runs a checkpoint) beyond which appends wait for the committer: the bound on that memory.
+    /// </summary>
+    public int MaxStagedEvents { get; init; } = 100_000;
+
+    /// <summary>Tests only: the committer waits this long before each commit (a slow disk, a checkpoint), while appends go on.</summary>
+    public TimeSpan CommitDelay { get; init; }
+
     /// <summary>Stops migrating at this version; tests use it to build a file as an older release left it.</summary>
     internal int? MigrateUpTo { get; init; }
 }

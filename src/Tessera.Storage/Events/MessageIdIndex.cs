@@ -36,6 +36,9 @@ public sealed class MessageIdIndex(TimeSpan window)
         ticks = Math.Max(ticks, receivedAt.UtcTicks);
     }
 
+    /// <summary>Forgets every pair (before reloading them from the store after a failed commit).</summary>
+    public void Clear() => _seen.Clear();
+
     /// <summary>Drops entries older than the window, at most once an hour, so memory follows the window, not history.</summary>
     public void SweepIfDue(DateTimeOffset now)
     {

@@ -31,4 +31,27 @@ public interface IJournalIndexStore
     /// <paramref name="mark"/> in that same commit; also when every event was a duplicate.
     /// </summary>
     Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// As <see cref="AppendAsync"/>, but returns once the events are resolved in the engine (profiles and memberships
+    /// readable from memory); <see cref="StagedAppend.Committed"/> completes when they and <paramref name="mark"/> are
+    /// committed, in the order staged. When a commit fails, every later one fails too, and the next call restores the
+    /// store's state from what was committed and throws <see cref="StoreRewoundException"/>: the caller reads the
+    /// journal again from the last committed mark. A store that commits in the call (PostgreSQL) returns it committed.
+    /// </summary>
+    async Task<StagedAppend> StageAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken) =>
+        new(await AppendAsync(events, mark, cancellationToken), Task.CompletedTask);
+}
+
+/// <summary>An append resolved in memory; <see cref="Committed"/> completes when it is in the store (or faults).</summary>
+public sealed record StagedAppend(AppendResult Result, Task Committed);
+
+/// <summary>
+/// A commit of staged appends failed; the store has since rebuilt its state from what it committed, up to journal
+/// position <see cref="CommittedPosition"/> (null: none recorded). Read the journal again from there.
+/// </summary>
+public sealed class StoreRewoundException(long? committedPosition, Exception cause)
+    : Exception($"a commit of staged events failed ({cause.Message}); the store was restored to what it committed", cause)
+{
+    public long? CommittedPosition { get; } = committedPosition;
 }

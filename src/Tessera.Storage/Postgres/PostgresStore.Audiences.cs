@@ -20,6 +20,13 @@ public sealed partial class PostgresStore : IAudienceStore
 
     public event Action<IReadOnlyList<AudienceChange>>? AudienceChanged;
 
+    /// <summary>Never raised: changes are committed in the call that makes them, and <see cref="AudienceChanged"/> follows at once.</summary>
+    public event Action<IReadOnlyList<StoredAudienceChange>>? AudienceStaged
+    {
+        add { }
+        remove { }
+    }
+
     public async Task<IReadOnlyList<AudienceChange>> SaveAudienceAsync(Audience audience, CancellationToken cancellationToken) =>
         await ChangeAudiencesAsync("save audience", async connection =>
         {

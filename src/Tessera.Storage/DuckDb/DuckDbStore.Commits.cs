@@ -1,0 +1,268 @@
+using System.Diagnostics;
+using DuckDB.NET.Data;
+using Tessera.Core.Audiences;
+using Tessera.Storage.Audiences;
+using Tessera.Storage.Journal;
+
+namespace Tessera.Storage.DuckDb;
+
+/// <summary>
+/// Commits behind the engine. An append resolves its events in the <see cref="Core.Profiles.ProfileEngine"/> under the
+/// write lock and hands the rows to write to a queue; one committer thread writes whatever is queued in one
+/// transaction. The engine (profiles, memberships) moves on at once, while a commit that runs one of DuckDB's
+/// checkpoints (seconds) delays only the rows, never the next append. What reads the engine sees an event as soon as
+/// it is staged; what reads the tables sees it once committed.
+/// </summary>
+/// <remarks>
+/// Order is kept: items commit in the order they were staged, so a journal mark is never recorded before the rows
+/// it covers. A failed commit faults the queue: every item after it fails too (it was computed on top of the lost
+/// one), and the next append restores the engine from the file before doing anything else
+/// (<see cref="RecoverFromFaultAsync"/>). Operations that read the tables to feed the engine (backfills) or use the
+/// writer themselves first wait for the queue to empty (<see cref="DrainCommitsAsync"/>), under the write lock, so
+/// nothing can be staged meanwhile.
+/// </remarks>
+public sealed partial class DuckDbStore
+{
+    private readonly Lock _stagedGate = new();
+    private readonly Queue<StagedCommit> _staged = new();
+    private readonly SemaphoreSlim _stagedSignal = new(0);
+    private TaskCompletionSource _drained = Completed();
+    private TaskCompletionSource _room = Completed();
+    private int _outstanding;
+    private int _stagedEvents;
+    private Exception? _fault;
+    private Thread? _committer;
+    private volatile bool _closing;
+
+    /// <summary>Set when the state went back to what was committed; the next journal append throws <see cref="StoreRewoundException"/>.</summary>
+    private bool _rewindRequired;
+
+    /// <summary>The last journal position committed, per journal id.</summary>
+    private readonly Dictionary<string, long> _committedMarks = [];
+
+    private long? CommittedPosition(string journalId)
+    {
+        lock (_stagedGate) { return _committedMarks.TryGetValue(journalId, out var position) ? position : null; }
+    }
+
+    /// <summary>Audience changes staged but not yet committed, by id: what the change log will hold once they are.</summary>
+    private readonly SortedDictionary<long, AudienceChange> _stagedChanges = [];
+
+    /// <summary>Rows for the writer, in the transaction of whatever else is committed with them.</summary>
+    private sealed class StagedCommit(Action<DuckDBConnection> write, int events, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
+    {
+        public JournalMark? Mark { get; } = mark;
+
+        public Action<DuckDBConnection> Write { get; } = write;
+
+        public int Events { get; } = events;
+
+        public IReadOnlyList<(long Id, AudienceChange Change)> Changes { get; } = changes;
+
+        public bool Appended { get; } = appended;
+
+        public TaskCompletionSource Committed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private static TaskCompletionSource Completed()
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        done.SetResult();
+        return done;
+    }
+
+    private void StartCommitter()
+    {
+        _committer = new Thread(CommitLoop) { IsBackground = true, Name = "Tessera DuckDB committer" };
+        _committer.Start();
+    }
+
+    /// <summary>Queues rows for the committer; called under the write lock, in the order the engine produced them.</summary>
+    private Task Stage(Action<DuckDBConnection> write, int events, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
+    {
+        var item = new StagedCommit(write, events, changes, appended, mark);
+        lock (_stagedGate)
+        {
+            if (_fault is { } fault)
+            {
+                item.Committed.SetException(fault);
+                return item.Committed.Task;
+            }
+
+            if (_outstanding++ == 0) { _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); }
+            _stagedEvents += events;
+            if (_stagedEvents > options.MaxStagedEvents && _room.Task.IsCompleted) { _room = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); }
+            foreach (var (id, change) in changes) { _stagedChanges[id] = change; }
+            _staged.Enqueue(item);
+        }
+
+        _stagedSignal.Release();
+        return item.Committed.Task;
+    }
+
+    /// <summary>Waits while more than <see cref="DuckDbStoreOptions.MaxStagedEvents"/> events wait for their commit (memory bound).</summary>
+    private Task WaitForRoomAsync(CancellationToken cancellationToken)
+    {
+        lock (_stagedGate) { return _room.Task.WaitAsync(cancellationToken); }
+    }
+
+    /// <summary>
+    /// Waits until everything staged is committed; if a commit failed, restores the state from the file first. Call
+    /// under the write lock, so nothing new is staged meanwhile.
+    /// </summary>
+    private async Task DrainCommitsAsync()
+    {
+        await WaitDrainedAsync();
+        await RecoverFromFaultAsync();
+    }
+
+    private async Task WaitDrainedAsync()
+    {
+        Task drained;
+        lock (_stagedGate) { drained = _drained.Task; }
+        await drained;
+    }
+
+    /// <summary>
+    /// After a failed commit: waits for the queue to empty (every item fails), then rebuilds what the engine and the
+    /// append bookkeeping hold from what the file has, and asks the journal's indexer to read again from what was
+    /// committed (<see cref="_rewindRequired"/>). Call under the write lock.
+    /// </summary>
+    private async Task RecoverFromFaultAsync()
+    {
+        if (Volatile.Read(ref _fault) is null) { return; }
+        await WaitDrainedAsync();
+        lock (_stagedGate)
+        {
+            _stagedChanges.Clear();
+            _fault = null;
+        }
+
+        _rewindRequired = true;
+        _engine.Clear();
+        _messageIds.Clear();
+        await LoadMessageIdsAsync(CancellationToken.None);
+        _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", CancellationToken.None);
+        _pendingTraitRows = await ScalarAsync<long>("SELECT count(*) FROM profile_trait_updates", CancellationToken.None);
+        await RestoreProfilesAsync(CancellationToken.None);
+    }
+
+    private void CommitLoop()
+    {
+        var batch = new List<StagedCommit>();
+        while (true)
+        {
+            _stagedSignal.Wait();
+            batch.Clear();
+            lock (_stagedGate)
+            {
+                // Everything waiting goes into one transaction: under a long commit, the next one takes the backlog at once.
+                while (_staged.TryDequeue(out var item))
+                {
+                    batch.Add(item);
+                    if (batch.Count > 1) { _stagedSignal.Wait(0); }
+                }
+            }
+
+            if (batch.Count == 0)
+            {
+                if (_closing) { return; }
+                continue;
+            }
+
+            Exception? failure = Volatile.Read(ref _fault);
+            if (failure is null)
+            {
+                try
+                {
+                    if (options.CommitDelay > TimeSpan.Zero) { Thread.Sleep(options.CommitDelay); }
+                    var started = Stopwatch.GetTimestamp();
+                    using (var transaction = _writer!.BeginTransaction())
+                    {
+                        foreach (var item in batch) { item.Write(_writer); }
+                        transaction.Commit();
+                    }
+
+                    LastCommitMilliseconds = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                }
+                catch (Exception e) when (e is DuckDBException or InvalidOperationException)
+                {
+                    failure = e is DuckDBException d ? DuckDbErrors.Translate(d, "commit staged appends", options.Path) : e;
+                }
+            }
+
+            Settle(batch, failure);
+        }
+    }
+
+    /// <summary>Completes a committed batch in order (announcing its audience changes), or fails it and faults the queue.</summary>
+    private void Settle(List<StagedCommit> batch, Exception? failure)
+    {
+        var changes = new List<AudienceChange>();
+        var appended = false;
+        lock (_stagedGate)
+        {
+            if (failure is not null) { _fault ??= failure; }
+            foreach (var item in batch)
+            {
+                foreach (var (id, change) in item.Changes)
+                {
+                    _stagedChanges.Remove(id);
+                    if (failure is null) { changes.Add(change); }
+                }
+
+                appended |= item.Appended;
+                _stagedEvents -= item.Events;
+                if (failure is null && item.Mark is { } mark) { _committedMarks[mark.JournalId] = mark.Position; }
+            }
+
+            if (_stagedEvents <= options.MaxStagedEvents) { _room.TrySetResult(); }
+        }
+
+        foreach (var item in batch)
+        {
+            if (failure is null) { item.Committed.TrySetResult(); }
+            else { item.Committed.TrySetException(failure); }
+        }
+
+        if (failure is null)
+        {
+            Announce(changes);
+            if (appended) { Appended?.Invoke(); }
+        }
+
+        lock (_stagedGate)
+        {
+            _outstanding -= batch.Count;
+            if (_outstanding == 0) { _drained.TrySetResult(); }
+        }
+    }
+
+    /// <summary>Stops the committer once the queue is empty.</summary>
+    private async Task StopCommitterAsync()
+    {
+        if (_committer is null) { return; }
+        // What a failed commit left out stays in the journal, replayed at the next start: no recovery on the way out.
+        await WaitDrainedAsync();
+        _closing = true;
+        _stagedSignal.Release();
+        _committer.Join();
+        _committer = null;
+    }
+
+    /// <summary>Staged (not yet committed) audience changes matching <paramref name="query"/>, by id.</summary>
+    private List<StoredAudienceChange> StagedChanges(AudienceChangeQuery query)
+    {
+        lock (_stagedGate)
+        {
+            return [.. _stagedChanges
+                .Where(c => c.Key > query.AfterId
+                    && (query.AudienceId is null || c.Value.AudienceId == query.AudienceId)
+                    && (query.ProfileIds is not { Count: > 0 } profiles || profiles.Contains(c.Value.ProfileId)))
+                .Select(c => new StoredAudienceChange(c.Key, c.Value))];
+        }
+    }
+
+    /// <summary>How long the last commit of staged rows took (milliseconds); for diagnostics.</summary>
+    public double LastCommitMilliseconds { get; private set; }
+}
