@@ -131,7 +131,8 @@ if (sampler is not null)
     Console.WriteLine($"  server: RSS max {summary["rss_max_mb"]} MB (VmHWM {summary["rss_hwm_mb"]} MB), CPU {sampler.CpuCores:N2} cores; load generator CPU {loadGenCores:N2} cores");
 }
 
-Console.WriteLine("RESULT " + JsonSerializer.Serialize(summary));
+// A probe that saw nothing has NaN percentiles: written as NaN (Python's json reads it), not a crash losing the run.
+Console.WriteLine("RESULT " + JsonSerializer.Serialize(summary, new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
 return zeroLoss == false || result.AckedTotal == 0 ? 1 : 0;
 
 static async Task<long> StoredEventsAsync(HttpClient admin, string url, TimeSpan timeout)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Real-time figures of issues 5 and 6 on the embedded store, RUNS times each (default 3), then medians:
+#   (a) audience membership: an event that makes a profile enter an audience, visible in the API and its entry in
+#       the change log (Tessera.LoadGen --probe-audience), while 10,000 events/s are ingested (open loop);
+#   (b) event -> webhook request for that entry (Tessera.LoadGen --probe-webhook), same load.
+# With BASELINE=/path/to/another/checkout (built: src/Tessera.Cli), each run also runs that build, interleaved, so
+# the two are compared under the same load. Results: bench/results/realtime-<UTC time>/.
+# Usage: [BASELINE=dir] bench/realtime.sh [runs]; env: RATE (10000), DURATION (20), WARMUP (5), SKIP_BUILD=1 (use the build as it is).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+runs=${1:-3}
+out="bench/results/realtime-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+[ -n "${SKIP_BUILD:-}" ] || dotnet build Tessera.slnx -c Release -nologo -v q > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+loadgen=bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)${BASELINE:+, baseline $(git -C "$BASELINE" rev-parse --short HEAD)}"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), nproc $(nproc)"
+  echo "memory: $(free -g | awk '/Mem:/ {print $2}') GB"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$out/machine.txt"
+
+run() {  # label, dll, loadgen args...
+  local name=$1 dll=$2; shift 2
+  echo "-- $name (load average $(cut -d' ' -f1 /proc/loadavg))"
+  dotnet "$loadgen" --label "$name" --dll "$dll" "$@" | tee -a "$out/$name.txt" | grep -v '^RESULT' | tail -4 || echo "(the load generator failed; see $out/$name.txt)"
+  grep '^RESULT' "$out/$name.txt" | tail -1 | cut -c8- >> "$out/results.jsonl" || true
+}
+
+load=(--spawn tessera --rate "${RATE:-10000}" --connections 32 --duration "${DURATION:-20}" --warmup "${WARMUP:-5}")
+for i in $(seq 1 "$runs"); do
+  echo "== run $i of $runs"
+  for probe in audience webhook; do
+    run "$probe" src/Tessera.Cli/bin/Release/net10.0/tessera.dll "${load[@]}" "--probe-$probe"
+    if [ -n "${BASELINE:-}" ]; then run "$probe-baseline" "$BASELINE/src/Tessera.Cli/bin/Release/net10.0/tessera.dll" "${load[@]}" "--probe-$probe"; fi
+  done
+done
+
+python3 - "$out/results.jsonl" <<'PY'
+import json, sys, statistics
+rows = [json.loads(l) for l in open(sys.argv[1])]
+keys = ["events_per_s", "p99_ms", "zero_loss", "probe_count", "probe_visible_p50_ms", "probe_visible_p99_ms", "probe_recorded_p50_ms", "probe_recorded_p99_ms", "webhook_probe_count", "webhook_probe_missing",
+        "webhook_p50_ms", "webhook_p99_ms", "webhook_after_200_p99_ms", "rss_max_mb", "load_average"]
+for label in sorted({r["label"] for r in rows}):
+    for k in keys:
+        v = [r[k] for r in rows if r["label"] == label and r.get(k) is not None]
+        v = [float(x) for x in v if not isinstance(x, bool) and float(x) == float(x)] if all(not isinstance(x, bool) for x in v) else v  # NaN: a probe that saw nothing; load_average comes as text
+        if v: print(f"{label:18} {k:26} median {statistics.median(v):>10.1f}  runs {v}")
+PY
