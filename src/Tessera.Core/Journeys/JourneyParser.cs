@@ -13,6 +13,9 @@ public interface IJourneyReferences
 
     /// <summary>The destination's type (<c>webhook</c>, <c>email</c>...), or null when there is no such destination.</summary>
     string? DestinationType(string id);
+
+    /// <summary>True when a saved audience reads events of this name: only then are they kept in memory for a branch to read.</summary>
+    bool AudiencesRead(string eventName);
 }
 
 /// <summary>
@@ -269,6 +272,18 @@ public static partial class JourneyParser
                             foreach (var segment in AudienceDefinition.ReferencedSegments(condition).Where(s => !references.SegmentExists(s)))
                             {
                                 errors.Add(new DefinitionError($"{path}.condition", $"refers to audience '{segment}', which does not exist"));
+                            }
+
+                            // A branch is evaluated in memory on the facts audiences keep: events no audience reads are not kept.
+                            var names = new List<string>();
+                            AudienceDefinition.Walk(condition, node =>
+                            {
+                                if (node is EventCondition e) { names.Add(e.Event); }
+                                if (node is SequenceCondition q) { names.AddRange(q.Steps.Select(x => x.Event)); }
+                            });
+                            foreach (var name in names.Distinct(StringComparer.Ordinal).Where(n => !references.AudiencesRead(n)))
+                            {
+                                errors.Add(new DefinitionError($"{path}.condition", $"reads '{name}' events, which no audience reads, so none are kept in memory to branch on; save an audience on them and branch on {{\"segment\": ID}}, or on the same event condition"));
                             }
                         }
                     }

@@ -77,5 +77,7 @@ public static class JourneyRequest
         public bool SegmentExists(string id) => engine.GetAudience(id) is not null;
 
         public string? DestinationType(string id) => destinations.FirstOrDefault(d => d.Destination.Id == id)?.Destination.Type;
+
+        public bool AudiencesRead(string eventName) => engine.AudienceEventNames.Contains(eventName);
     }
 }
