@@ -169,11 +169,8 @@ public sealed class JourneyRunner(Func<ProfileEngine> engine) : IJourneyRunner
             }
         }
 
-        public void OnDue(JourneyPosition p)
-        {
-            if (Definition(p) is not { } d) { return; }
-            Replace(p, _machine.Due(p, d, _input.Now, _input.SeqNow));
-        }
+        public void OnDue(JourneyPosition p) =>
+            Replace(p, Definition(p) is { } d ? _machine.Due(p, d, _input.Now, _input.SeqNow) : _machine.Exit(p, $"version {p.Version} of the journey is missing", _input.Now));
 
         public JourneyOutcome Outcome(List<Journey> journeys)
         {
