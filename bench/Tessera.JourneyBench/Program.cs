@@ -43,9 +43,13 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"median of {runs}: placed {Median(results.Select(r => r.Place)):F1} s, first send {Median(results.Select(r => r.FirstSend)):F1} s, due waits {Median(results.Select(r => r.Due)):F1} s ({profiles / Median(results.Select(r => r.Due)):N0}/s), second send {Median(results.Select(r => r.SecondSend)):F1} s"));
 Console.WriteLine("RESULT " + new JsonObject
 {
-    ["profiles"] = profiles, ["store"] = store, ["runs"] = runs,
-    ["placeSeconds"] = Median(results.Select(r => r.Place)), ["firstSendSeconds"] = Median(results.Select(r => r.FirstSend)),
-    ["dueSeconds"] = Median(results.Select(r => r.Due)), ["secondSendSeconds"] = Median(results.Select(r => r.SecondSend)),
+    ["profiles"] = profiles,
+    ["store"] = store,
+    ["runs"] = runs,
+    ["placeSeconds"] = Median(results.Select(r => r.Place)),
+    ["firstSendSeconds"] = Median(results.Select(r => r.FirstSend)),
+    ["dueSeconds"] = Median(results.Select(r => r.Due)),
+    ["secondSendSeconds"] = Median(results.Select(r => r.SecondSend)),
 }.ToJsonString());
 return 0;
 
@@ -54,8 +58,13 @@ async Task<(double Place, double FirstSend, double Due, double SecondSend)> RunA
     var dataDir = Path.Combine(Path.GetTempPath(), $"tessera-journeybench-{Environment.ProcessId}-{run}");
     var options = new TesseraOptions
     {
-        Urls = "http://127.0.0.1:0", DataDir = dataDir, AdminToken = "bench-admin", WriteKey = "bench-write", PrintBanner = false,
-        Store = store, DuckDbMemoryLimitMb = 2048,
+        Urls = "http://127.0.0.1:0",
+        DataDir = dataDir,
+        AdminToken = "bench-admin",
+        WriteKey = "bench-write",
+        PrintBanner = false,
+        Store = store,
+        DuckDbMemoryLimitMb = 2048,
     };
     if (store == "postgres")
     {
