@@ -1,6 +1,6 @@
 namespace Tessera.Server.Journeys;
 
-/// <summary>How journeys are moved (<c>Tessera:Journeys</c> in configuration); every default is here.</summary>
+/// <summary>How journeys are moved (<see cref="Hosting.TesseraOptions.Journeys"/>); every default is here.</summary>
 public sealed class JourneyOptions
 {
     /// <summary>Move runs at all. Off, nothing is lost: the cursor waits and due runs stay due until it is on again.</summary>
