@@ -37,7 +37,7 @@ dotnet test Tessera.slnx -c Release --no-build --logger "trx" --results-director
 
 # The HTTP suites once more with the server on PostgreSQL (one schema per test server), so every API behaviour
 # is proved on both stores, not only the storage conformance suite.
-for project in tests/Tessera.Collection.Tests tests/Tessera.Profiles.Tests tests/Tessera.Audiences.Tests tests/Tessera.Activation.Tests; do
+for project in tests/Tessera.Collection.Tests tests/Tessera.Profiles.Tests tests/Tessera.Audiences.Tests tests/Tessera.Activation.Tests tests/Tessera.Journeys.Tests; do
   echo "== $project on PostgreSQL"
   TESSERA_TEST_STORE=postgres dotnet test "$project" -c Release --no-build --logger "trx" --results-directory "$results/postgres" || status=$?
 done

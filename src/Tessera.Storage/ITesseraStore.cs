@@ -2,6 +2,7 @@ using Tessera.Storage.Activation;
 using Tessera.Storage.Audiences;
 using Tessera.Storage.Events;
 using Tessera.Storage.Journal;
+using Tessera.Storage.Journeys;
 using Tessera.Storage.Profiles;
 using Tessera.Storage.Settings;
 using Tessera.Storage.Sources;
@@ -9,7 +10,7 @@ using Tessera.Storage.Sources;
 namespace Tessera.Storage;
 
 /// <summary>One store (DuckDB file or PostgreSQL database) with everything Tessera keeps.</summary>
-public interface ITesseraStore : IEventStore, IProfileStore, IAudienceStore, IAudienceQueries, IActivationStore, ISourceStore, ISettingsStore, IJournalIndexStore, IAsyncDisposable
+public interface ITesseraStore : IEventStore, IProfileStore, IAudienceStore, IAudienceQueries, IActivationStore, IJourneyStore, ISourceStore, ISettingsStore, IJournalIndexStore, IAsyncDisposable
 {
     /// <summary><c>duckdb</c> or <c>postgres</c>.</summary>
     string Kind { get; }

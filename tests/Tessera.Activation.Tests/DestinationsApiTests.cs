@@ -58,7 +58,6 @@ public sealed class DestinationsApiTests
     [InlineData("""{"type":"webhook","url":"ftp://x.example/in","secret":"0123456789abcdefgh","events":["A"]}""", "url")]
     [InlineData("""{"type":"webhook","url":"https://x.example","events":["A"]}""", "secret")]
     [InlineData("""{"type":"webhook","url":"https://x.example","secret":"short","events":["A"]}""", "secret")]
-    [InlineData("""{"type":"webhook","url":"https://x.example","secret":"0123456789abcdefgh"}""", "segments")]
     [InlineData("""{"type":"webhook","url":"https://x.example","secret":"0123456789abcdefgh","segments":["seg_nope"]}""", "segments[0]")]
     [InlineData("""{"type":"webhook","url":"https://x.example","secret":"0123456789abcdefgh","segments":"seg_a"}""", "segments")]
     [InlineData("""{"type":"webhook","url":"https://x.example","secret":"0123456789abcdefgh","events":["A",""]}""", "events[1]")]

@@ -55,7 +55,8 @@ public sealed class TestServer : IAsyncDisposable
     public ITesseraStore Store => _app.Services.GetRequiredService<ITesseraStore>();
 
     /// <summary>Starts a server on a free port. <paramref name="dataDir"/> reuses a store (for restart tests); null makes a new one.</summary>
-    public static async Task<TestServer> StartAsync(string? dataDir = null, Action<TesseraOptions>? configure = null, Action<TesseraStorageBuilder>? storage = null)
+    /// <param name="clock">The server's clock; a fake one lets a test move time (an hour's wait) without waiting.</param>
+    public static async Task<TestServer> StartAsync(string? dataDir = null, Action<TesseraOptions>? configure = null, Action<TesseraStorageBuilder>? storage = null, TimeProvider? clock = null)
     {
         var options = new TesseraOptions
         {
@@ -74,7 +75,7 @@ public sealed class TestServer : IAsyncDisposable
         }
 
         configure?.Invoke(options);
-        var app = TesseraServer.Build(options, storage);
+        var app = TesseraServer.Build(options, storage, clock: clock);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestServer(app, options, new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/"));

@@ -229,7 +229,7 @@ public static class AudienceDefinition
         return errors.Count > before ? null : new SequenceCondition(steps, within);
     }
 
-    private static List<PropertyFilter> ParseWhere(JsonElement json, string path, List<DefinitionError> errors)
+    internal static List<PropertyFilter> ParseWhere(JsonElement json, string path, List<DefinitionError> errors)
     {
         var filters = new List<PropertyFilter>();
         if (!json.TryGetProperty("where", out var where)) { return filters; }
@@ -416,7 +416,7 @@ public static class AudienceDefinition
         return json;
     }
 
-    private static JsonArray WhereJson(IReadOnlyList<PropertyFilter> where) =>
+    internal static JsonArray WhereJson(IReadOnlyList<PropertyFilter> where) =>
         new([.. where.Select(f => (JsonNode)Comparison("property", f.Property, f.Op, f.Value))]);
 
     /// <summary>The shortest exact form in the largest whole unit up to days: <c>90d</c>, <c>14d</c> (for <c>2w</c>), <c>15m</c>.</summary>

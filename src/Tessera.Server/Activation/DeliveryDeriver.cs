@@ -197,7 +197,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
     /// The latest preference for <paramref name="purpose"/> stated by the profile or any profile merged into it.
     /// A profile that never stated one has not consented (opt-in).
     /// </summary>
-    private static bool Consents(ProfileEngine engine, string profileId, string purpose, Dictionary<string, List<ConsentState>> consent)
+    internal static bool Consents(ProfileEngine engine, string profileId, string purpose, Dictionary<string, List<ConsentState>> consent)
     {
         ConsentState? latest = null;
         foreach (var id in Cluster(engine, profileId))
@@ -213,7 +213,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
     }
 
     /// <summary>The profile, the live profile it now belongs to, and every profile merged into that one.</summary>
-    private static IEnumerable<string> Cluster(ProfileEngine engine, string profileId)
+    internal static IEnumerable<string> Cluster(ProfileEngine engine, string profileId)
     {
         yield return profileId;
         if (engine.SurvivorOf(profileId) is not { } survivor || engine.Get(survivor) is not { } profile) { yield break; }
@@ -222,7 +222,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
     }
 
     /// <summary>The profile's identifiers by type (the first of each type), so a receiver can match its own records.</summary>
-    private static JsonObject Identifiers(ProfileView profile)
+    internal static JsonObject Identifiers(ProfileView profile)
     {
         var identifiers = new JsonObject();
         foreach (var i in profile.Identifiers)
@@ -233,7 +233,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
         return identifiers;
     }
 
-    private static JsonObject Traits(ProfileView profile)
+    internal static JsonObject Traits(ProfileView profile)
     {
         var traits = new JsonObject();
         foreach (var (name, value) in profile.Traits.OrderBy(t => t.Key, StringComparer.Ordinal)) { traits[name] = value.Value?.DeepClone(); }
@@ -260,7 +260,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
     }
 
     /// <summary>The address <paramref name="path"/> (<c>traits.NAME</c> or <c>identifiers.TYPE</c>) names on the profile.</summary>
-    private static string? Address(string path, ProfileView? profile)
+    internal static string? Address(string path, ProfileView? profile)
     {
         if (profile is null) { return null; }
         var dot = path.IndexOf('.', StringComparison.Ordinal);

@@ -48,11 +48,7 @@ public static partial class DestinationRequest
 
         if (Strings(body, "events", out var events) is { } eventsProblem) { return eventsProblem; }
         if (Filters(body, out var where) is { } whereProblem) { return whereProblem; }
-        if (segments.Count == 0 && events.Count == 0 && where.Count == 0)
-        {
-            return Problems.Field("segments", "subscribe to something: audiences in segments, event names in events, or an event filter in where");
-        }
-
+        // None of segments, events and where is fine: a destination only journeys send to (docs/journeys.md).
         if (String(body, "purpose", out var purpose) is { } purposeProblem) { return purposeProblem; }
         if (purpose is not null)
         {

@@ -12,10 +12,12 @@ namespace Tessera.Server.Hosting;
 /// Runs before the server listens: opens the store (migrating it), replays the journal into it, makes sure an admin token and a write key
 /// exist, seeds the demo data when asked, and prints where to send events.
 /// </summary>
-public sealed partial class StoreBootstrap(ITesseraStore store, JournalIndexer journal, TesseraOptions options, AdminToken adminToken, ILogger<StoreBootstrap> logger) : IHostedService
+public sealed partial class StoreBootstrap(ITesseraStore store, JournalIndexer journal, TesseraOptions options, AdminToken adminToken, TimeProvider clock, ILogger<StoreBootstrap> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        // Audience windows count back from the server's clock, the one journeys and deliveries read too.
+        store.Engine.Clock = clock;
         await store.OpenAsync(cancellationToken);
         // Every event acknowledged before the last stop or crash is in the store before anything else happens.
         await journal.RecoverAsync(cancellationToken);

@@ -1,4 +1,5 @@
 using Tessera.Server.Activation;
+using Tessera.Server.Journeys;
 
 namespace Tessera.Server.Hosting;
 
@@ -86,6 +87,9 @@ public sealed class TesseraOptions
 
     /// <summary>Delivery to destinations: retries, timeouts, claims (see <see cref="ActivationOptions"/>).</summary>
     public ActivationOptions Activation { get; set; } = new();
+
+    /// <summary>Moving journey runs: how often due waits are looked for (see <see cref="JourneyOptions"/>).</summary>
+    public JourneyOptions Journeys { get; set; } = new();
 
     public string DuckDbPath => Path.Combine(DataDir, "tessera.duckdb");
 

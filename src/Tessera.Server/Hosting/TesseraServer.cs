@@ -2,6 +2,7 @@ using Tessera.Core.Identity;
 using Tessera.Core.Profiles;
 using Tessera.Server.Activation;
 using Tessera.Server.Collection;
+using Tessera.Server.Journeys;
 using Tessera.Server.Management;
 using Tessera.Storage;
 using Tessera.Storage.DuckDb;
@@ -13,7 +14,8 @@ namespace Tessera.Server.Hosting;
 public static class TesseraServer
 {
     /// <param name="configureStorage">Chooses the store; null means the one <paramref name="options"/> names.</param>
-    public static WebApplication Build(TesseraOptions options, Action<TesseraStorageBuilder>? configureStorage = null, string[]? args = null)
+    /// <param name="clock">The server's clock (receive times, audience windows, retries, journey waits); null for the system's. Tests pass a fake one to prove a one-hour wait without waiting an hour.</param>
+    public static WebApplication Build(TesseraOptions options, Action<TesseraStorageBuilder>? configureStorage = null, string[]? args = null, TimeProvider? clock = null)
     {
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
         builder.WebHost.UseUrls(options.Urls);
@@ -22,7 +24,7 @@ public static class TesseraServer
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(30));
 
         builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(clock ?? TimeProvider.System);
         builder.Services.AddTesseraStorage(configureStorage ?? (b => UseConfiguredStore(b, options)));
         builder.Services.AddSingleton<AdminToken>();
         builder.Services.AddSingleton(new ComputedTraitsApi.ConfiguredNames(
@@ -41,6 +43,9 @@ public static class TesseraServer
         // Registered last, so it stops first: deliveries in flight finish while the store is still open.
         builder.Services.AddSingleton<ActivationService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ActivationService>());
+        // After activation, so it stops before it: no run moves while the outbox is shutting down.
+        builder.Services.AddSingleton<JourneyService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<JourneyService>());
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<StoreUnavailableHandler>();
         builder.Services.AddCors(c => c.AddPolicy(CollectionApi.CorsPolicy, p => p
@@ -55,7 +60,7 @@ public static class TesseraServer
         var api = app.MapGroup("/api").AddEndpointFilter(AdminToken.RequireAsync);
         api.MapSourcesApi();
         // Everything that reads events or profiles first waits for the store to hold what was acknowledged before it.
-        api.MapGroup("").AddEndpointFilter(ReadBarrier.WaitForIndexAsync).MapEventsApi().MapProfilesApi().MapIdentityApi().MapComputedTraitsApi().MapAudiencesApi().MapDestinationsApi();
+        api.MapGroup("").AddEndpointFilter(ReadBarrier.WaitForIndexAsync).MapEventsApi().MapProfilesApi().MapIdentityApi().MapComputedTraitsApi().MapAudiencesApi().MapDestinationsApi().MapJourneysApi();
         return app;
     }
 

@@ -178,5 +178,60 @@ internal static class DuckDbMigrations
             );
             INSERT INTO activation_cursor (change_id, seq) VALUES (0, 0);
             """),
+        (8, "journeys: definitions and their versions, each run's position, run history, the journey cursor", """
+            CREATE TABLE journeys (
+                id VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                description VARCHAR,
+                status VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                after_change_id BIGINT NOT NULL,
+                after_seq BIGINT NOT NULL
+            );
+            CREATE TABLE journey_versions (
+                journey_id VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                definition VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL
+            );
+            CREATE TABLE journey_positions (
+                id BIGINT NOT NULL,
+                journey_id VARCHAR NOT NULL,
+                profile_id VARCHAR NOT NULL,
+                run INTEGER NOT NULL,
+                version INTEGER NOT NULL,
+                step_id VARCHAR NOT NULL,
+                state VARCHAR NOT NULL,
+                waiting BOOLEAN NOT NULL,
+                due_at TIMESTAMPTZ,
+                wait_event VARCHAR,
+                wait_after_seq BIGINT NOT NULL,
+                entered_at TIMESTAMPTZ NOT NULL,
+                step_entered_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                ended_at TIMESTAMPTZ,
+                reason VARCHAR,
+                context VARCHAR NOT NULL
+            );
+            CREATE TABLE journey_history (
+                id BIGINT NOT NULL,
+                position_id BIGINT NOT NULL,
+                journey_id VARCHAR NOT NULL,
+                profile_id VARCHAR NOT NULL,
+                run INTEGER NOT NULL,
+                step_id VARCHAR NOT NULL,
+                action VARCHAR NOT NULL,
+                detail VARCHAR,
+                occurred_at TIMESTAMPTZ NOT NULL
+            );
+            CREATE TABLE journey_cursor (
+                only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row),
+                change_id BIGINT NOT NULL,
+                seq BIGINT NOT NULL
+            );
+            INSERT INTO journey_cursor (change_id, seq) VALUES (0, 0);
+            """),
     ];
 }

@@ -210,5 +210,68 @@ internal static class PostgresMigrations
             );
             INSERT INTO activation_cursor (change_id, seq) VALUES (0, 0);
             """),
+        (7, "journeys: definitions and their versions, each run's position, run history, the journey cursor", """
+            CREATE TABLE journeys (
+                id text PRIMARY KEY,
+                name text NOT NULL,
+                description text,
+                status text NOT NULL,
+                version integer NOT NULL,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                after_change_id bigint NOT NULL,
+                after_seq bigint NOT NULL
+            );
+            CREATE TABLE journey_versions (
+                journey_id text NOT NULL,
+                version integer NOT NULL,
+                definition text NOT NULL,
+                created_at timestamptz NOT NULL,
+                PRIMARY KEY (journey_id, version)
+            );
+            CREATE SEQUENCE journey_position_ids;
+            CREATE TABLE journey_positions (
+                id bigint PRIMARY KEY,
+                journey_id text NOT NULL,
+                profile_id text NOT NULL,
+                run integer NOT NULL,
+                version integer NOT NULL,
+                step_id text NOT NULL,
+                state text NOT NULL,
+                waiting boolean NOT NULL,
+                due_at timestamptz,
+                wait_event text,
+                wait_after_seq bigint NOT NULL,
+                entered_at timestamptz NOT NULL,
+                step_entered_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                ended_at timestamptz,
+                reason text,
+                context text NOT NULL
+            );
+            -- A profile is in a journey at most once at a time, whatever the processes sharing the database do.
+            CREATE UNIQUE INDEX journey_positions_one_active ON journey_positions (journey_id, profile_id) WHERE state = 'active';
+            CREATE INDEX journey_positions_due ON journey_positions (due_at) WHERE state = 'active';
+            CREATE INDEX journey_positions_profile ON journey_positions (profile_id, journey_id);
+            CREATE INDEX journey_positions_journey ON journey_positions (journey_id, id);
+            CREATE TABLE journey_history (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                position_id bigint NOT NULL,
+                journey_id text NOT NULL,
+                profile_id text NOT NULL,
+                run integer NOT NULL,
+                step_id text NOT NULL,
+                action text NOT NULL,
+                detail text,
+                occurred_at timestamptz NOT NULL
+            );
+            CREATE INDEX journey_history_position ON journey_history (position_id, id);
+            CREATE TABLE journey_cursor (
+                only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+                change_id bigint NOT NULL,
+                seq bigint NOT NULL
+            );
+            INSERT INTO journey_cursor (change_id, seq) VALUES (0, 0);
+            """),
     ];
 }

@@ -21,7 +21,7 @@ public sealed partial class PostgresStore : IActivationStore
     /// </summary>
     private static readonly TimeSpan ChangeGapWait = TimeSpan.FromSeconds(2);
 
-    private (long Id, DateTimeOffset Since)? _changeGap;
+    private readonly ChangeGap _changeGap = new();
 
     public async Task<IReadOnlyList<StoredDestination>> ListDestinationsAsync(CancellationToken cancellationToken) =>
         await RunAsync("list destinations", connection => ReadAllAsync(
@@ -58,7 +58,7 @@ public sealed partial class PostgresStore : IActivationStore
             var cursor = cursors[0];
             var destinations = await ReadAllAsync(connection, $"SELECT {ActivationRows.DestinationColumns} FROM destinations ORDER BY created_at, id", ActivationRows.ReadDestination, cancellationToken);
 
-            var (changes, changeUpTo, moreChanges) = await ReadChangesAsync(connection, cursor.ChangeId, claim.Now, cancellationToken);
+            var (changes, changeUpTo, moreChanges) = await ReadChangesAsync(connection, cursor.ChangeId, claim.Now, _changeGap, cancellationToken);
             if (!destinations.Any(d => d.Destination.Segments.Count > 0)) { changes = []; }
 
             // Seqs are allocated and committed under the resolution lock, so every seq below a visible one is visible.
@@ -135,7 +135,8 @@ public sealed partial class PostgresStore : IActivationStore
         }, cancellationToken);
 
     /// <summary>The changes after <paramref name="after"/> up to the first hole that may still fill (see <see cref="ChangeGapWait"/>).</summary>
-    private async Task<(IReadOnlyList<StoredAudienceChange> Changes, long UpTo, bool More)> ReadChangesAsync(NpgsqlConnection connection, long after, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<(IReadOnlyList<StoredAudienceChange> Changes, long UpTo, bool More)> ReadChangesAsync(
+        NpgsqlConnection connection, long after, DateTimeOffset now, ChangeGap gapSeen, CancellationToken cancellationToken)
     {
         var rows = await ReadAllAsync(connection, $"SELECT {AudienceRows.ChangeColumns} FROM audience_changes WHERE id > $1 ORDER BY id LIMIT {ActivationRows.ChangeStep}",
             AudienceRows.ReadChange, cancellationToken, after);
@@ -145,9 +146,9 @@ public sealed partial class PostgresStore : IActivationStore
         {
             if (row.Id != upTo + 1)
             {
-                if (_changeGap is not { } gap || gap.Id != upTo + 1)
+                if (gapSeen.Hole is not { } gap || gap.Id != upTo + 1)
                 {
-                    _changeGap = (upTo + 1, now);
+                    gapSeen.Hole = (upTo + 1, now);
                     break;
                 }
 
@@ -230,4 +231,10 @@ public sealed partial class PostgresStore : IActivationStore
                 SELECT DISTINCT ON (profile_id, category) profile_id, category, granted, seq, occurred_at FROM consent_changes
                 WHERE profile_id = ANY($1) ORDER BY profile_id, category, seq DESC
                 """, ActivationRows.ReadConsent, cancellationToken, (object)profileIds.ToArray());
+
+    /// <summary>The hole in the change ids a reader of the log (a cursor) is waiting at, and since when.</summary>
+    private sealed class ChangeGap
+    {
+        public (long Id, DateTimeOffset Since)? Hole { get; set; }
+    }
 }
