@@ -24,7 +24,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
 
     public IReadOnlyCollection<string> ConsentProfiles(IReadOnlyList<StoredDestination> destinations, IReadOnlyList<StoredAudienceChange> changes, IReadOnlyList<StoredEvent> events)
     {
-        var guarded = destinations.Select(d => d.Destination).Where(d => d.Enabled && d.Purpose is not null).ToList();
+        var guarded = destinations.Select(d => d.Destination).Where(d => d.Enabled && d.Purpose is not null && d.Type != DestinationTypes.File).ToList();
         if (guarded.Count == 0) { return []; }
         var segments = guarded.SelectMany(d => d.Segments).ToHashSet(StringComparer.Ordinal);
         var causes = changes.Where(c => segments.Contains(c.Change.AudienceId)).Select(c => c.Change.ProfileId);
@@ -38,7 +38,8 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
     public IReadOnlyList<NewDelivery> Derive(DerivationInput input)
     {
         var current = engine();
-        var live = input.Destinations.Where(d => d.Destination.Enabled).ToList();
+        // File destinations export on their schedule (FileExportScheduler), not per change.
+        var live = input.Destinations.Where(d => d.Destination.Enabled && d.Destination.Type != DestinationTypes.File).ToList();
         if (live.Count == 0) { return []; }
         var consent = new Dictionary<string, List<ConsentState>>(StringComparer.Ordinal);
         foreach (var c in input.Consent)
@@ -130,6 +131,12 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
             payload["subject"] = skip is null ? EmailTemplates.Render(email.Subject, model, html: false).ReplaceLineEndings(" ") : null;
             payload["body"] = skip is null ? EmailTemplates.Render(email.Body, model, email.Html) : null;
             payload["html"] = email.Html;
+        }
+        else if (destination.Type == DestinationTypes.Segment)
+        {
+            payload = cause.Event is { } e
+                ? SegmentMessages.Event(e)
+                : SegmentMessages.AudienceChange(cause.Kind == DeliveryKind.AudienceEntered, cause.SegmentId!, cause.SegmentName, cause.At, key, cause.ProfileId, profile);
         }
         else
         {

@@ -41,6 +41,7 @@ public static class TesseraServer
         // Registered last, so it stops first: deliveries in flight finish while the store is still open.
         builder.Services.AddSingleton<ActivationService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ActivationService>());
+        builder.Services.AddHostedService<FileExportScheduler>();
         builder.Services.AddProblemDetails();
         builder.Services.AddExceptionHandler<StoreUnavailableHandler>();
         builder.Services.AddCors(c => c.AddPolicy(CollectionApi.CorsPolicy, p => p

@@ -13,6 +13,7 @@ internal static class ActivationSql
             next_attempt_at = u.next_at,
             delivered_at = CASE WHEN u.status = 'delivered' THEN u.done_at ELSE deliveries.delivered_at END,
             updated_at = u.done_at,
+            payload = coalesce(u.payload, deliveries.payload),
             claimed_by = NULL,
             claimed_until = NULL
         FROM {outcomes}
