@@ -19,8 +19,8 @@ public sealed record FileExportSettings(string Directory, string Format, ExportS
 /// </summary>
 public sealed record ExportSchedule(string? Every, IReadOnlyList<string> At)
 {
-    /// <summary>The shortest interval accepted; shorter ones would make a run-loop of large exports.</summary>
-    public static readonly TimeSpan MinInterval = TimeSpan.FromMinutes(1);
+    /// <summary>The shortest interval accepted. Runs never overlap (a slot that comes while a run is pending is skipped), so a short one cannot pile runs up.</summary>
+    public static readonly TimeSpan MinInterval = TimeSpan.FromSeconds(1);
 
     /// <summary>The latest scheduled instant at or before <paramref name="now"/>; null when the schedule has none.</summary>
     public DateTimeOffset? LatestAtOrBefore(DateTimeOffset now)

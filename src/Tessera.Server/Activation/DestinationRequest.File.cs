@@ -60,7 +60,7 @@ public static partial class DestinationRequest
         if (every is not null)
         {
             if (!Duration.TryParse(every, out var interval)) { return Problems.Field("schedule.every", $"'{every}' is not a duration such as 15m, 1h or 1d"); }
-            if (interval < ExportSchedule.MinInterval) { return Problems.Field("schedule.every", "must be at least 1m"); }
+            if (interval < ExportSchedule.MinInterval) { return Problems.Field("schedule.every", "must be at least 1s"); }
             if (interval > TimeSpan.FromDays(366)) { return Problems.Field("schedule.every", "must be at most 366d"); }
         }
 

@@ -15,7 +15,7 @@ namespace Tessera.Server.Activation;
 /// <para>
 /// Every <see cref="ActivationOptions.PollInterval"/>: for each enabled file destination, the latest scheduled
 /// instant up to now; when it is after the destination's creation and after its last run (scheduled, missed or
-/// asked for), a run for that instant is added. The state is the delivery log itself, so a restart resumes the
+/// asked for), and no run is pending, a run for that instant is added. The state is the delivery log itself, so a restart resumes the
 /// schedule, and a slot that passed while Tessera was down runs once at start (the latest such slot only: an export
 /// is a snapshot, so older missed ones would only repeat it). On PostgreSQL, a run's idempotency key is unique,
 /// so processes sharing the database add each scheduled run once.
@@ -23,9 +23,6 @@ namespace Tessera.Server.Activation;
 /// </summary>
 public sealed partial class FileExportScheduler(ITesseraStore store, TesseraOptions options, TimeProvider clock, ILogger<FileExportScheduler> logger) : BackgroundService
 {
-    /// <summary>A slot found more than this late was missed (Tessera was down); its run says so in <c>trigger</c>.</summary>
-    private static readonly TimeSpan Late = TimeSpan.FromMinutes(1);
-
     /// <summary>The last run time known per destination, so a slot already served costs no query.</summary>
     private readonly Dictionary<string, long> _lastRun = new(StringComparer.Ordinal);
 
@@ -42,13 +39,15 @@ public sealed partial class FileExportScheduler(ITesseraStore store, TesseraOpti
     {
         if (!options.Activation.Enabled) { return; }
         using var timer = new PeriodicTimer(options.Activation.PollInterval);
+        var first = true;
         try
         {
             do
             {
                 try
                 {
-                    await ScheduleDueAsync(stoppingToken);
+                    await ScheduleDueAsync(first, stoppingToken);
+                    first = false;
                 }
                 catch (Exception e) when (e is StoreException or StoreUnavailableException)
                 {
@@ -64,7 +63,8 @@ public sealed partial class FileExportScheduler(ITesseraStore store, TesseraOpti
         }
     }
 
-    private async Task ScheduleDueAsync(CancellationToken cancellationToken)
+    /// <param name="atStart">The first pass: a slot due now passed while Tessera was not running, so its run is <c>missed</c>.</param>
+    private async Task ScheduleDueAsync(bool atStart, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow();
         foreach (var stored in await store.ListDestinationsAsync(cancellationToken))
@@ -74,10 +74,11 @@ public sealed partial class FileExportScheduler(ITesseraStore store, TesseraOpti
             if (file.Schedule.LatestAtOrBefore(now) is not { } slot || slot <= destination.CreatedAt) { continue; }
             var slotMs = slot.ToUnixTimeMilliseconds();
             if (_lastRun.TryGetValue(destination.Id, out var known) && known >= slotMs) { continue; }
-            var last = await store.LastRunAsync(destination.Id, cancellationToken) ?? long.MinValue;
-            _lastRun[destination.Id] = last;
-            if (last >= slotMs) { continue; }
-            var trigger = now - slot > Late ? "missed" : "schedule";
+            var state = await store.RunStateAsync(destination.Id, cancellationToken);
+            if (state.LastRun >= slotMs) { _lastRun[destination.Id] = state.LastRun.Value; continue; }
+            // Runs never overlap: while one waits, runs or is retried, the slot passes (the next one is looked at when it comes).
+            if (state.Pending) { continue; }
+            var trigger = atStart ? "missed" : "schedule";
             if (await store.AddRunAsync(Run(destination.Id, slot, trigger, now), cancellationToken) is not null)
             {
                 LogRunScheduled(logger, destination.Id, slot.UtcDateTime.ToString("O", CultureInfo.InvariantCulture), trigger);

@@ -7,8 +7,8 @@ namespace Tessera.Storage.Activation;
 /// </summary>
 public interface IExportRunStore
 {
-    /// <summary>The latest run time (cause id) recorded for the destination, whatever became of it; null before the first.</summary>
-    Task<long?> LastRunAsync(string destinationId, CancellationToken cancellationToken);
+    /// <summary>The latest run time (cause id) recorded for the destination, whatever became of it, and whether a run is still pending.</summary>
+    Task<ExportRunState> RunStateAsync(string destinationId, CancellationToken cancellationToken);
 
     /// <summary>
     /// Adds a run, pending and due at its creation time, unless one with its idempotency key exists (another process,
@@ -19,3 +19,6 @@ public interface IExportRunStore
     /// <summary>The highest id in the audience change log (0 when empty): what an export's changes file reaches.</summary>
     Task<long> LastAudienceChangeIdAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>A file destination's runs as the log has them: the latest run's time (Unix ms; null before the first), and whether one is pending (waiting, running or retrying).</summary>
+public sealed record ExportRunState(long? LastRun, bool Pending);

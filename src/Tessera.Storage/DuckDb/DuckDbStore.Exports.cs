@@ -6,8 +6,18 @@ namespace Tessera.Storage.DuckDb;
 /// <summary>Runs of file destinations in the delivery log, under the activation lock like every other delivery write.</summary>
 public sealed partial class DuckDbStore : IExportRunStore
 {
-    public async Task<long?> LastRunAsync(string destinationId, CancellationToken cancellationToken) =>
-        await ScalarAsync<long?>("SELECT max(cause_id) FROM deliveries WHERE destination_id = $1 AND kind = $2", cancellationToken, destinationId, DeliveryKind.FileExport);
+    public async Task<ExportRunState> RunStateAsync(string destinationId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await ReadAllAsync(ActivationSql.RunState, r => new ExportRunState(r.IsDBNull(0) ? null : r.GetInt64(0), !r.IsDBNull(1) && r.GetBoolean(1)),
+                cancellationToken, destinationId, DeliveryKind.FileExport))[0];
+        }
+        catch (DuckDBException e)
+        {
+            throw DuckDbErrors.Translate(e, "read file export runs", options.Path);
+        }
+    }
 
     public async Task<Delivery?> AddRunAsync(NewDelivery run, CancellationToken cancellationToken)
     {

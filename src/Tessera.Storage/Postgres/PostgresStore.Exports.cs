@@ -5,9 +5,9 @@ namespace Tessera.Storage.Postgres;
 /// <summary>Runs of file destinations in the delivery log; the unique idempotency key lets only one process add a given run.</summary>
 public sealed partial class PostgresStore : IExportRunStore
 {
-    public async Task<long?> LastRunAsync(string destinationId, CancellationToken cancellationToken) =>
-        await RunAsync("read the last file export run", connection => ScalarAsync<long?>(connection,
-            "SELECT max(cause_id) FROM deliveries WHERE destination_id = $1 AND kind = $2", cancellationToken, destinationId, DeliveryKind.FileExport), cancellationToken);
+    public async Task<ExportRunState> RunStateAsync(string destinationId, CancellationToken cancellationToken) =>
+        (await RunAsync("read file export runs", connection => ReadAllAsync(connection, ActivationSql.RunState,
+            r => new ExportRunState(r.IsDBNull(0) ? null : r.GetInt64(0), !r.IsDBNull(1) && r.GetBoolean(1)), cancellationToken, destinationId, DeliveryKind.FileExport), cancellationToken))[0];
 
     public async Task<Delivery?> AddRunAsync(NewDelivery run, CancellationToken cancellationToken) =>
         await RunAsync("add a file export run", async connection =>
