@@ -113,7 +113,10 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
     {
         var key = DeliveryKeys.For(destination.Id, cause.Kind, cause.Id);
         var profile = engine.SurvivorOf(cause.ProfileId) is { } survivor ? engine.Get(survivor) : null;
-        var payload = Common(cause, key);
+        // A Segment destination sends messages in Segment's format, not Tessera's delivery object.
+        var payload = destination.Type != DestinationTypes.Segment ? Common(cause, key)
+            : cause.Event is { } e ? SegmentMessages.Event(e)
+            : SegmentMessages.AudienceChange(cause.Kind == DeliveryKind.AudienceEntered, cause.SegmentId!, cause.SegmentName, cause.At, key, cause.ProfileId, profile);
         string? skip = null;
         if (destination.Purpose is { } purpose && !Consents(engine, cause.ProfileId, purpose, consent))
         {
@@ -132,13 +135,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
             payload["body"] = skip is null ? EmailTemplates.Render(email.Body, model, email.Html) : null;
             payload["html"] = email.Html;
         }
-        else if (destination.Type == DestinationTypes.Segment)
-        {
-            payload = cause.Event is { } e
-                ? SegmentMessages.Event(e)
-                : SegmentMessages.AudienceChange(cause.Kind == DeliveryKind.AudienceEntered, cause.SegmentId!, cause.SegmentName, cause.At, key, cause.ProfileId, profile);
-        }
-        else
+        else if (destination.Type != DestinationTypes.Segment)
         {
             payload["identifiers"] = profile is null ? new JsonObject() : Identifiers(profile);
             payload["traits"] = profile is null ? new JsonObject() : Traits(profile);
