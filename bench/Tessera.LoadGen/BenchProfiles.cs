@@ -28,4 +28,20 @@ internal static class BenchProfiles
         collect.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(options.WriteKey + ":")));
         return collect;
     }
+
+    /// <summary>
+    /// Sends a management request again while it answers 503: after a bulk load the store indexes behind the journal,
+    /// and /api reads wait for it at most 10 s before answering 503 (the read barrier).
+    /// </summary>
+    public static async Task<HttpResponseMessage> PatientlyAsync(Func<Task<HttpResponseMessage>> send)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (600 * Stopwatch.Frequency);
+        while (true)
+        {
+            var response = await send();
+            if (response.StatusCode != System.Net.HttpStatusCode.ServiceUnavailable || Stopwatch.GetTimestamp() > deadline) { return response; }
+            response.Dispose();
+            await Task.Delay(500);
+        }
+    }
 }

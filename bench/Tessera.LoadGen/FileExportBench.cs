@@ -26,13 +26,14 @@ internal static class FileExportBench
                 var destination = await CreateAsync(admin, url + "/api/destinations",
                     $$$"""{"type":"file","segments":["{{{segmentId}}}"],"directory":"{{{directory}}}","format":"{{{format}}}","schedule":{"every":"366d"}}""");
                 var started = Stopwatch.GetTimestamp();
-                using (var run = await admin.PostAsync(new Uri(url + $"/api/destinations/{destination}/run"), null)) { run.EnsureSuccessStatusCode(); }
+                using (var run = await BenchProfiles.PatientlyAsync(() => admin.PostAsync(new Uri(url + $"/api/destinations/{destination}/run"), null))) { run.EnsureSuccessStatusCode(); }
                 JsonElement? record = null;
                 var deadline = Stopwatch.GetTimestamp() + (300 * Stopwatch.Frequency);
                 while (record is null && Stopwatch.GetTimestamp() < deadline)
                 {
                     await Task.Delay(20);
-                    var log = JsonDocument.Parse(await admin.GetStringAsync(new Uri(url + $"/api/destinations/{destination}/deliveries?limit=1"))).RootElement.GetProperty("items");
+                    using var page = await BenchProfiles.PatientlyAsync(() => admin.GetAsync(new Uri(url + $"/api/destinations/{destination}/deliveries?limit=1")));
+                    var log = JsonDocument.Parse(await page.EnsureSuccessStatusCode().Content.ReadAsStringAsync()).RootElement.GetProperty("items");
                     if (log.GetArrayLength() == 1 && log[0].GetProperty("status").GetString() == "delivered") { record = log[0].GetProperty("payload").GetProperty("result").Clone(); }
                 }
 
@@ -57,7 +58,7 @@ internal static class FileExportBench
 
     public static async Task<string> CreateAsync(HttpClient admin, string url, string json)
     {
-        using var response = await admin.PostAsync(new Uri(url), new StringContent(json, Encoding.UTF8, "application/json"));
+        using var response = await BenchProfiles.PatientlyAsync(() => admin.PostAsync(new Uri(url), new StringContent(json, Encoding.UTF8, "application/json")));
         if (!response.IsSuccessStatusCode) { throw new InvalidOperationException($"{url}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}"); }
         return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
     }
