@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 
@@ -15,17 +14,7 @@ internal static class AudienceDelivery
     public static async Task<Dictionary<string, object?>> RunAsync(LoadOptions options, string url, HttpClient admin)
     {
         var n = options.AudienceDelivery;
-        using var collect = new HttpClient { Timeout = TimeSpan.FromSeconds(120) };
-        collect.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(options.WriteKey + ":")));
-        var loading = Stopwatch.StartNew();
-        var chunks = Enumerable.Range(0, (n + 499) / 500).Select(c => Enumerable.Range(c * 500, Math.Min(500, n - (c * 500))));
-        await Parallel.ForEachAsync(chunks, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (chunk, token) =>
-        {
-            var batch = string.Join(",", chunk.Select(i => $$$"""{"type":"identify","userId":"member-{{{i}}}","traits":{"bench_group":"g","email":"member-{{{i}}}@example.com","first_name":"M{{{i}}}"}}"""));
-            using var response = await collect.PostAsync(new Uri(url + "/v1/batch"), Json($$$"""{"batch":[{{{batch}}}]}"""), token);
-            response.EnsureSuccessStatusCode();
-        });
-        Console.WriteLine($"  loaded {n:N0} profiles in {loading.Elapsed.TotalSeconds:N1} s");
+        await BenchProfiles.LoadAsync(options, url, n);
 
         await using var receiver = await WebhookReceiver.StartAsync();
         using var segment = await admin.PostAsync(new Uri(url + "/api/segments"), Json("""{"name":"Bench group","definition":{"trait":"bench_group","op":"eq","value":"nobody yet"}}"""));

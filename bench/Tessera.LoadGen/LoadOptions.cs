@@ -45,7 +45,13 @@ internal sealed class LoadOptions
     /// <summary>Instead of load: deliver an audience of this many profiles to a batching webhook (<see cref="AudienceDelivery"/>).</summary>
     public int AudienceDelivery { get; set; }
 
-    /// <summary>The webhook batch size for <see cref="AudienceDelivery"/>.</summary>
+    /// <summary>Instead of load: export an audience of this many profiles with a file destination, as CSV and as Parquet (<see cref="FileExportBench"/>).</summary>
+    public int FileExport { get; set; }
+
+    /// <summary>Instead of load: forward this many events with a Segment destination and measure events forwarded per second (<see cref="SegmentForwardBench"/>).</summary>
+    public int SegmentForward { get; set; }
+
+    /// <summary>The webhook (or Segment destination) batch size for <see cref="AudienceDelivery"/> and <see cref="SegmentForward"/>.</summary>
     public int BatchSize { get; set; } = 1000;
 
     public static LoadOptions Parse(string[] args)
@@ -80,6 +86,8 @@ internal sealed class LoadOptions
                 case "--probe-webhook": o.ProbeWebhook = true; break;
                 case "--audience-delivery": o.AudienceDelivery = (int)Number(); break;
                 case "--batch-size": o.BatchSize = (int)Number(); break;
+                case "--file-export": o.FileExport = (int)Number(); break;
+                case "--segment-forward": o.SegmentForward = (int)Number(); break;
                 case "-h" or "--help": throw new ArgumentException(Usage);
                 default: throw new ArgumentException($"{name}: unknown flag\n{Usage}");
             }
@@ -97,5 +105,7 @@ internal sealed class LoadOptions
                                [--batch 100] [--connections 16] [--rate EVENTS_PER_S (0 = flat out)]
                                [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--catch-up-timeout 600] [--label L] [--probe-audience] [--probe-webhook]
                Tessera.LoadGen --spawn tessera --audience-delivery 100000 [--batch-size 1000]
+               Tessera.LoadGen --spawn tessera --file-export 100000
+               Tessera.LoadGen --spawn tessera --segment-forward 100000 [--batch-size 1000]
         """;
 }

@@ -30,6 +30,18 @@ if (options.AudienceDelivery > 0)
     return 0;
 }
 
+if (options.FileExport > 0)
+{
+    Console.WriteLine("RESULT " + JsonSerializer.Serialize(await FileExportBench.RunAsync(options, url, admin)));
+    return 0;
+}
+
+if (options.SegmentForward > 0)
+{
+    Console.WriteLine("RESULT " + JsonSerializer.Serialize(await SegmentForwardBench.RunAsync(options, url, admin)));
+    return 0;
+}
+
 long? before = options.Verify ? await StoredEventsAsync(admin, url, TimeSpan.FromSeconds(60)) : null;
 
 var probe = options.ProbeAudience ? new AudienceProbe(options, url) : null;

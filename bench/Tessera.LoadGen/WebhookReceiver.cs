@@ -13,7 +13,8 @@ namespace Tessera.LoadGen;
 /// <summary>
 /// The activation benchmarks' webhook: Kestrel on a loopback port in this process, answering 200 at once and
 /// recording, for every delivered item, its user id and the <see cref="Stopwatch"/> time the request arrived (the
-/// same clock the probes start from).
+/// same clock the probes start from). It also answers <c>/v1/batch</c> as a Segment-compatible endpoint, where an
+/// item is a forwarded message known by its <c>messageId</c>.
 /// </summary>
 internal sealed class WebhookReceiver : IAsyncDisposable
 {
@@ -30,6 +31,9 @@ internal sealed class WebhookReceiver : IAsyncDisposable
     }
 
     public string Url { get; }
+
+    /// <summary>The receiver as a Segment-compatible API base (<c>/v1/batch</c> is added by the destination).</summary>
+    public string BaseUrl => Url[..^"/hook".Length];
 
     public long Requests => Interlocked.Read(ref _requests);
 
@@ -54,7 +58,7 @@ internal sealed class WebhookReceiver : IAsyncDisposable
         builder.Logging.ClearProviders();
         var app = builder.Build();
         var receiver = new WebhookReceiver(app, $"http://127.0.0.1:{port}/hook");
-        app.MapPost("/hook", async (HttpContext context) =>
+        app.MapPost("/{**path}", async (HttpContext context) =>
         {
             var arrived = Stopwatch.GetTimestamp();
             using var document = await JsonDocument.ParseAsync(context.Request.Body);
@@ -65,6 +69,10 @@ internal sealed class WebhookReceiver : IAsyncDisposable
                 if (item.TryGetProperty("identifiers", out var ids) && ids.TryGetProperty("user_id", out var user) && user.GetString() is { } id)
                 {
                     receiver._firstArrival.TryAdd(id, arrived);
+                }
+                else if (item.TryGetProperty("messageId", out var messageId) && messageId.GetString() is { } mid)
+                {
+                    receiver._firstArrival.TryAdd(mid, arrived);
                 }
             }
 

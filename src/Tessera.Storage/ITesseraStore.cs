@@ -10,7 +10,7 @@ using Tessera.Storage.Sources;
 namespace Tessera.Storage;
 
 /// <summary>One store (DuckDB file or PostgreSQL database) with everything Tessera keeps.</summary>
-public interface ITesseraStore : IEventStore, IProfileStore, IAudienceStore, IAudienceQueries, IActivationStore, IJourneyStore, ISourceStore, ISettingsStore, IJournalIndexStore, IAsyncDisposable
+public interface ITesseraStore : IEventStore, IProfileStore, IAudienceStore, IAudienceQueries, IActivationStore, IJourneyStore, IExportRunStore, ISourceStore, ISettingsStore, IJournalIndexStore, IAsyncDisposable
 {
     /// <summary><c>duckdb</c> or <c>postgres</c>.</summary>
     string Kind { get; }

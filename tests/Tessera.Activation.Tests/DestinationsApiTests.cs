@@ -52,7 +52,7 @@ public sealed class DestinationsApiTests
     [Theory]
     [InlineData("""{"url":"https://x.example","secret":"0123456789abcdefgh","events":["A"]}""", "type")]
     [InlineData("""{"type":"pigeon","url":"https://x.example","secret":"0123456789abcdefgh","events":["A"]}""", "type")]
-    [InlineData("""{"type":"file","events":["A"]}""", "type")]
+    [InlineData("""{"type":"file","events":["A"]}""", "events")]
     [InlineData("""{"type":"webhook","secret":"0123456789abcdefgh","events":["A"]}""", "url")]
     [InlineData("""{"type":"webhook","url":"not a url","secret":"0123456789abcdefgh","events":["A"]}""", "url")]
     [InlineData("""{"type":"webhook","url":"ftp://x.example/in","secret":"0123456789abcdefgh","events":["A"]}""", "url")]

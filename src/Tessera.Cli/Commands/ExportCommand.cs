@@ -1,5 +1,6 @@
 using System.CommandLine;
 using CsvHelper;
+using Tessera.Server.Exports;
 using Tessera.Server.Hosting;
 using Tessera.Storage;
 
@@ -39,9 +40,9 @@ internal static class ExportCommand
                     return 1;
                 }
 
-                var (columns, rows) = SegmentExport.Table(tesseraStore.Engine, tesseraStore.Engine.Members(audience.Id));
-                await SegmentExport.WriteAsync(file, columns, rows);
-                Console.WriteLine($"exported {rows.Count} members of {audience.Id} ({audience.Name}) to {file.FullName}");
+                var table = MemberTable.Of(tesseraStore.Engine, tesseraStore.Engine.Members(audience.Id));
+                await TableFile.WriteAsync(file.FullName, TableFile.FormatOf(file.FullName), table.Columns, table.Rows, cancellationToken);
+                Console.WriteLine($"exported {table.Rows.Count} members of {audience.Id} ({audience.Name}) to {file.FullName}");
                 return 0;
             }
             catch (Exception e) when (e is StoreException or StoreUnavailableException or ArgumentException or IOException or DuckDB.NET.Data.DuckDBException)

@@ -7,8 +7,8 @@ namespace Tessera.Core.Activation;
 /// <summary>
 /// Where Tessera sends what happens to profiles: audience entries and exits of the listed <see cref="Segments"/>,
 /// and the track events named in <see cref="Events"/> and/or matching every filter in <see cref="Where"/>. The
-/// channel's settings sit in the member named after <see cref="Type"/> (<see cref="Webhook"/>, <see cref="Email"/>);
-/// a new kind (file exports, Segment forwarding) adds a type name and a settings member, nothing else.
+/// channel's settings sit in the member named after <see cref="Type"/> (<see cref="Webhook"/>, <see cref="Email"/>,
+/// <see cref="File"/>, <see cref="Segment"/>); a new kind adds a type name and a settings member, nothing else.
 /// </summary>
 public sealed record Destination
 {
@@ -47,6 +47,10 @@ public sealed record Destination
 
     public EmailSettings? Email { get; init; }
 
+    public FileExportSettings? File { get; init; }
+
+    public SegmentSettings? Segment { get; init; }
+
     public DateTimeOffset CreatedAt { get; init; }
 
     public DateTimeOffset UpdatedAt { get; init; }
@@ -81,8 +85,10 @@ public static class DestinationTypes
 {
     public const string Webhook = "webhook";
     public const string Email = "email";
+    public const string File = "file";
+    public const string Segment = "segment";
 
-    public static readonly IReadOnlyList<string> All = [Webhook, Email];
+    public static readonly IReadOnlyList<string> All = [Webhook, Email, File, Segment];
 }
 
 /// <summary>A JSON POST to <see cref="Url"/>, signed with <see cref="Secret"/> (HMAC-SHA256 of the raw body).</summary>

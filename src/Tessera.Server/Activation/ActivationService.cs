@@ -34,6 +34,8 @@ public sealed partial class ActivationService : BackgroundService
     private readonly HttpClient _http;
     private readonly WebhookChannel _webhooks;
     private readonly EmailChannel _email;
+    private readonly SegmentChannel _segment;
+    private readonly FileExportChannel _files;
     private readonly Channel<bool> _deriveSignal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly Channel<DeliveryOutcome> _outcomes = Channel.CreateUnbounded<DeliveryOutcome>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<long, byte> _inFlight = new();
@@ -57,8 +59,11 @@ public sealed partial class ActivationService : BackgroundService
         })
         { Timeout = Timeout.InfiniteTimeSpan };
         _http.DefaultRequestHeaders.UserAgent.ParseAdd("Tessera-Webhooks/1.0");
-        _webhooks = new WebhookChannel(_http, _options);
+        var http = new HttpDelivery(_http, _options);
+        _webhooks = new WebhookChannel(http);
         _email = new EmailChannel(_options);
+        _segment = new SegmentChannel(http);
+        _files = new FileExportChannel(store, clock);
     }
 
     /// <summary>This process's name on the claims it takes.</summary>
@@ -313,15 +318,13 @@ public sealed partial class ActivationService : BackgroundService
         IReadOnlyList<SendResult> results;
         try
         {
-            if (destination.Type == DestinationTypes.Email)
+            results = destination.Type switch
             {
-                results = await _email.SendAsync(destination, group, CancellationToken.None);
-            }
-            else
-            {
-                var result = await _webhooks.SendAsync(destination, group, CancellationToken.None);
-                results = [.. group.Select(_ => result)];
-            }
+                DestinationTypes.Email => await _email.SendAsync(destination, group, CancellationToken.None),
+                DestinationTypes.Segment => await _segment.SendAsync(destination, group, CancellationToken.None),
+                DestinationTypes.File => await _files.RunAsync(destination, group, CancellationToken.None),
+                _ => [.. Enumerable.Repeat(await _webhooks.SendAsync(destination, group, CancellationToken.None), group.Count)],
+            };
         }
         catch (Exception e)
         {
@@ -336,7 +339,7 @@ public sealed partial class ActivationService : BackgroundService
 
             if (r.Sent)
             {
-                Done(d, DeliveryStatus.Delivered, attempted: true, null, null);
+                Done(d, DeliveryStatus.Delivered, attempted: true, null, null, r.Record);
             }
             else if (r.Permanent || d.Attempts + 1 >= _options.MaxAttempts)
             {
@@ -359,8 +362,8 @@ public sealed partial class ActivationService : BackgroundService
         return stored;
     }
 
-    private void Done(Delivery delivery, string status, bool attempted, string? error, DateTimeOffset? next) =>
-        _outcomes.Writer.TryWrite(new DeliveryOutcome(delivery.Id, delivery.IdempotencyKey, status, attempted, error, next, _clock.GetUtcNow()));
+    private void Done(Delivery delivery, string status, bool attempted, string? error, DateTimeOffset? next, string? record = null) =>
+        _outcomes.Writer.TryWrite(new DeliveryOutcome(delivery.Id, delivery.IdempotencyKey, status, attempted, error, next, _clock.GetUtcNow(), record));
 
     private static async Task DelayQuietlyAsync(TimeSpan delay, CancellationToken cancellationToken)
     {
@@ -479,6 +482,7 @@ public sealed partial class ActivationService : BackgroundService
             return destination switch
             {
                 { Type: DestinationTypes.Email } => (50, TimeSpan.Zero),
+                { Segment.Batching: { } b } => (b.MaxSize, TimeSpan.FromMilliseconds(b.MaxWaitMs)),
                 { Webhook.Batching: { } b } => (b.MaxSize, TimeSpan.FromMilliseconds(b.MaxWaitMs)),
                 _ => (1, TimeSpan.Zero),
             };

@@ -48,7 +48,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
 
     public IReadOnlyCollection<string> ConsentProfiles(IReadOnlyList<StoredDestination> destinations, IReadOnlyList<StoredAudienceChange> changes, IReadOnlyList<StoredEvent> events)
     {
-        var guarded = destinations.Select(d => d.Destination).Where(d => d.Enabled && d.Purpose is not null).ToList();
+        var guarded = destinations.Select(d => d.Destination).Where(d => d.Enabled && d.Purpose is not null && d.Type != DestinationTypes.File).ToList();
         if (guarded.Count == 0) { return []; }
         var segments = guarded.SelectMany(d => d.Segments).ToHashSet(StringComparer.Ordinal);
         var causes = changes.Where(c => segments.Contains(c.Change.AudienceId)).Select(c => c.Change.ProfileId);
@@ -62,7 +62,8 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
     public IReadOnlyList<NewDelivery> Derive(DerivationInput input)
     {
         var current = engine();
-        var live = input.Destinations.Where(d => d.Destination.Enabled).ToList();
+        // File destinations export on their schedule (FileExportScheduler), not per change.
+        var live = input.Destinations.Where(d => d.Destination.Enabled && d.Destination.Type != DestinationTypes.File).ToList();
         if (live.Count == 0) { return []; }
         var consent = new Dictionary<string, List<ConsentState>>(StringComparer.Ordinal);
         foreach (var c in input.Consent)
@@ -138,7 +139,10 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
     {
         var key = DeliveryKeys.For(destination.Id, cause.Kind, cause.Id);
         var profile = engine.SurvivorOf(cause.ProfileId) is { } survivor ? engine.Get(survivor) : null;
-        var payload = Common(cause, key);
+        // A Segment destination sends messages in Segment's format, not Tessera's delivery object.
+        var payload = destination.Type != DestinationTypes.Segment ? Common(cause, key)
+            : cause.Event is { } e ? SegmentMessages.Event(e)
+            : SegmentMessages.AudienceChange(cause.Kind == DeliveryKind.AudienceEntered, cause.SegmentId!, cause.SegmentName, cause.At, key, cause.ProfileId, profile);
         string? skip = null;
         if (destination.Purpose is { } purpose && !Consents(engine, cause.ProfileId, purpose, consent))
         {
@@ -157,7 +161,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
             payload["body"] = skip is null ? EmailTemplates.Render(email.Body, model, email.Html) : null;
             payload["html"] = email.Html;
         }
-        else
+        else if (destination.Type != DestinationTypes.Segment)
         {
             payload["identifiers"] = profile is null ? new JsonObject() : Identifiers(profile);
             payload["traits"] = profile is null ? new JsonObject() : Traits(profile);

@@ -33,7 +33,6 @@ public static partial class DestinationRequest
 
         if (String(body, "type", out var type) is { } typeProblem) { return typeProblem; }
         if (type is null) { return Problems.Field("type", $"is required: one of {string.Join(", ", DestinationTypes.All)}"); }
-        if (type is "file" or "segment") { return Problems.Field("type", $"'{type}' destinations are not available yet; use one of {string.Join(", ", DestinationTypes.All)}"); }
         if (!DestinationTypes.All.Contains(type)) { return Problems.Field("type", $"'{type}' is not one of {string.Join(", ", DestinationTypes.All)}"); }
         if (existing is not null && existing.Type != type) { return Problems.Field("type", $"cannot change from '{existing.Type}'; create a new destination instead"); }
 
@@ -48,6 +47,13 @@ public static partial class DestinationRequest
 
         if (Strings(body, "events", out var events) is { } eventsProblem) { return eventsProblem; }
         if (Filters(body, out var where) is { } whereProblem) { return whereProblem; }
+        if (type == DestinationTypes.File && (events.Count > 0 || where.Count > 0))
+        {
+            return Problems.Field(events.Count > 0 ? "events" : "where", "a file destination exports audiences: list them in segments (events are not written to files)");
+        }
+
+        if (type == DestinationTypes.File && segments.Count == 0) { return Problems.Field("segments", "is required: the audiences whose members are exported"); }
+
         // None of segments, events and where is fine: a destination only journeys send to (docs/journeys.md).
         if (String(body, "purpose", out var purpose) is { } purposeProblem) { return purposeProblem; }
         if (purpose is not null)
@@ -76,15 +82,21 @@ public static partial class DestinationRequest
 
         WebhookSettings? webhook = null;
         EmailSettings? email = null;
-        var problem = type == DestinationTypes.Webhook
-            ? ParseWebhook(body, existing?.Webhook, out webhook)
-            : ParseEmail(body, existing?.Email, out email);
+        FileExportSettings? file = null;
+        SegmentSettings? forward = null;
+        var problem = type switch
+        {
+            DestinationTypes.Webhook => ParseWebhook(body, existing?.Webhook, out webhook),
+            DestinationTypes.File => ParseFile(body, out file),
+            DestinationTypes.Segment => ParseSegment(body, existing?.Segment, out forward),
+            _ => ParseEmail(body, existing?.Email, out email),
+        };
         if (problem is not null) { return problem; }
 
         destination = new Destination
         {
             Id = id,
-            Name = name?.Trim() is { Length: > 0 } n ? n : DefaultName(type, webhook, email),
+            Name = name?.Trim() is { Length: > 0 } n ? n : DefaultName(webhook, email, file, forward),
             Type = type,
             Segments = segments,
             Events = events,
@@ -94,14 +106,19 @@ public static partial class DestinationRequest
             Enabled = enabled,
             Webhook = webhook,
             Email = email,
+            File = file,
+            Segment = forward,
             CreatedAt = existing?.CreatedAt ?? now,
             UpdatedAt = now,
         };
         return null;
     }
 
-    private static string DefaultName(string type, WebhookSettings? webhook, EmailSettings? email) =>
-        webhook is not null ? $"webhook to {new Uri(webhook.Url).Host}" : $"email via {email?.Smtp.Host}";
+    private static string DefaultName(WebhookSettings? webhook, EmailSettings? email, FileExportSettings? file, SegmentSettings? forward) =>
+        webhook is not null ? $"webhook to {new Uri(webhook.Url).Host}"
+        : file is not null ? $"{file.Format} files in {file.Directory}"
+        : forward is not null ? $"Segment forwarding to {new Uri(forward.Url).Host}"
+        : $"email via {email?.Smtp.Host}";
 
     private static ProblemHttpResult? ParseWebhook(JsonElement body, WebhookSettings? existing, out WebhookSettings? webhook)
     {
@@ -134,27 +151,27 @@ public static partial class DestinationRequest
             }
         }
 
-        BatchingSettings? batching = null;
-        if (body.TryGetProperty("batching", out var b) && b.ValueKind is not (JsonValueKind.Null or JsonValueKind.False))
+        if (Batching(body, out var batching) is { } batchingProblem) { return batchingProblem; }
+        webhook = new WebhookSettings(uri.ToString(), secret, headers, batching);
+        return null;
+    }
+
+    /// <summary>Reads <c>batching</c>: absent, null or false is off; true is the defaults (100 a request, 1,000 ms).</summary>
+    private static ProblemHttpResult? Batching(JsonElement body, out BatchingSettings? batching, int maxSize = 10_000)
+    {
+        batching = null;
+        if (!body.TryGetProperty("batching", out var b) || b.ValueKind is JsonValueKind.Null or JsonValueKind.False) { return null; }
+        if (b.ValueKind == JsonValueKind.True)
         {
-            if (b.ValueKind == JsonValueKind.True)
-            {
-                batching = new BatchingSettings(100, 1000);
-            }
-            else if (b.ValueKind != JsonValueKind.Object)
-            {
-                return Problems.Field("batching", "must be an object {enabled, maxSize, maxWaitMs}, true or false");
-            }
-            else
-            {
-                var on = !b.TryGetProperty("enabled", out var en) || en.ValueKind != JsonValueKind.False;
-                if (Int(b, "maxSize", "batching.maxSize", 1, 10_000, 100, out var size) is { } sizeProblem) { return sizeProblem; }
-                if (Int(b, "maxWaitMs", "batching.maxWaitMs", 0, 60_000, 1000, out var wait) is { } waitProblem) { return waitProblem; }
-                batching = on ? new BatchingSettings(size, wait) : null;
-            }
+            batching = new BatchingSettings(100, 1000);
+            return null;
         }
 
-        webhook = new WebhookSettings(uri.ToString(), secret, headers, batching);
+        if (b.ValueKind != JsonValueKind.Object) { return Problems.Field("batching", "must be an object {enabled, maxSize, maxWaitMs}, true or false"); }
+        var on = !b.TryGetProperty("enabled", out var en) || en.ValueKind != JsonValueKind.False;
+        if (Int(b, "maxSize", "batching.maxSize", 1, maxSize, 100, out var size) is { } sizeProblem) { return sizeProblem; }
+        if (Int(b, "maxWaitMs", "batching.maxWaitMs", 0, 60_000, 1000, out var wait) is { } waitProblem) { return waitProblem; }
+        batching = on ? new BatchingSettings(size, wait) : null;
         return null;
     }
 

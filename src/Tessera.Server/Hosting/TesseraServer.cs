@@ -43,6 +43,7 @@ public static class TesseraServer
         // Registered last, so it stops first: deliveries in flight finish while the store is still open.
         builder.Services.AddSingleton<ActivationService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ActivationService>());
+        builder.Services.AddHostedService<FileExportScheduler>();
         // After activation, so it stops before it: no run moves while the outbox is shutting down.
         builder.Services.AddSingleton<JourneyService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<JourneyService>());

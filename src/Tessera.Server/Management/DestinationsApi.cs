@@ -27,6 +27,7 @@ public static class DestinationsApi
         api.MapGet("/destinations/{id}/deliveries", DeliveriesAsync).WithName("GetDestinationDeliveries").WithSummary("The delivery log, newest first; ?status= filters.");
         api.MapGet("/destinations/{id}/dead-letters", DeadLettersAsync).WithName("GetDeadLetters").WithSummary("Deliveries that failed every attempt.");
         api.MapPost("/destinations/{id}/dead-letters/replay", ReplayAsync).WithName("ReplayDeadLetters").WithSummary("Sends dead letters again: all, or {\"ids\": [...]}.");
+        api.MapPost("/destinations/{id}/run", DestinationRunsApi.RunAsync).WithName("RunDestination").WithSummary("Runs a file destination now; the run is in its delivery log.");
         api.MapGet("/profiles/{id}/deliveries", ProfileDeliveriesAsync).WithName("GetProfileDeliveries");
         api.MapGet("/profiles/{id}/consent", ProfileConsentAsync).WithName("GetProfileConsent").WithSummary("The latest consent preference per category, and the message that stated it.");
         return api;
@@ -35,7 +36,9 @@ public static class DestinationsApi
     public sealed record DestinationAnswer(
         string Id, string Name, string Type, IReadOnlyList<string> Segments, IReadOnlyList<string> Events, IReadOnlyList<PropertyFilter> Where, string? Purpose, FrequencyCap? FrequencyCap, bool Enabled,
         string? Url, bool? SecretSet, IReadOnlyDictionary<string, string>? Headers, BatchingAnswer? Batching,
-        SmtpAnswer? Smtp, string? From, string? To, string? Subject, string? Body, bool? Html, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+        SmtpAnswer? Smtp, string? From, string? To, string? Subject, string? Body, bool? Html, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
+        string? Directory = null, string? Format = null, ExportSchedule? Schedule = null, IReadOnlyList<string>? Traits = null, int? Keep = null, bool? IncludeChanges = null,
+        bool? WriteKeySet = null);
 
     public sealed record BatchingAnswer(bool Enabled, int MaxSize, int MaxWaitMs);
 
@@ -162,16 +165,19 @@ public static class DestinationsApi
         return TypedResults.Ok(new DeliveryPageAnswer([.. page.Select(DeliveryAnswerOf)], next));
     }
 
-    private static DeliveryAnswer DeliveryAnswerOf(Delivery d) =>
+    internal static DeliveryAnswer DeliveryAnswerOf(Delivery d) =>
         new(d.Id, d.DestinationId, d.ProfileId, d.Kind, d.CauseId, d.IdempotencyKey, d.Status, d.Reason, d.Attempts, d.NextAttemptAt, d.LastError,
             d.CreatedAt, d.UpdatedAt, d.DeliveredAt, JsonNode.Parse(d.Payload));
 
     private static DestinationAnswer Answer(Destination d) => new(
         d.Id, d.Name, d.Type, d.Segments, d.Events, d.Where, d.Purpose, d.FrequencyCap, d.Enabled,
-        d.Webhook?.Url, d.Webhook is null ? null : true, d.Webhook?.Headers,
-        d.Webhook is null ? null : d.Webhook.Batching is { } b ? new BatchingAnswer(true, b.MaxSize, b.MaxWaitMs) : new BatchingAnswer(false, 0, 0),
+        d.Webhook?.Url ?? d.Segment?.Url, d.Webhook is null ? null : true, d.Webhook?.Headers,
+        d.Webhook is not null ? Batching(d.Webhook.Batching) : d.Segment is not null ? Batching(d.Segment.Batching) : null,
         d.Email is { } e ? new SmtpAnswer(e.Smtp.Host, e.Smtp.Port, e.Smtp.Username, e.Smtp.Password is not null, e.Smtp.Security) : null,
-        d.Email?.From, d.Email?.To, d.Email?.Subject, d.Email?.Body, d.Email?.Html, d.CreatedAt, d.UpdatedAt);
+        d.Email?.From, d.Email?.To, d.Email?.Subject, d.Email?.Body, d.Email?.Html, d.CreatedAt, d.UpdatedAt,
+        d.File?.Directory, d.File?.Format, d.File?.Schedule, d.File?.Traits, d.File?.Keep, d.File?.IncludeChanges, d.Segment is null ? null : true);
+
+    private static BatchingAnswer Batching(BatchingSettings? b) => b is { MaxSize: > 1 } ? new BatchingAnswer(true, b.MaxSize, b.MaxWaitMs) : new BatchingAnswer(false, 0, 0);
 
     private static ProblemHttpResult NoSuch(string id) => Problems.NotFound($"id: no destination '{id}'");
 }

@@ -13,6 +13,7 @@ internal static class ActivationSql
             next_attempt_at = u.next_at,
             delivered_at = CASE WHEN u.status = 'delivered' THEN u.done_at ELSE deliveries.delivered_at END,
             updated_at = u.done_at,
+            payload = coalesce(u.payload, deliveries.payload),
             claimed_by = NULL,
             claimed_until = NULL
         FROM {outcomes}
@@ -35,4 +36,7 @@ internal static class ActivationSql
         if (query.Before is { } before) { clauses.Add($"id < {bind(before)}"); }
         return string.Join(" AND ", clauses);
     }
+
+    /// <summary>A file destination's (<c>$1</c>) latest run time and whether a run is pending; <c>$2</c> is the run kind.</summary>
+    public const string RunState = "SELECT max(cause_id), bool_or(status = 'pending') FROM deliveries WHERE destination_id = $1 AND kind = $2";
 }

@@ -25,6 +25,8 @@ public static class DeliveryKind
     public const string AudienceEntered = "audience_entered";
     public const string AudienceExited = "audience_exited";
     public const string Event = "event";
+    /// <summary>A run of a file destination (scheduled or asked for); its cause id is the run's time in Unix milliseconds.</summary>
+    public const string FileExport = "file_export";
 }
 
 /// <summary>
@@ -48,7 +50,8 @@ public sealed record Delivery(
 /// <see cref="Attempted"/> when a request was made (it counts as an attempt).
 /// </summary>
 /// <param name="IdempotencyKey">Checked with the id, so an outcome can never land on another delivery.</param>
-public sealed record DeliveryOutcome(long Id, string IdempotencyKey, string Status, bool Attempted, string? Error, DateTimeOffset? NextAttemptAt, DateTimeOffset At);
+/// <param name="Payload">Replaces the stored payload when set: a file export's record of what it wrote.</param>
+public sealed record DeliveryOutcome(long Id, string IdempotencyKey, string Status, bool Attempted, string? Error, DateTimeOffset? NextAttemptAt, DateTimeOffset At, string? Payload = null);
 
 /// <summary>Who claims deliveries and until when: another process may take over a claim once it has expired.</summary>
 public sealed record DeliveryClaim(string Owner, DateTimeOffset Now, DateTimeOffset Until);

@@ -202,7 +202,7 @@ public sealed partial class DuckDbStore : IActivationStore
         {
             using var connection = OpenReader();
             using var transaction = connection.BeginTransaction();
-            using (var create = Command(connection, "CREATE OR REPLACE TEMP TABLE delivery_outcomes (id BIGINT, idempotency_key VARCHAR, status VARCHAR, attempted BOOLEAN, error VARCHAR, next_at TIMESTAMPTZ, done_at TIMESTAMPTZ)", []))
+            using (var create = Command(connection, "CREATE OR REPLACE TEMP TABLE delivery_outcomes (id BIGINT, idempotency_key VARCHAR, status VARCHAR, attempted BOOLEAN, error VARCHAR, next_at TIMESTAMPTZ, done_at TIMESTAMPTZ, payload VARCHAR)", []))
             {
                 await create.ExecuteNonQueryAsync(cancellationToken);
             }
@@ -211,7 +211,7 @@ public sealed partial class DuckDbStore : IActivationStore
             {
                 foreach (var o in outcomes)
                 {
-                    appender.CreateRow().AppendValue(o.Id).AppendValue(o.IdempotencyKey).AppendValue(o.Status).AppendValue(o.Attempted).AppendValue(o.Error).AppendValue(o.NextAttemptAt).AppendValue(o.At).EndRow();
+                    appender.CreateRow().AppendValue(o.Id).AppendValue(o.IdempotencyKey).AppendValue(o.Status).AppendValue(o.Attempted).AppendValue(o.Error).AppendValue(o.NextAttemptAt).AppendValue(o.At).AppendValue(o.Payload).EndRow();
                 }
 
                 appender.Close();

@@ -186,9 +186,9 @@ public sealed partial class PostgresStore : IActivationStore
     {
         if (outcomes.Count == 0) { return; }
         await RunAsync("record delivery outcomes", connection => ExecuteAsync(connection, ActivationSql.RecordOutcomes(
-            "unnest($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::timestamptz[], $8::timestamptz[]) AS u(id, idempotency_key, status, attempted, error, next_at, done_at)"),
+            "unnest($2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[]) AS u(id, idempotency_key, status, attempted, error, next_at, done_at, payload)"),
             cancellationToken, owner, outcomes.Select(o => o.Id).ToArray(), outcomes.Select(o => o.IdempotencyKey).ToArray(), outcomes.Select(o => o.Status).ToArray(), outcomes.Select(o => o.Attempted).ToArray(),
-            outcomes.Select(o => o.Error).ToArray(), outcomes.Select(o => o.NextAttemptAt?.UtcDateTime).ToArray(), outcomes.Select(o => o.At.UtcDateTime).ToArray()), cancellationToken);
+            outcomes.Select(o => o.Error).ToArray(), outcomes.Select(o => o.NextAttemptAt?.UtcDateTime).ToArray(), outcomes.Select(o => o.At.UtcDateTime).ToArray(), outcomes.Select(o => o.Payload).ToArray()), cancellationToken);
     }
 
     public async Task<DateTimeOffset?> NextDueAsync(CancellationToken cancellationToken) =>
