@@ -43,6 +43,12 @@ internal sealed class AudienceSqlBuilder(
         return "$" + _parameters.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>How many parameters are bound so far; with <see cref="Unbind"/>, a way to take back values whose SQL was dropped.</summary>
+    public int Bound => _parameters.Count;
+
+    /// <summary>Drops the parameters bound after the first <paramref name="count"/> (their placeholders must not be in the text).</summary>
+    public void Unbind(int count) => _parameters.RemoveRange(count, _parameters.Count - count);
+
     /// <summary>The shared pass over the track events named <paramref name="eventName"/>, made on first use.</summary>
     public EventScan ScanOf(string eventName, TimeWindow window)
     {

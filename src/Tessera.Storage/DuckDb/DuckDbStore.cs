@@ -68,6 +68,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             """, cancellationToken);
         _pendingTraitRows = await ScalarAsync<long>("SELECT count(*) FROM profile_trait_updates", cancellationToken);
         await WriteProfileStateIfMissingAsync(cancellationToken);
+        await BackfillEventPropertiesAsync(cancellationToken);
     }
 
     /// <summary>
@@ -120,6 +121,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 {
                     using var transaction = writer.BeginTransaction();
                     AppendEvents(writer, sequenced, processed);
+                    AppendEventProperties(writer, sequenced, processed);
                     AppendProfileChanges(writer, processed);
                     audienceChanges = AppendAudienceChanges(writer, AudienceRows.All(processed));
                     var state = ProfileStateChanges.Of(processed, _engine);
@@ -428,6 +430,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 DELETE FROM trait_changes;
                 INSERT INTO trait_changes SELECT * FROM trait_changes_rebuild;
                 UPDATE events SET profile_id = r.profile_id FROM event_profiles_rebuild r WHERE events.seq = r.seq;
+                UPDATE event_properties SET profile_id = r.profile_id FROM event_profiles_rebuild r WHERE event_properties.seq = r.seq;
                 """, cancellationToken);
             WriteProfileState(rebuild, fresh.StateSnapshot());
             if (addSeparation is { } s)

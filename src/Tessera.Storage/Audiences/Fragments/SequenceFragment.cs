@@ -20,7 +20,7 @@ internal sealed class SequenceFragment(SequenceCondition condition) : AudienceFr
         var candidates = new List<string>();
         for (var i = 0; i < steps.Count; i++)
         {
-            var events = new EventSource(b, b.Alias("sv"), steps[i].Event, trackOnly: true, TimeWindow.AllTime, firstOnly: steps[i].First);
+            var events = new EventSource(b, b.Alias("sv"), steps[i].Event, trackOnly: true, TimeWindow.AllTime, firstOnly: steps[i].First, typed: true);
             events.Read(TimeWindow.AllTime, steps[i].Where);
             var filters = events.Filters(steps[i].Where);
             candidates.Add($"SELECT {events.Alias}.pid, {events.Alias}.ts, {events.Alias}.seq, {Number(i + 1)} AS step FROM {events.Sql()} WHERE {filters}");
