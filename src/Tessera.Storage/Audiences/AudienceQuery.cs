@@ -15,7 +15,7 @@ internal static class AudienceQuery
     public static AudienceSql Members(
         AudienceDialect dialect, AudienceCondition definition, IReadOnlyList<ComputedTraitDefinition> computed, Func<string, AudienceCondition?> segments, DateTimeOffset now)
     {
-        var b = new AudienceSqlBuilder(dialect, now, computed, segments);
+        var b = Builder(dialect, definition, computed, segments, now);
         var condition = AudienceFragment.For(definition).Sql(b);
         var with = b.With();
         return new AudienceSql(
@@ -27,7 +27,7 @@ internal static class AudienceQuery
     public static AudienceSql Preview(
         AudienceDialect dialect, AudienceCondition definition, IReadOnlyList<ComputedTraitDefinition> computed, Func<string, AudienceCondition?> segments, DateTimeOffset now, int sampleSize)
     {
-        var b = new AudienceSqlBuilder(dialect, now, computed, segments);
+        var b = Builder(dialect, definition, computed, segments, now);
         var condition = AudienceFragment.For(definition).Sql(b);
         // An int the caller gives, written as a number (DuckDB does not bind LIMIT); never text from a definition.
         var limit = Math.Max(1, sampleSize).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -35,5 +35,30 @@ internal static class AudienceQuery
         return new AudienceSql(
             $"{with}SELECT p.id, count(*) OVER () AS total FROM profile_ids p WHERE p.profile_id = p.id AND {condition}\nORDER BY {dialect.Ordinal("p.id")} LIMIT {limit}",
             b.Parameters);
+    }
+
+    /// <summary>
+    /// A builder for the definition. When the definition is an "and" with a trait condition that only profiles having
+    /// the trait can pass, and a part that reads events, that trait's holders become the scope: the event reads keep only
+    /// their rows (every member is among them, whatever the rest computes for other profiles), so a selective trait cuts
+    /// the grouping work of every event condition.
+    /// </summary>
+    private static AudienceSqlBuilder Builder(
+        AudienceDialect dialect, AudienceCondition definition, IReadOnlyList<ComputedTraitDefinition> computed, Func<string, AudienceCondition?> segments, DateTimeOffset now)
+    {
+        var b = new AudienceSqlBuilder(dialect, now, computed, segments);
+        if (definition is AllOf { Conditions.Count: > 1 } all && all.Conditions.Any(c => c is not (TraitCondition or IdentifierCondition)))
+        {
+            foreach (var trait in all.Conditions.OfType<TraitCondition>())
+            {
+                if (TraitFragment.Holders(b, trait) is { } holders)
+                {
+                    b.SetScope(holders);
+                    break;
+                }
+            }
+        }
+
+        return b;
     }
 }

@@ -29,6 +29,22 @@ internal sealed class AudienceSqlBuilder(
 
     public IReadOnlyList<object?> Parameters => _parameters;
 
+    /// <summary>
+    /// A common table expression (column <c>pid</c>) holding every profile that can be a member, or null: event reads
+    /// may skip the rows of other profiles (<see cref="AudienceQuery"/> sets it from a condition the whole definition
+    /// requires).
+    /// </summary>
+    public string? Scope { get; private set; }
+
+    private string? _scopeSql;
+
+    /// <summary>Makes <paramref name="profiles"/> (a query of one column of live profile ids) the scope.</summary>
+    public void SetScope(string profiles)
+    {
+        Scope = Alias("scope_");
+        _scopeSql = $"{Scope} AS MATERIALIZED (SELECT q.pid FROM ({profiles}) q(pid))";
+    }
+
     /// <summary>How many segment references enclose the fragment being written.</summary>
     public int Depth { get; set; }
 
@@ -57,7 +73,11 @@ internal sealed class AudienceSqlBuilder(
     }
 
     /// <summary>The common table expressions the fragments asked for, to write before the query (none: empty).</summary>
-    public string With() => _scans.Count == 0 ? "" : "WITH " + string.Join(",\n", _scans.Values.Select(s => s.Sql())) + "\n";
+    public string With()
+    {
+        var ctes = _scans.Values.Select(s => s.Sql()).Prepend(_scopeSql).OfType<string>().ToList();
+        return ctes.Count == 0 ? "" : "WITH " + string.Join(",\n", ctes) + "\n";
+    }
 
     /// <summary>A table alias not used elsewhere in the query.</summary>
     public string Alias(string prefix) => prefix + (++_aliases).ToString(System.Globalization.CultureInfo.InvariantCulture);

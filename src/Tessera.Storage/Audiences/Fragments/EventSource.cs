@@ -25,6 +25,8 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
     private bool _narrowed;
     // The paths every read needs present (null before the first read).
     private HashSet<string>? _required;
+    // Queries of live profile ids outside which the rows do not matter (see Only).
+    private readonly List<string> _only = [];
 
     public string Alias => alias;
 
@@ -60,6 +62,20 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
         if (needs is not null) { required.Add(needs); }
         if (_required is null) { _required = required; }
         else { _required.IntersectWith(required); }
+    }
+
+    /// <summary>
+    /// Reads only the rows of the live profiles <paramref name="profiles"/> (a query of one column of ids) returns: for
+    /// callers whose result cannot matter for any other profile. With firstOnly, the first event is still each profile's
+    /// first of all (a profile's rows are kept or dropped together).
+    /// </summary>
+    public void Only(string profiles) => _only.Add(profiles);
+
+    /// <summary>The conditions that keep the rows to <see cref="Only"/>'s profiles and the definition's scope.</summary>
+    private IEnumerable<string> Scoped(string profile)
+    {
+        var pid = $"coalesce(m.profile_id, {profile})";
+        return _only.Append(b.Scope is { } scope ? $"SELECT {scope}.pid FROM {scope}" : null).OfType<string>().Select(q => $"{pid} IN ({q})");
     }
 
     /// <summary>
@@ -146,6 +162,7 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
             var conditions = new List<string> { $"{p}.event = {name}", $"{p}.name = {d.Text(b.Bind(_paths[driver]))}", $"{p}.profile_id IS NOT NULL" };
             if (trackOnly) { conditions.Add($"{p}.track"); }
             if (Reads(ts, json: false) is { } reads) { conditions.Add(reads); }
+            conditions.AddRange(Scoped(profile));
             where = string.Join(" AND ", conditions);
         }
         else
@@ -155,6 +172,7 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
             var conditions = new List<string> { $"e.event = {name}", "e.profile_id IS NOT NULL" };
             if (trackOnly) { conditions.Add("e.type = 'track'"); }
             if (Reads(ts, json: false) is { } reads) { conditions.Add(reads); }
+            conditions.AddRange(Scoped(profile));
             where = string.Join(" AND ", conditions);
         }
 
@@ -182,6 +200,7 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
         if (trackOnly) { where.Add("e.type = 'track'"); }
         var withRaw = _paths.Count > 0;
         if (Reads("e.timestamp", json: withRaw) is { } reads) { where.Add(reads); }
+        where.AddRange(Scoped("e.profile_id"));
 
         // Only merged-away ids need mapping to their live profile: a small hash table, probed by every event.
         var events = $"SELECT coalesce(m.profile_id, e.profile_id) AS pid, e.timestamp AS ts, e.seq AS seq{(withRaw ? ", e.raw AS raw" : "")} " +
