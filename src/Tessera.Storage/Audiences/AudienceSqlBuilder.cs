@@ -14,7 +14,8 @@ internal sealed class AudienceSqlBuilder(
     AudienceDialect dialect,
     DateTimeOffset now,
     IReadOnlyList<ComputedTraitDefinition> computed,
-    Func<string, AudienceCondition?> segments)
+    Func<string, AudienceCondition?> segments,
+    bool mergedIds = true)
 {
     private readonly List<object?> _parameters = [];
     private readonly Dictionary<string, EventScan> _scans = new(StringComparer.Ordinal);
@@ -38,9 +39,13 @@ internal sealed class AudienceSqlBuilder(
 
     private string? _scopeSql;
 
-    /// <summary>Makes <paramref name="profiles"/> (a query of one column of live profile ids) the scope.</summary>
-    public void SetScope(string profiles)
+    /// <summary>The condition whose holders are the scope: its fragment reads the scope instead of computing them again.</summary>
+    public AudienceCondition? ScopeCondition { get; private set; }
+
+    /// <summary>Makes <paramref name="profiles"/> (a query of one column of live profile ids, those that hold <paramref name="condition"/>) the scope.</summary>
+    public void SetScope(AudienceCondition condition, string profiles)
     {
+        ScopeCondition = condition;
         Scope = Alias("scope_");
         _scopeSql = $"{Scope} AS MATERIALIZED (SELECT q.pid FROM ({profiles}) q(pid))";
     }
@@ -51,6 +56,15 @@ internal sealed class AudienceSqlBuilder(
     public ComputedTraitDefinition? Computed(string name) => computed.FirstOrDefault(d => d.Name == name);
 
     public AudienceCondition? Segment(string id) => segments(id);
+
+    /// <summary>
+    /// The live profile of a row whose stored profile id is <paramref name="profile"/>, and the join it needs (write it
+    /// after the row's table): only merged-away ids need mapping, through a small hash table of them. When the store
+    /// says no id was ever merged away, the stored id is the live one and there is no join.
+    /// </summary>
+    public (string Live, string Join) LiveProfile(string profile) => mergedIds
+        ? ($"coalesce(m.profile_id, {profile})", $"LEFT JOIN profile_ids m ON m.id = {profile} AND m.id <> m.profile_id")
+        : (profile, "");
 
     /// <summary>Adds a parameter and returns its placeholder.</summary>
     public string Bind(object? value)

@@ -6,10 +6,49 @@ using Tessera.Storage.Events;
 
 namespace Tessera.Storage.DuckDb;
 
-/// <summary>The typed copy of events' top-level properties that audiences read (<see cref="EventProperties"/>).</summary>
+/// <summary>What audience SQL reads besides the events: the typed copy of events' top-level properties (<see cref="EventProperties"/>), and whether any profile id was merged away.</summary>
 public sealed partial class DuckDbStore
 {
     private const string EventPropertiesBackfill = "backfill:event_properties";
+
+    // Whether profile_ids may map an id to another live profile. Set before any commit that could write such a row, and
+    // found out at open, so a reader never takes it false while the file holds one; audience SQL then skips the mapping
+    // (a join probed by every event row read).
+    private volatile bool _mayHaveMergedIds = true;
+
+    /// <summary>
+    /// Runs an audience query compiled by <paramref name="compile"/> (given whether it must map merged-away ids) and returns
+    /// its reader. A query run without the mapping is run again with it when the flag was raised meanwhile: the flag is
+    /// raised before any commit that writes a merged id, so a snapshot that holds one was taken after the flag rose.
+    /// </summary>
+    private async Task<(DuckDBCommand Command, System.Data.Common.DbDataReader Reader, AudienceSql Sql)> ReadAudienceAsync(
+        DuckDBConnection connection, Func<bool, AudienceSql> compile, CancellationToken cancellationToken)
+    {
+        var merged = _mayHaveMergedIds;
+        while (true)
+        {
+            var sql = compile(merged);
+            var command = Command(connection, sql.Text, [.. sql.Parameters]);
+            System.Data.Common.DbDataReader reader;
+            try
+            {
+                reader = await command.ExecuteReaderAsync(cancellationToken);
+            }
+            catch (DuckDBException e)
+            {
+                await command.DisposeAsync();
+                throw DuckDbErrors.Translate(e, sql.Text, options.Path);
+            }
+
+            if (merged || !_mayHaveMergedIds) { return (command, reader, sql); }
+            await reader.DisposeAsync();
+            await command.DisposeAsync();
+            merged = true;
+        }
+    }
+
+    private async Task DetectMergedIdsAsync(CancellationToken cancellationToken) =>
+        _mayHaveMergedIds = await ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM profile_ids WHERE id <> profile_id)", cancellationToken);
 
     /// <summary>Appends the properties of one append's events, inside its transaction.</summary>
     private static void AppendEventProperties(DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)

@@ -74,7 +74,7 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
     /// <summary>The conditions that keep the rows to <see cref="Only"/>'s profiles and the definition's scope.</summary>
     private IEnumerable<string> Scoped(string profile)
     {
-        var pid = $"coalesce(m.profile_id, {profile})";
+        var pid = b.LiveProfile(profile).Live;
         return _only.Append(b.Scope is { } scope ? $"SELECT {scope}.pid FROM {scope}" : null).OfType<string>().Select(q => $"{pid} IN ({q})");
     }
 
@@ -189,8 +189,8 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
             columns.Add($"{p}.text AS v{n}, {p}.kind AS k{n}, {p}.text AS x{n}, {p}.num AS n{n}, {p}.instant AS t{n}");
         }
 
-        return $"(SELECT coalesce(m.profile_id, {profile}) AS pid, {ts} AS ts, {seq} AS seq, {string.Join(", ", columns)} FROM {from} " +
-            $"LEFT JOIN profile_ids m ON m.id = {profile} AND m.id <> m.profile_id {string.Join(" ", joins)} WHERE {where}) {alias}";
+        var (live, join) = b.LiveProfile(profile);
+        return $"(SELECT {live} AS pid, {ts} AS ts, {seq} AS seq, {string.Join(", ", columns)} FROM {from} {join} {string.Join(" ", joins)} WHERE {where}) {alias}";
     }
 
     private string JsonSql()
@@ -202,9 +202,9 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
         if (Reads("e.timestamp", json: withRaw) is { } reads) { where.Add(reads); }
         where.AddRange(Scoped("e.profile_id"));
 
-        // Only merged-away ids need mapping to their live profile: a small hash table, probed by every event.
-        var events = $"SELECT coalesce(m.profile_id, e.profile_id) AS pid, e.timestamp AS ts, e.seq AS seq{(withRaw ? ", e.raw AS raw" : "")} " +
-            $"FROM events e LEFT JOIN profile_ids m ON m.id = e.profile_id AND m.id <> m.profile_id WHERE e.profile_id IS NOT NULL AND {string.Join(" AND ", where)}";
+        var (live, join) = b.LiveProfile("e.profile_id");
+        var events = $"SELECT {live} AS pid, e.timestamp AS ts, e.seq AS seq{(withRaw ? ", e.raw AS raw" : "")} " +
+            $"FROM events e {join} WHERE e.profile_id IS NOT NULL AND {string.Join(" AND ", where)}";
         if (firstOnly) { events = d.FirstPerProfile(events, withRaw); }
 
         if (_paths.Count == 0) { return $"(SELECT r.pid, r.ts, r.seq FROM ({events}) r) {alias}"; }

@@ -23,6 +23,7 @@ internal sealed class TraitFragment(TraitCondition condition) : AudienceFragment
 
     public override string Sql(AudienceSqlBuilder b)
     {
+        if (ReferenceEquals(b.ScopeCondition, condition)) { return In($"SELECT {b.Scope}.pid FROM {b.Scope}"); }
         var value = new SqlValue("t.kind", "t.text", "t.num", "t.instant", "t.value");
         var holds = ValueTest.Sql(b, condition.Op, value, condition.Value);
         var name = b.Dialect.Text(b.Bind(condition.Trait));
