@@ -233,5 +233,24 @@ internal static class DuckDbMigrations
             );
             INSERT INTO journey_cursor (change_id, seq) VALUES (0, 0);
             """),
+        // (Step 9 was never released.) The typed copy of events' top-level properties that audience
+        // conditions read (Audiences/EventProperties), one row per (event, member), written with the event. A store
+        // upgraded to this step is filled from its events at its next open (DuckDbStore.BackfillEventPropertiesAsync),
+        // in one transaction, while the settings row below says it is due.
+        (10, "event properties typed for audiences", """
+            CREATE TABLE event_properties (
+                seq BIGINT NOT NULL,
+                event VARCHAR NOT NULL,
+                track BOOLEAN NOT NULL,
+                ts TIMESTAMPTZ NOT NULL,
+                profile_id VARCHAR,
+                name VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,
+                text VARCHAR,
+                num DECIMAL(38, 12),
+                instant TIMESTAMPTZ
+            );
+            INSERT INTO settings (key, value) SELECT 'backfill:event_properties', 'due' WHERE EXISTS (SELECT 1 FROM events);
+            """),
     ];
 }

@@ -69,6 +69,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             """, cancellationToken);
         _pendingTraitRows = await ScalarAsync<long>("SELECT count(*) FROM profile_trait_updates", cancellationToken);
         await WriteProfileStateIfMissingAsync(cancellationToken);
+        await BackfillEventPropertiesAsync(cancellationToken);
+        await DetectMergedIdsAsync(cancellationToken);
     }
 
     /// <summary>
@@ -149,6 +151,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             var processed = _engine.Process(sequenced);
             var changes = NumberChanges(AudienceRows.All(processed));
             var state = ProfileStateChanges.Of(processed, _engine);
+            // Raised before the commit (a query that raced it runs again): see DuckDbStore.EventProperties.cs.
+            if (state.Merges.Count > 0) { _mayHaveMergedIds = true; }
             var fold = _pendingTraitRows + state.Traits.Count >= options.TraitFoldRows;
             _pendingTraitRows = fold ? 0 : _pendingTraitRows + state.Traits.Count;
             _lastSeq += fresh.Count;
@@ -157,6 +161,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             var task = Stage(writer =>
             {
                 AppendEvents(writer, sequenced, processed);
+                AppendEventProperties(writer, sequenced, processed);
                 AppendProfileChanges(writer, processed);
                 AppendAudienceChanges(writer, changes);
                 AppendProfileState(writer, state, version);
@@ -439,7 +444,9 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 DELETE FROM trait_changes;
                 INSERT INTO trait_changes SELECT * FROM trait_changes_rebuild;
                 UPDATE events SET profile_id = r.profile_id FROM event_profiles_rebuild r WHERE events.seq = r.seq;
+                UPDATE event_properties SET profile_id = r.profile_id FROM event_profiles_rebuild r WHERE event_properties.seq = r.seq;
                 """, cancellationToken);
+            _mayHaveMergedIds = true;
             WriteProfileState(rebuild, fresh.StateSnapshot());
             if (addSeparation is { } s)
             {
@@ -565,44 +572,36 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     public async Task<AudiencePreview> PreviewAudienceAsync(
         AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now, int sampleSize, CancellationToken cancellationToken)
     {
-        var sql = AudienceQuery.Preview(DuckDbAudienceDialect.Instance, definition, _engine.ComputedDefinitions, segments, now, sampleSize);
         using var connection = OpenReader();
-        using var command = Command(connection, sql.Text, [.. sql.Parameters]);
-        try
+        var (command, reader, sql) = await ReadAudienceAsync(connection, merged => AudienceQuery.Preview(DuckDbAudienceDialect.Instance, definition, _engine.ComputedDefinitions, segments, now, sampleSize, merged), cancellationToken);
+        using (command)
+        using (reader)
         {
-            using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            long count = 0;
-            var sample = new List<string>();
-            while (await reader.ReadAsync(cancellationToken))
+            try
             {
-                count = reader.GetInt64(1);
-                if (sample.Count < sampleSize) { sample.Add(reader.GetString(0)); }
-            }
+                long count = 0;
+                var sample = new List<string>();
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    count = reader.GetInt64(1);
+                    if (sample.Count < sampleSize) { sample.Add(reader.GetString(0)); }
+                }
 
-            return new AudiencePreview(count, sample);
-        }
-        catch (DuckDBException e)
-        {
-            throw DuckDbErrors.Translate(e, sql.Text, options.Path);
+                return new AudiencePreview(count, sample);
+            }
+            catch (DuckDBException e)
+            {
+                throw DuckDbErrors.Translate(e, sql.Text, options.Path);
+            }
         }
     }
 
     public async IAsyncEnumerable<string> ListAudienceMembersAsync(
         AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var sql = ExplainAudienceSql(definition, segments, now);
         using var connection = OpenReader();
-        using var command = Command(connection, sql.Text, [.. sql.Parameters]);
-        System.Data.Common.DbDataReader reader;
-        try
-        {
-            reader = await command.ExecuteReaderAsync(cancellationToken);
-        }
-        catch (DuckDBException e)
-        {
-            throw DuckDbErrors.Translate(e, sql.Text, options.Path);
-        }
-
+        var (command, reader, _) = await ReadAudienceAsync(connection, merged => AudienceQuery.Members(DuckDbAudienceDialect.Instance, definition, _engine.ComputedDefinitions, segments, now, merged), cancellationToken);
+        using (command)
         using (reader)
         {
             while (await reader.ReadAsync(cancellationToken)) { yield return reader.GetString(0); }
@@ -610,7 +609,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     }
 
     public AudienceSql ExplainAudienceSql(AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now) =>
-        AudienceQuery.Members(DuckDbAudienceDialect.Instance, definition, _engine.ComputedDefinitions, segments, now);
+        AudienceQuery.Members(DuckDbAudienceDialect.Instance, definition, _engine.ComputedDefinitions, segments, now, mergedIds: true);
 
     public async Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken)
     {

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Tessera.Core.Identity;
@@ -84,34 +83,17 @@ internal sealed record ProfileStateChanges(
 }
 
 /// <summary>
-/// One current trait as <c>profile_traits</c> keeps it: the JSON text, and typed columns worked out here with the
-/// exact rules of <c>PropertyFilter.Test</c> (JSON kind, string value or JSON text, number: a JSON number or a
-/// numeric string, instant: an ISO date string), so trait conditions compare columns instead of parsing JSON.
+/// One current trait as <c>profile_traits</c> keeps it: the JSON text, and typed columns (<see cref="TypedValue"/>), so
+/// trait conditions compare columns instead of parsing JSON.
 /// </summary>
 internal readonly record struct TraitRow(string ProfileId, string Name, string? Json, string Kind, string? Text, decimal? Number, DateTimeOffset? Instant)
 {
-    /// <summary>The widest number both stores keep exactly (DuckDB's DECIMAL(38,12)); a larger one is kept without a number.</summary>
-    private const decimal NumberLimit = 99_999_999_999_999_999_999_999_999m;
-
     public static TraitRow Of(string profileId, string name, JsonNode? value)
     {
         if (value is null) { return new TraitRow(profileId, name, null, "null", null, null, null); }
         var json = value.ToJsonString();
         using var document = JsonDocument.Parse(json);
-        var e = document.RootElement;
-        return e.ValueKind switch
-        {
-            JsonValueKind.String => new TraitRow(profileId, name, json, "string", e.GetString(), ParseNumber(e.GetString()!), e.TryGetDateTimeOffset(out var at) ? at : null),
-            JsonValueKind.Number => new TraitRow(profileId, name, json, "number", json, e.TryGetDecimal(out var n) ? Fit(n) : null, null),
-            JsonValueKind.True or JsonValueKind.False => new TraitRow(profileId, name, json, "boolean", json, null, null),
-            JsonValueKind.Object => new TraitRow(profileId, name, json, "object", json, null, null),
-            JsonValueKind.Array => new TraitRow(profileId, name, json, "array", json, null, null),
-            _ => new TraitRow(profileId, name, json, "null", null, null, null),
-        };
+        var typed = TypedValue.Of(document.RootElement);
+        return new TraitRow(profileId, name, json, typed.Kind, typed.Kind == "null" ? null : typed.Text, typed.Number, typed.Instant);
     }
-
-    private static decimal? ParseNumber(string text) =>
-        decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) ? Fit(n) : null;
-
-    private static decimal? Fit(decimal n) => Math.Abs(n) > NumberLimit ? null : Math.Round(n, 12);
 }

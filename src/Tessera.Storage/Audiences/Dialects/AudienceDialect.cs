@@ -122,6 +122,12 @@ internal abstract class AudienceDialect
     /// </summary>
     public virtual string CurrentTraits(string name) => $"(SELECT * FROM profile_traits c WHERE c.name = {name}) t";
 
+    /// <summary>
+    /// The store keeps events' top-level properties typed in <c>event_properties</c> (<see cref="Audiences.EventProperties"/>),
+    /// so conditions on them read columns instead of the message JSON.
+    /// </summary>
+    public virtual bool HasEventProperties => false;
+
     /// <summary>Statements run before an audience query in the same transaction (PostgreSQL: memory for hashed subplans, no JIT).</summary>
     public virtual string? Prelude => null;
 }

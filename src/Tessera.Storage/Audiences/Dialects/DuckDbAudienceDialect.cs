@@ -92,5 +92,7 @@ internal sealed class DuckDbAudienceDialect : AudienceDialect
             QUALIFY row_number() OVER (PARTITION BY u.profile_id ORDER BY u.version DESC) = 1) t
         """;
 
+    public override bool HasEventProperties => true;
+
     public override string AsNumber(string expression) => $"CAST({expression} AS {Decimal38})";
 }

@@ -19,7 +19,7 @@ internal sealed class EventScan
     {
         _b = b;
         Name = name;
-        _source = new EventSource(b, "ev", eventName, trackOnly: true, window);
+        _source = new EventSource(b, "ev", eventName, trackOnly: true, window, typed: true);
     }
 
     /// <summary>The common table expression's name: one row per live profile with at least one row read.</summary>
@@ -31,7 +31,7 @@ internal sealed class EventScan
     /// </summary>
     public string Add(EventCondition condition)
     {
-        _source.Read(condition.Window, condition.Where);
+        _source.Read(condition.Window, condition.Where, condition.Sum is not null ? condition.SumProperty : null);
         var rows = $"{_source.Window("ev.ts", condition.Window)} AND {_source.Filters(condition.Where)}";
         string aggregate;
         if (condition.Sum is not null)

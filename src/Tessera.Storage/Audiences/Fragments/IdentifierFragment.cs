@@ -20,8 +20,7 @@ internal sealed class IdentifierFragment(IdentifierCondition condition) : Audien
         };
         var type = b.Dialect.Text(b.Bind(condition.Type));
         var holds = ValueTest.Sql(b, op, b.Dialect.TextColumn("i.id_value"), condition.Value);
-        return In(
-            $"SELECT coalesce(m.profile_id, i.profile_id) FROM profile_identifiers i LEFT JOIN profile_ids m ON m.id = i.profile_id AND m.id <> m.profile_id WHERE i.id_type = {type} AND {holds}",
-            negate);
+        var (live, join) = b.LiveProfile("i.profile_id");
+        return In($"SELECT {live} FROM profile_identifiers i {join} WHERE i.id_type = {type} AND {holds}", negate);
     }
 }

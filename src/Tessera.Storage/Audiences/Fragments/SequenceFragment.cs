@@ -17,24 +17,43 @@ internal sealed class SequenceFragment(SequenceCondition condition) : AudienceFr
     {
         var steps = condition.Steps;
         if (steps.Count == 0) { return "FALSE"; }
+        // Each step's candidate events. A first step's are found by grouping all of the profile's events of that name, so
+        // they are only looked for among the profiles that have candidates for every other step: no other can match.
         var candidates = new List<string>();
+        var ctes = new List<string>();
+        var others = new List<string>();
+        var sources = new EventSource[steps.Count];
         for (var i = 0; i < steps.Count; i++)
         {
-            var events = new EventSource(b, b.Alias("sv"), steps[i].Event, trackOnly: true, TimeWindow.AllTime, firstOnly: steps[i].First);
-            events.Read(TimeWindow.AllTime, steps[i].Where);
-            var filters = events.Filters(steps[i].Where);
-            candidates.Add($"SELECT {events.Alias}.pid, {events.Alias}.ts, {events.Alias}.seq, {Number(i + 1)} AS step FROM {events.Sql()} WHERE {filters}");
+            sources[i] = new EventSource(b, b.Alias("sv"), steps[i].Event, trackOnly: true, TimeWindow.AllTime, firstOnly: steps[i].First, typed: true);
+            sources[i].Read(TimeWindow.AllTime, steps[i].Where);
+        }
+
+        for (var pass = 0; pass < 2; pass++)
+        {
+            for (var i = 0; i < steps.Count; i++)
+            {
+                // Steps that are not "first" are written first (pass 0), so the first steps can be kept to their profiles.
+                if (steps[i].First != (pass == 1)) { continue; }
+                var events = sources[i];
+                if (steps[i].First) { foreach (var other in others) { events.Only($"SELECT o.pid FROM {other} o"); } }
+                var filters = events.Filters(steps[i].Where);
+                var step = b.Alias("step");
+                ctes.Add($"{step} AS MATERIALIZED (SELECT {events.Alias}.pid, {events.Alias}.ts, {events.Alias}.seq, {Number(i + 1)} AS step FROM {events.Sql()} WHERE {filters})");
+                candidates.Add($"SELECT * FROM {step}");
+                if (!steps[i].First) { others.Add(step); }
+            }
         }
 
         var ranked = b.Alias("ranked");
         // Bound only when a second step uses it: DuckDB numbers parameters by the placeholders it sees.
         var within = steps.Count > 1 ? b.Bind(condition.Within.Ticks / TimeSpan.TicksPerMicrosecond) : "";
         var chain = b.Alias("chain");
-        var ctes = new List<string>
-        {
+        ctes.AddRange(
+        [
             $"{ranked} AS MATERIALIZED (SELECT c.pid, c.ts, c.step, {b.Dialect.LogOrder} AS rk FROM ({string.Join(" UNION ALL ", candidates)}) c)",
             $"{chain}1 AS (SELECT r.pid, r.ts AS start_ts, r.rk AS start_rk, r.rk AS cur FROM {ranked} r WHERE r.step = 1)",
-        };
+        ]);
         for (var i = 2; i <= steps.Count; i++)
         {
             ctes.Add($"""

@@ -10,8 +10,20 @@ namespace Tessera.Storage.Audiences.Fragments;
 /// </summary>
 internal sealed class TraitFragment(TraitCondition condition) : AudienceFragment
 {
+    /// <summary>
+    /// The profiles that have the trait and pass (a query of one column), when only those can hold it; null when a profile
+    /// without the trait holds it too.
+    /// </summary>
+    public static string? Holders(AudienceSqlBuilder b, TraitCondition condition)
+    {
+        if (PropertyFilter.Test(condition.Op, false, default, condition.Value)) { return null; }
+        var holds = ValueTest.Sql(b, condition.Op, new SqlValue("t.kind", "t.text", "t.num", "t.instant", "t.value"), condition.Value);
+        return $"SELECT t.profile_id FROM {b.Dialect.CurrentTraits(b.Dialect.Text(b.Bind(condition.Trait)))} WHERE {holds}";
+    }
+
     public override string Sql(AudienceSqlBuilder b)
     {
+        if (ReferenceEquals(b.ScopeCondition, condition)) { return In($"SELECT {b.Scope}.pid FROM {b.Scope}"); }
         var value = new SqlValue("t.kind", "t.text", "t.num", "t.instant", "t.value");
         var holds = ValueTest.Sql(b, condition.Op, value, condition.Value);
         var name = b.Dialect.Text(b.Bind(condition.Trait));

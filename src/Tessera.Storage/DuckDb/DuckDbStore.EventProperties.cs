@@ -1,0 +1,108 @@
+using DuckDB.NET.Data;
+using Tessera.Core.Collection;
+using Tessera.Core.Profiles;
+using Tessera.Storage.Audiences;
+using Tessera.Storage.Events;
+
+namespace Tessera.Storage.DuckDb;
+
+/// <summary>What audience SQL reads besides the events: the typed copy of events' top-level properties (<see cref="EventProperties"/>), and whether any profile id was merged away.</summary>
+public sealed partial class DuckDbStore
+{
+    private const string EventPropertiesBackfill = "backfill:event_properties";
+
+    // Whether profile_ids may map an id to another live profile. Set before any commit that could write such a row, and
+    // found out at open, so a reader never takes it false while the file holds one; audience SQL then skips the mapping
+    // (a join probed by every event row read).
+    private volatile bool _mayHaveMergedIds = true;
+
+    /// <summary>
+    /// Runs an audience query compiled by <paramref name="compile"/> (given whether it must map merged-away ids) and returns
+    /// its reader. A query run without the mapping is run again with it when the flag was raised meanwhile: the flag is
+    /// raised before any commit that writes a merged id, so a snapshot that holds one was taken after the flag rose.
+    /// </summary>
+    private async Task<(DuckDBCommand Command, System.Data.Common.DbDataReader Reader, AudienceSql Sql)> ReadAudienceAsync(
+        DuckDBConnection connection, Func<bool, AudienceSql> compile, CancellationToken cancellationToken)
+    {
+        var merged = _mayHaveMergedIds;
+        while (true)
+        {
+            var sql = compile(merged);
+            var command = Command(connection, sql.Text, [.. sql.Parameters]);
+            System.Data.Common.DbDataReader reader;
+            try
+            {
+                reader = await command.ExecuteReaderAsync(cancellationToken);
+            }
+            catch (DuckDBException e)
+            {
+                await command.DisposeAsync();
+                throw DuckDbErrors.Translate(e, sql.Text, options.Path);
+            }
+
+            if (merged || !_mayHaveMergedIds) { return (command, reader, sql); }
+            await reader.DisposeAsync();
+            await command.DisposeAsync();
+            merged = true;
+        }
+    }
+
+    private async Task DetectMergedIdsAsync(CancellationToken cancellationToken) =>
+        _mayHaveMergedIds = await ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM profile_ids WHERE id <> profile_id)", cancellationToken);
+
+    /// <summary>Appends the properties of one append's events, inside its transaction.</summary>
+    private static void AppendEventProperties(DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
+    {
+        DuckDBAppender? appender = null;
+        for (var i = 0; i < events.Length; i++)
+        {
+            var (seq, e) = events[i];
+            foreach (var (name, value) in EventProperties.Of(e))
+            {
+                appender ??= writer.CreateAppender("event_properties");
+                AppendEventProperty(appender, seq, e, processed[i].ProfileId, name, value);
+            }
+        }
+
+        appender?.Close();
+        appender?.Dispose();
+    }
+
+    private static void AppendEventProperty(DuckDBAppender appender, long seq, CollectedEvent e, string? profileId, string name, Profiles.TypedValue value) =>
+        appender.CreateRow()
+            .AppendValue(seq).AppendValue(e.Event).AppendValue(e.Type == MessageType.Track).AppendValue(e.Timestamp).AppendValue(profileId)
+            .AppendValue(name).AppendValue(value.Kind).AppendValue(value.Text).AppendValue(value.Number).AppendValue(value.Instant)
+            .EndRow();
+
+    /// <summary>
+    /// A store upgraded to the schema step that adds <c>event_properties</c> has it filled from its events here, at
+    /// open, before any append: in one transaction with the removal of the settings row that says it is due, so a crash
+    /// part way leaves it due.
+    /// </summary>
+    private async Task BackfillEventPropertiesAsync(CancellationToken cancellationToken)
+    {
+        if (await GetSettingAsync(EventPropertiesBackfill, cancellationToken) is null) { return; }
+        var writer = _writer!;
+        using var transaction = writer.BeginTransaction();
+        Execute(writer, "DELETE FROM event_properties");
+        using (var appender = writer.CreateAppender("event_properties"))
+        {
+            using var connection = OpenReader();
+            using var command = Command(connection, $"SELECT {EventReader.Columns} FROM events WHERE event IS NOT NULL", []);
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var stored = EventReader.Read(reader);
+                foreach (var (name, value) in EventProperties.Of(stored.Message))
+                {
+                    AppendEventProperty(appender, stored.Seq, stored.Message, stored.ProfileId, name, value);
+                }
+            }
+
+            appender.Close();
+        }
+
+        using (var done = Command(writer, "DELETE FROM settings WHERE key = $1", [EventPropertiesBackfill])) { done.ExecuteNonQuery(); }
+        transaction.Commit();
+    }
+}
