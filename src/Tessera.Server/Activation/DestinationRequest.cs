@@ -54,7 +54,13 @@ public static partial class DestinationRequest
 
         if (type == DestinationTypes.File && segments.Count == 0) { return Problems.Field("segments", "is required: the audiences whose members are exported"); }
 
-        // None of segments, events and where is fine: a destination only journeys send to (docs/journeys.md).
+        // None of segments, events and where is fine for a webhook or an email: a destination only journeys send to
+        // (docs/journeys.md). Journeys do not send to Segment destinations, so one of those must subscribe to something.
+        if (type == DestinationTypes.Segment && segments.Count == 0 && events.Count == 0 && where.Count == 0)
+        {
+            return Problems.Field("segments", "subscribe to something: audiences in segments, event names in events, or an event filter in where");
+        }
+
         if (String(body, "purpose", out var purpose) is { } purposeProblem) { return purposeProblem; }
         if (purpose is not null)
         {
