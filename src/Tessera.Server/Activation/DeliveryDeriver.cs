@@ -30,15 +30,17 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
     {
         if (destination.Purpose is not null || destination.FrequencyCap is not null) { return null; }
         var current = engine();
-        var change = stored.Change;
-        var cause = new Cause(change.Entered ? DeliveryKind.AudienceEntered : DeliveryKind.AudienceExited, stored.Id, change.ProfileId, change.At)
-        {
-            SegmentId = change.AudienceId,
-            SegmentName = current.GetAudience(change.AudienceId)?.Name,
-            Reason = change.Reason,
-        };
-        return Build(destination, cause, current, [], clock.GetUtcNow());
+        return Build(destination, ChangeCause(stored, current), current, [], clock.GetUtcNow());
     }
+
+    /// <summary>The cause of an audience change's delivery: the same for an early send and for its derivation, so both build the same payload.</summary>
+    private static Cause ChangeCause(StoredAudienceChange stored, ProfileEngine current) =>
+        new(stored.Change.Entered ? DeliveryKind.AudienceEntered : DeliveryKind.AudienceExited, stored.Id, stored.Change.ProfileId, stored.Change.At)
+        {
+            SegmentId = stored.Change.AudienceId,
+            SegmentName = current.GetAudience(stored.Change.AudienceId)?.Name,
+            Reason = stored.Change.Reason,
+        };
 
     public EventInterest Interest(IReadOnlyList<StoredDestination> destinations)
     {
@@ -90,14 +92,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
             foreach (var d in live)
             {
                 if (stored.Id <= d.AfterChangeId || !d.Destination.Segments.Contains(change.AudienceId, StringComparer.Ordinal)) { continue; }
-                var kind = change.Entered ? DeliveryKind.AudienceEntered : DeliveryKind.AudienceExited;
-                var cause = new Cause(kind, stored.Id, change.ProfileId, change.At)
-                {
-                    SegmentId = change.AudienceId,
-                    SegmentName = current.GetAudience(change.AudienceId)?.Name,
-                    Reason = change.Reason,
-                };
-                var delivery = Build(d.Destination, cause, current, consent, now);
+                var delivery = Build(d.Destination, ChangeCause(stored, current), current, consent, now);
                 if (Immediate.TryGetValue(delivery.IdempotencyKey, out var sent)) { delivery = delivery with { Payload = sent.Payload }; }
                 deliveries.Add(Capped(d.Destination, delivery));
             }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using DuckDB.NET.Data;
 using Tessera.Core.Audiences;
 using Tessera.Storage.Audiences;
@@ -176,14 +175,11 @@ public sealed partial class DuckDbStore
                 try
                 {
                     if (options.CommitDelay > TimeSpan.Zero) { Thread.Sleep(options.CommitDelay); }
-                    var started = Stopwatch.GetTimestamp();
                     using (var transaction = _writer!.BeginTransaction())
                     {
                         foreach (var item in batch) { item.Write(_writer); }
                         transaction.Commit();
                     }
-
-                    LastCommitMilliseconds = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
                 }
                 catch (Exception e) when (e is DuckDBException or InvalidOperationException)
                 {
@@ -262,7 +258,4 @@ public sealed partial class DuckDbStore
                 .Select(c => new StoredAudienceChange(c.Key, c.Value))];
         }
     }
-
-    /// <summary>How long the last commit of staged rows took (milliseconds); for diagnostics.</summary>
-    public double LastCommitMilliseconds { get; private set; }
 }
