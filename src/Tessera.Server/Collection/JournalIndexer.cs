@@ -31,6 +31,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     private long _indexed;
     private long _applied;
     private string? _lastError;
+    private string? _stopReason;
     private volatile bool _stopped;
 
     /// <summary>True when requests are acknowledged from the journal (<see cref="TesseraOptions.Journal"/>, once recovered).</summary>
@@ -50,8 +51,11 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     /// <summary>Bytes of journal acknowledged but not yet in the store.</summary>
     public long Behind => _journal is { } journal ? journal.End - Indexed : 0;
 
-    /// <summary>The last store error the indexer is retrying, or null while it commits fine.</summary>
-    public string? LastError => Volatile.Read(ref _lastError);
+    /// <summary>
+    /// Why the indexer stopped, once <see cref="Stopped"/>; before that, the last store error it is retrying, or null while
+    /// it commits fine. A commit that settles after the stop does not clear the reason.
+    /// </summary>
+    public string? LastError => Volatile.Read(ref _stopReason) ?? Volatile.Read(ref _lastError);
 
     /// <summary>True once the indexer gave up (a record it cannot read): acknowledged events then wait in the journal for a restart.</summary>
     public bool Stopped => _stopped;
@@ -169,7 +173,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
             catch (Exception e)
             {
                 // A record that fails its checks mid-run (the disk changed under us): stop here rather than skip it.
-                Volatile.Write(ref _lastError, e.Message);
+                Volatile.Write(ref _stopReason, e.Message);
                 _stopped = true;
                 LogLoopFailed(logger, e);
                 _finished.SetResult();
