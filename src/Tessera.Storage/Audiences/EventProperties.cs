@@ -23,11 +23,18 @@ internal static class EventProperties
     /// </summary>
     public static List<(string Name, TypedValue Value)> Of(CollectedEvent e)
     {
-        var rows = new List<(string, TypedValue)>();
-        if (e.Event is null || !e.Raw.Contains("\"properties\"", StringComparison.Ordinal) && !e.Raw.Contains('\\', StringComparison.Ordinal)) { return rows; }
+        if (e.Event is null || !e.Raw.Contains("\"properties\"", StringComparison.Ordinal) && !e.Raw.Contains('\\', StringComparison.Ordinal)) { return []; }
         using var document = JsonDocument.Parse(e.Raw);
-        if (document.RootElement.ValueKind != JsonValueKind.Object
-            || !document.RootElement.TryGetProperty("properties"u8, out var properties)
+        return Of(e.Event, document.RootElement);
+    }
+
+    /// <summary><see cref="Of(CollectedEvent)"/> from the message already parsed: <paramref name="message"/> is its root, <paramref name="eventName"/> its event.</summary>
+    public static List<(string Name, TypedValue Value)> Of(string? eventName, JsonElement message)
+    {
+        var rows = new List<(string, TypedValue)>();
+        if (eventName is null
+            || message.ValueKind != JsonValueKind.Object
+            || !message.TryGetProperty("properties"u8, out var properties)
             || properties.ValueKind != JsonValueKind.Object)
         {
             return rows;

@@ -178,6 +178,7 @@ public sealed partial class DuckDbStore
                     using (var transaction = _writer!.BeginTransaction())
                     {
                         foreach (var item in batch) { item.Write(_writer); }
+                        RecordJournalPositions(_writer, batch);
                         transaction.Commit();
                     }
                 }
@@ -188,6 +189,26 @@ public sealed partial class DuckDbStore
             }
 
             Settle(batch, failure);
+        }
+    }
+
+    /// <summary>
+    /// Records, per journal, the last position the batch covers: once per transaction, not per staged item (an upsert
+    /// on <c>settings</c> cost about as much as writing the events' rows).
+    /// </summary>
+    private static void RecordJournalPositions(DuckDBConnection writer, List<StagedCommit> batch)
+    {
+        var last = new Dictionary<string, JournalMark>(StringComparer.Ordinal);
+        foreach (var item in batch)
+        {
+            if (item.Mark is { } mark) { last[mark.JournalId] = mark; }
+        }
+
+        foreach (var mark in last.Values)
+        {
+            using var command = Command(writer, "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [JournalMark.SettingKey(mark.JournalId), mark.Value]);
+            command.ExecuteNonQuery();
         }
     }
 

@@ -3,6 +3,7 @@ using Tessera.Core.Collection;
 using Tessera.Core.Profiles;
 using Tessera.Storage.Audiences;
 using Tessera.Storage.Events;
+using Tessera.Storage.Profiles;
 
 namespace Tessera.Storage.DuckDb;
 
@@ -50,14 +51,15 @@ public sealed partial class DuckDbStore
     private async Task DetectMergedIdsAsync(CancellationToken cancellationToken) =>
         _mayHaveMergedIds = await ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM profile_ids WHERE id <> profile_id)", cancellationToken);
 
-    /// <summary>Appends the properties of one append's events, inside its transaction.</summary>
-    private static void AppendEventProperties(DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
+    /// <summary>Appends the properties of one append's events (<paramref name="properties"/>, read at staging), inside its transaction.</summary>
+    private static void AppendEventProperties(
+        DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed, List<(string Name, TypedValue Value)>[] properties)
     {
         DuckDBAppender? appender = null;
         for (var i = 0; i < events.Length; i++)
         {
             var (seq, e) = events[i];
-            foreach (var (name, value) in EventProperties.Of(e))
+            foreach (var (name, value) in properties[i])
             {
                 appender ??= writer.CreateAppender("event_properties");
                 AppendEventProperty(appender, seq, e, processed[i].ProfileId, name, value);
@@ -68,7 +70,7 @@ public sealed partial class DuckDbStore
         appender?.Dispose();
     }
 
-    private static void AppendEventProperty(DuckDBAppender appender, long seq, CollectedEvent e, string? profileId, string name, Profiles.TypedValue value) =>
+    private static void AppendEventProperty(DuckDBAppender appender, long seq, CollectedEvent e, string? profileId, string name, TypedValue value) =>
         appender.CreateRow()
             .AppendValue(seq).AppendValue(e.Event).AppendValue(e.Type == MessageType.Track).AppendValue(e.Timestamp).AppendValue(profileId)
             .AppendValue(name).AppendValue(value.Kind).AppendValue(value.Text).AppendValue(value.Number).AppendValue(value.Instant)

@@ -142,13 +142,15 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             if (fresh.Count == 0)
             {
                 // Every event was a duplicate: nothing to store, but the journal position still moves on (in order).
-                var committed = mark is { } m ? Stage(writer => RecordJournalPosition(writer, m), 0, [], false, m) : Task.CompletedTask;
+                var committed = mark is { } m ? Stage(_ => { }, 0, [], false, m) : Task.CompletedTask;
                 return new StagedAppend(new AppendResult(0, events.Count), committed);
             }
 
             var sequenced = new (long Seq, CollectedEvent Event)[fresh.Count];
             for (var i = 0; i < fresh.Count; i++) { sequenced[i] = (_lastSeq + 1 + i, fresh[i].Event); }
-            var processed = _engine.Process(sequenced);
+            // The typed properties are read from the document the engine parses anyway (one parse per event).
+            var properties = new List<(string Name, TypedValue Value)>[sequenced.Length];
+            var processed = _engine.Process(sequenced, (i, message) => properties[i] = EventProperties.Of(sequenced[i].Event.Event, message));
             var changes = NumberChanges(AudienceRows.All(processed));
             var state = ProfileStateChanges.Of(processed, _engine);
             // Raised before the commit (a query that raced it runs again): see DuckDbStore.EventProperties.cs.
@@ -161,12 +163,11 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             var task = Stage(writer =>
             {
                 AppendEvents(writer, sequenced, processed);
-                AppendEventProperties(writer, sequenced, processed);
+                AppendEventProperties(writer, sequenced, processed, properties);
                 AppendProfileChanges(writer, processed);
                 AppendAudienceChanges(writer, changes);
                 AppendProfileState(writer, state, version);
                 if (fold) { FoldTraitUpdates(writer); }
-                if (mark is { } m) { RecordJournalPosition(writer, m); }
             }, fresh.Count, changes, true, mark);
             AnnounceStaged(changes);
             return new StagedAppend(new AppendResult(fresh.Count, events.Count - fresh.Count), task);
@@ -175,13 +176,6 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         {
             _writeLock.Release();
         }
-    }
-
-    private static void RecordJournalPosition(DuckDBConnection writer, JournalMark mark)
-    {
-        using var command = Command(writer, "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [JournalMark.SettingKey(mark.JournalId), mark.Value]);
-        command.ExecuteNonQuery();
     }
 
     private static void AppendEvents(DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
