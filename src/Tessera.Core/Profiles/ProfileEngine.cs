@@ -112,12 +112,8 @@ public sealed partial class ProfileEngine
         }
     }
 
-    /// <summary>
-    /// Resolves <paramref name="events"/> (already deduplicated, with their log positions) in order. <paramref name="inspect"/>,
-    /// when given, is shown each message's parsed root with its index, while the document is alive, so a caller that
-    /// needs more from the message does not parse it again.
-    /// </summary>
-    public IReadOnlyList<ProcessedEvent> Process(IReadOnlyList<(long Seq, CollectedEvent Event)> events, Action<int, JsonElement>? inspect = null)
+    /// <summary>Resolves <paramref name="events"/> (already deduplicated, with their log positions) in order.</summary>
+    public IReadOnlyList<ProcessedEvent> Process(IReadOnlyList<(long Seq, CollectedEvent Event)> events)
     {
         // Parsed one at a time and released at once. Parsing the chunk on both cores first was measured slower
         // (143k vs 155k events/s, docs/benchmarks.md) and held every document of the chunk alive.
@@ -127,11 +123,7 @@ public sealed partial class ProfileEngine
             for (var i = 0; i < events.Count; i++)
             {
                 var parsed = Parse(events[i].Event);
-                using (parsed.Document)
-                {
-                    results[i] = ProcessOne(events[i].Seq, events[i].Event, parsed);
-                    inspect?.Invoke(i, parsed.Document.RootElement);
-                }
+                using (parsed.Document) { results[i] = ProcessOne(events[i].Seq, events[i].Event, parsed); }
             }
         }
 

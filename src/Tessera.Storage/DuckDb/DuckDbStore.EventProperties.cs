@@ -51,15 +51,18 @@ public sealed partial class DuckDbStore
     private async Task DetectMergedIdsAsync(CancellationToken cancellationToken) =>
         _mayHaveMergedIds = await ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM profile_ids WHERE id <> profile_id)", cancellationToken);
 
-    /// <summary>Appends the properties of one append's events (<paramref name="properties"/>, read at staging), inside its transaction.</summary>
-    private static void AppendEventProperties(
-        DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed, List<(string Name, TypedValue Value)>[] properties)
+    /// <summary>
+    /// Appends the properties of one append's events, inside its transaction. Typed here, on the committer's thread:
+    /// typing them from the engine's own parse saved a parse but put the work on the engine's path, and the
+    /// event-to-membership latency rose with it (docs/benchmarks.md).
+    /// </summary>
+    private static void AppendEventProperties(DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
     {
         DuckDBAppender? appender = null;
         for (var i = 0; i < events.Length; i++)
         {
             var (seq, e) = events[i];
-            foreach (var (name, value) in properties[i])
+            foreach (var (name, value) in EventProperties.Of(e))
             {
                 appender ??= writer.CreateAppender("event_properties");
                 AppendEventProperty(appender, seq, e, processed[i].ProfileId, name, value);

@@ -148,9 +148,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
             var sequenced = new (long Seq, CollectedEvent Event)[fresh.Count];
             for (var i = 0; i < fresh.Count; i++) { sequenced[i] = (_lastSeq + 1 + i, fresh[i].Event); }
-            // The typed properties are read from the document the engine parses anyway (one parse per event).
-            var properties = new List<(string Name, TypedValue Value)>[sequenced.Length];
-            var processed = _engine.Process(sequenced, (i, message) => properties[i] = EventProperties.Of(sequenced[i].Event.Event, message));
+            var processed = _engine.Process(sequenced);
             var changes = NumberChanges(AudienceRows.All(processed));
             var state = ProfileStateChanges.Of(processed, _engine);
             // Raised before the commit (a query that raced it runs again): see DuckDbStore.EventProperties.cs.
@@ -163,7 +161,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             var task = Stage(writer =>
             {
                 AppendEvents(writer, sequenced, processed);
-                AppendEventProperties(writer, sequenced, processed, properties);
+                AppendEventProperties(writer, sequenced, processed);
                 AppendProfileChanges(writer, processed);
                 AppendAudienceChanges(writer, changes);
                 AppendProfileState(writer, state, version);
