@@ -201,6 +201,50 @@ public sealed class EventJournalTests
         Assert.Contains("a segment is missing", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void a_reader_that_takes_the_hand_off_gets_the_appended_records_from_memory_at_the_file_positions_and_reads_the_rest_from_the_file()
+    {
+        using var journal = EventJournal.Open(_directory);
+        journal.HandOffAppends(maxEvents: 3);
+        var ends = new List<long>();
+        for (var i = 0; i < 4; i++) { ends.Add(journal.Append([Event($"r{i}-a"), Event($"r{i}-b")])); }
+        using var fromFile = journal.OpenReader(journal.Start);
+        var expected = new List<CollectedEvent>();
+        var positions = new List<long>();
+        while (fromFile.TryRead(journal.End, expected)) { positions.Add(fromFile.Position); }
+        // The last record, the only one the bound of 3 events still holds, is damaged on disk: the hand-off reader does not read it there.
+        var segment = Directory.GetFiles(_directory, "*.tjl").Single();
+        FlipByte(segment, ends[2] + 40);
+
+        using var handOff = journal.OpenReader(journal.Start, takeHandOff: true);
+        var read = new List<CollectedEvent>();
+        var handOffPositions = new List<long>();
+        while (handOff.TryRead(journal.End, read)) { handOffPositions.Add(handOff.Position); }
+
+        Assert.Equal(ends, positions);
+        Assert.Equal(positions, handOffPositions);
+        Assert.Equal(expected.Select(e => e.MessageId), read.Select(e => e.MessageId));
+        Assert.Equal(expected, read);
+        using var plain = journal.OpenReader(ends[2]);
+        Assert.Throws<JournalException>(() => plain.TryRead(journal.End, []));
+    }
+
+    [Fact]
+    public void a_record_is_not_taken_from_the_hand_off_past_the_limit_the_reader_is_given()
+    {
+        using var journal = EventJournal.Open(_directory);
+        journal.HandOffAppends(maxEvents: 100);
+        var first = journal.Append([Event("one")]);
+        journal.Append([Event("two")]);
+        using var reader = journal.OpenReader(journal.Start, takeHandOff: true);
+        var read = new List<CollectedEvent>();
+
+        while (reader.TryRead(first, read)) { }
+
+        Assert.Equal(["one"], read.Select(e => e.MessageId));
+        Assert.Equal(first, reader.Position);
+    }
+
     private static List<CollectedEvent> ReadAll(EventJournal journal)
     {
         using var reader = journal.OpenReader(journal.Start);

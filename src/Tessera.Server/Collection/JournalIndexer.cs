@@ -117,6 +117,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
             return;
         }
 
+        journal.HandOffAppends(options.JournalHandOffEvents);
         _journal = journal;
     }
 
@@ -222,7 +223,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     private void IndexLoop(EventJournal journal)
     {
         var chunk = new List<CollectedEvent>();
-        var reader = journal.OpenReader(Indexed);
+        var reader = journal.OpenReader(Indexed, takeHandOff: true);
         Volatile.Write(ref _applied, Indexed);
         var lastCommit = Task.CompletedTask;
         var waitFor = new[] { _appended.WaitHandle, _stopping.WaitHandle };
@@ -253,7 +254,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
                         // A commit failed and the store went back to what it committed: read again from there.
                         reader.Dispose();
                         AdvanceIndexed(rewindTo);
-                        reader = journal.OpenReader(Indexed);
+                        reader = journal.OpenReader(Indexed, takeHandOff: true);
                         Volatile.Write(ref _applied, Indexed);
                         lastCommit = Task.CompletedTask;
                         continue;

@@ -52,6 +52,12 @@ public sealed class TesseraOptions
     /// <summary>Size at which the journal starts a new segment file; a segment is deleted once all of it is in the store.</summary>
     public long JournalSegmentBytes { get; set; } = 64L << 20;
 
+    /// <summary>
+    /// Events of the records just journaled that the indexer takes from memory instead of reading them back (at most
+    /// this many held; 0 reads every record from the file, as tests of damaged records do).
+    /// </summary>
+    public int JournalHandOffEvents { get; set; } = 20_000;
+
     /// <summary>How far (bytes of journal) the store may fall behind the journal before new requests wait (back-pressure); ~320,000 typical events.</summary>
     public long MaxIndexBacklogBytes { get; set; } = 256L << 20;
 

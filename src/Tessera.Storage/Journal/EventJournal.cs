@@ -42,6 +42,7 @@ public sealed class EventJournal : IDisposable
     private long _activeLength;
     private long _end;
     private string? _faulted;
+    private JournalHandOff? _handOff;
 
     internal sealed record Segment(long Base, string Path);
 
@@ -199,12 +200,24 @@ public sealed class EventJournal : IDisposable
 
         _activeLength += record.Length;
         var end = _end + record.Length;
+        // Handed over before the end moves past it, so a reader that sees the record can take it from memory.
+        _handOff?.Add(_end, end, events);
         Volatile.Write(ref _end, end);
         return end;
     }
 
-    /// <summary>A reader from <paramref name="position"/> (a record boundary at or after <see cref="Start"/>).</summary>
-    public JournalReader OpenReader(long position) => new(this, position);
+    /// <summary>
+    /// Keeps up to <paramref name="maxEvents"/> events of the records appended from now on in memory for a reader opened
+    /// with <c>takeHandOff</c> (<see cref="JournalHandOff"/>); 0 keeps none. Call before appending.
+    /// </summary>
+    public void HandOffAppends(int maxEvents) => _handOff = maxEvents > 0 ? new JournalHandOff(maxEvents) : null;
+
+    /// <summary>
+    /// A reader from <paramref name="position"/> (a record boundary at or after <see cref="Start"/>). With
+    /// <paramref name="takeHandOff"/> it takes the records this process appended from memory where it can
+    /// (<see cref="HandOffAppends"/>): for the one reader that follows the end.
+    /// </summary>
+    public JournalReader OpenReader(long position, bool takeHandOff = false) => new(this, position, takeHandOff ? _handOff : null);
 
     /// <summary>Deletes the segments that end at or before <paramref name="position"/>; never the active one. Returns how many.</summary>
     public int DeleteBefore(long position)
