@@ -5,7 +5,10 @@
 #   (b) event -> webhook request for that entry (Tessera.LoadGen --probe-webhook), same load.
 # With BASELINE=/path/to/another/checkout (built: src/Tessera.Cli), each run also runs that build, interleaved, so
 # the two are compared under the same load. Results: bench/results/realtime-<UTC time>/.
-# Usage: [BASELINE=dir] bench/realtime.sh [runs]; env: RATE (10000), DURATION (20), WARMUP (5), SKIP_BUILD=1 (use the build as it is).
+# Usage: [BASELINE=dir] bench/realtime.sh [runs]; env: RATE (10000), DURATION (20), WARMUP (15), SKIP_BUILD=1 (use the build as it is).
+# The warm-up is 15 s because a fresh process spends its first ~10 s at this rate with its code not yet optimised
+# by the JIT and every user new to the engine: the engine then takes 60-90 us an event, falls behind, and its
+# chunks grow to thousands of events, which put seconds into the probes of a 5 s warm-up (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -28,7 +31,7 @@ run() {  # label, dll, loadgen args...
   grep '^RESULT' "$out/$name.txt" | tail -1 | cut -c8- >> "$out/results.jsonl" || true
 }
 
-load=(--spawn tessera --rate "${RATE:-10000}" --connections 32 --duration "${DURATION:-20}" --warmup "${WARMUP:-5}")
+load=(--spawn tessera --rate "${RATE:-10000}" --connections 32 --duration "${DURATION:-20}" --warmup "${WARMUP:-15}")
 for i in $(seq 1 "$runs"); do
   echo "== run $i of $runs"
   for probe in audience webhook; do
