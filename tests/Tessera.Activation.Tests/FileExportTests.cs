@@ -59,6 +59,34 @@ public sealed class FileExportTests
     }
 
     [Fact]
+    public async Task with_a_purpose_only_members_whose_latest_consent_grants_it_are_exported_counting_the_others()
+    {
+        await using var server = await Activation.StartAsync();
+        var directory = TempDirectory.Create("file-export");
+        var all = await server.CreateSegmentAsync("Everyone", """{"identifier":"user_id","op":"exists"}""");
+        await server.SendAsync("identify", """{"userId":"yes","context":{"consent":{"categoryPreferences":{"marketing":true}}}}""");
+        await server.SendAsync("identify", """{"userId":"revoked","context":{"consent":{"categoryPreferences":{"marketing":true}}}}""");
+        await server.SendAsync("identify", """{"userId":"revoked","context":{"consent":{"categoryPreferences":{"marketing":false}}}}""");
+        await server.SendAsync("identify", """{"userId":"silent"}""");
+        // Consent given under an anonymous id counts once that id is merged into the member.
+        await server.SendAsync("page", """{"anonymousId":"anon-m","name":"Settings","context":{"consent":{"categoryPreferences":{"marketing":true}}}}""");
+        await server.SendAsync("identify", """{"userId":"merged","anonymousId":"anon-m"}""");
+        var destination = await server.CreateDestinationAsync($$$"""
+            {"type":"file","segments":["{{{all}}}"],"directory":"{{{directory}}}","purpose":"marketing","schedule":{"at":"03:00"}}
+            """);
+
+        var file = (await DeliveredRunAsync(server, destination, (await RunNowAsync(server, destination))["id"]!.GetValue<long>()))["payload"]!["result"]!["files"]![0]!;
+
+        Assert.Equal(2, file["rows"]!.GetValue<int>());
+        Assert.Equal(2, file["withoutConsent"]!.GetValue<int>());
+        using var csv = CsvReader.FromFile(Path.Combine(directory, file["file"]!.GetValue<string>()), new CsvReaderOptions { HasHeader = true }, FileOptions.None);
+        await csv.ReadHeaderAsync();
+        var users = new List<string?>();
+        while (await csv.ReadAsync()) { users.Add(csv.GetStringOrNull("identifiers.user_id")); }
+        Assert.Equal(["merged", "yes"], users.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task parquet_files_read_back_through_duckdb_and_the_changes_file_holds_the_entries_and_exits_since_the_previous_run()
     {
         await using var server = await Activation.StartAsync();

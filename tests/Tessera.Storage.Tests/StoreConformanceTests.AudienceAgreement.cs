@@ -14,17 +14,7 @@ public abstract partial class StoreConformanceTests
     [Fact]
     public async Task sql_and_in_memory_evaluation_choose_the_same_members_on_random_data_and_definitions()
     {
-        var seed = Environment.GetEnvironmentVariable("TESSERA_AUDIENCE_SEED") is { Length: > 0 } fixedSeed
-            ? int.Parse(fixedSeed, System.Globalization.CultureInfo.InvariantCulture)
-            : Random.Shared.Next();
-        var data = new RandomAudienceData(seed);
-        var store = await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
-        foreach (var definition in RandomAudienceData.Computed) { await store.SaveComputedTraitAsync(definition, CancellationToken.None); }
-        var messages = data.Messages(people: 70);
-        // Several appends, so merges span batches as well as happening inside one.
-        foreach (var batch in messages.Chunk(97)) { await store.AppendAsync(batch, CancellationToken.None); }
-        var segments = data.Segments();
-        var memory = await InMemoryAsync(store, segments, RandomAudienceData.Now);
+        var (seed, data, store, segments, memory) = await RandomAgreementAsync();
 
         var checkedDefinitions = 0;
         var nonTrivial = 0;
@@ -75,15 +65,7 @@ public abstract partial class StoreConformanceTests
     [Fact]
     public async Task sql_and_in_memory_agree_on_definitions_scoped_by_a_trait_and_on_sequences_with_a_first_step()
     {
-        var seed = Environment.GetEnvironmentVariable("TESSERA_AUDIENCE_SEED") is { Length: > 0 } fixedSeed
-            ? int.Parse(fixedSeed, System.Globalization.CultureInfo.InvariantCulture)
-            : Random.Shared.Next();
-        var data = new RandomAudienceData(seed);
-        var store = await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
-        foreach (var definition in RandomAudienceData.Computed) { await store.SaveComputedTraitAsync(definition, CancellationToken.None); }
-        foreach (var batch in data.Messages(people: 70).Chunk(97)) { await store.AppendAsync(batch, CancellationToken.None); }
-        var segments = data.Segments();
-        var memory = await InMemoryAsync(store, segments, RandomAudienceData.Now);
+        var (seed, data, store, segments, memory) = await RandomAgreementAsync();
         var plan = new TraitCondition("plan", "in", System.Text.Json.JsonSerializer.SerializeToElement(new[] { "pro", "free" }));
         var definitions = new List<AudienceCondition>();
         for (var i = 0; i < 40; i++)
@@ -115,6 +97,24 @@ public abstract partial class StoreConformanceTests
     }
 
     /// <summary>The in-memory evaluation over every live profile of the store, as a function of the definition.</summary>
+    /// <summary>
+    /// A store holding the random people and events of one seed (<c>TESSERA_AUDIENCE_SEED</c> replays one) with the
+    /// random computed traits, appended in several batches so merges span batches as well as happening inside one; and
+    /// the same people evaluated in memory.
+    /// </summary>
+    private async Task<(int Seed, RandomAudienceData Data, ITesseraStore Store, Dictionary<string, AudienceCondition> Segments, InMemoryAudience Memory)> RandomAgreementAsync()
+    {
+        var seed = Environment.GetEnvironmentVariable("TESSERA_AUDIENCE_SEED") is { Length: > 0 } fixedSeed
+            ? int.Parse(fixedSeed, System.Globalization.CultureInfo.InvariantCulture)
+            : Random.Shared.Next();
+        var data = new RandomAudienceData(seed);
+        var store = await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
+        foreach (var definition in RandomAudienceData.Computed) { await store.SaveComputedTraitAsync(definition, CancellationToken.None); }
+        foreach (var batch in data.Messages(people: 70).Chunk(97)) { await store.AppendAsync(batch, CancellationToken.None); }
+        var segments = data.Segments();
+        return (seed, data, store, segments, await InMemoryAsync(store, segments, RandomAudienceData.Now));
+    }
+
     private static async Task<InMemoryAudience> InMemoryAsync(ITesseraStore store, IReadOnlyDictionary<string, AudienceCondition> segments, DateTimeOffset now)
     {
         var live = store.Engine.StateSnapshot().ProfileIds.Where(p => p.Id == p.Live).Select(p => p.Id).Order(StringComparer.Ordinal).ToList();

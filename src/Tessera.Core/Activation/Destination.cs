@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Tessera.Core.Collection;
 using Tessera.Core.Conditions;
 
@@ -51,10 +52,18 @@ public sealed record Destination
 
     public SegmentSettings? Segment { get; init; }
 
+    /// <summary>
+    /// False for a file destination: it exports its audiences' members on a schedule (<c>FileExportScheduler</c>), so no
+    /// delivery is derived from a change or event, and no consent is read for one.
+    /// </summary>
+    [JsonIgnore]
+    public bool FollowsChanges => Type != DestinationTypes.File;
+
     public DateTimeOffset CreatedAt { get; init; }
 
     public DateTimeOffset UpdatedAt { get; init; }
 
+    [JsonIgnore]
     public bool SubscribesToEvents => Events.Count > 0 || Where.Count > 0;
 
     /// <summary>True when <paramref name="message"/> (a track message called <paramref name="eventName"/>) is one this destination receives.</summary>

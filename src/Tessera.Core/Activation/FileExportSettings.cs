@@ -42,26 +42,6 @@ public sealed record ExportSchedule(string? Every, IReadOnlyList<string> At)
         return latest;
     }
 
-    /// <summary>The first scheduled instant after <paramref name="now"/>; null when the schedule has none.</summary>
-    public DateTimeOffset? NextAfter(DateTimeOffset now)
-    {
-        DateTimeOffset? next = null;
-        var utc = now.ToUniversalTime();
-        if (Every is not null && Duration.TryParse(Every, out var every))
-        {
-            next = new DateTimeOffset(utc.UtcTicks - (utc.UtcTicks % every.Ticks) + every.Ticks, TimeSpan.Zero);
-        }
-
-        foreach (var time in Times())
-        {
-            var today = new DateTimeOffset(utc.Date, TimeSpan.Zero) + time;
-            var slot = today > utc ? today : today.AddDays(1);
-            if (next is null || slot < next) { next = slot; }
-        }
-
-        return next;
-    }
-
     /// <summary>True when <paramref name="text"/> is a UTC time of day as <c>HH:mm</c>.</summary>
     public static bool TryParseTime(string? text, out TimeSpan time) =>
         TimeSpan.TryParseExact(text, @"hh\:mm", System.Globalization.CultureInfo.InvariantCulture, out time) && time < TimeSpan.FromDays(1) && text!.Length == 5;

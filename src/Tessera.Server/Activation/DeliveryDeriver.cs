@@ -50,7 +50,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
 
     public IReadOnlyCollection<string> ConsentProfiles(IReadOnlyList<StoredDestination> destinations, IReadOnlyList<StoredAudienceChange> changes, IReadOnlyList<StoredEvent> events)
     {
-        var guarded = destinations.Select(d => d.Destination).Where(d => d.Enabled && d.Purpose is not null && d.Type != DestinationTypes.File).ToList();
+        var guarded = destinations.Select(d => d.Destination).Where(d => d.Enabled && d.FollowsChanges && d.Purpose is not null).ToList();
         if (guarded.Count == 0) { return []; }
         var segments = guarded.SelectMany(d => d.Segments).ToHashSet(StringComparer.Ordinal);
         var causes = changes.Where(c => segments.Contains(c.Change.AudienceId)).Select(c => c.Change.ProfileId);
@@ -64,8 +64,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
     public IReadOnlyList<NewDelivery> Derive(DerivationInput input)
     {
         var current = engine();
-        // File destinations export on their schedule (FileExportScheduler), not per change.
-        var live = input.Destinations.Where(d => d.Destination.Enabled && d.Destination.Type != DestinationTypes.File).ToList();
+        var live = input.Destinations.Where(d => d.Destination is { Enabled: true, FollowsChanges: true }).ToList();
         if (live.Count == 0) { return []; }
         var consent = new Dictionary<string, List<ConsentState>>(StringComparer.Ordinal);
         foreach (var c in input.Consent)

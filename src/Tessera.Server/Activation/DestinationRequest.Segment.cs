@@ -17,13 +17,7 @@ public static partial class DestinationRequest
     private static ProblemHttpResult? ParseSegment(JsonElement body, SegmentSettings? existing, out SegmentSettings? forward)
     {
         forward = null;
-        if (String(body, "url", out var url) is { } urlProblem) { return urlProblem; }
-        if (url is null) { return Problems.Field("url", "is required: the base of a Segment-compatible API, such as https://api.segment.io"); }
-        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host))
-        {
-            return Problems.Field("url", $"'{url}' is not an absolute http or https URL");
-        }
-
+        if (HttpUrl(body, "is required: the base of a Segment-compatible API, such as https://api.segment.io", out var uri) is { } urlProblem) { return urlProblem; }
         if (!string.IsNullOrEmpty(uri.Query) || !string.IsNullOrEmpty(uri.Fragment)) { return Problems.Field("url", "must be the API's base, without a query or fragment"); }
         var path = uri.AbsolutePath.TrimEnd('/');
         if (path.EndsWith("/v1/batch", StringComparison.OrdinalIgnoreCase)) { path = path[..^"/v1/batch".Length]; }

@@ -126,15 +126,25 @@ public static partial class DestinationRequest
         : forward is not null ? $"Segment forwarding to {new Uri(forward.Url).Host}"
         : $"email via {email?.Smtp.Host}";
 
-    private static ProblemHttpResult? ParseWebhook(JsonElement body, WebhookSettings? existing, out WebhookSettings? webhook)
+    /// <summary>The body's <c>url</c>: required (<paramref name="required"/> says why when it is missing), an absolute http or https URL.</summary>
+    private static ProblemHttpResult? HttpUrl(JsonElement body, string required, out Uri uri)
     {
-        webhook = null;
-        if (String(body, "url", out var url) is { } urlProblem) { return urlProblem; }
-        if (url is null) { return Problems.Field("url", "is required: where to POST"); }
-        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host))
+        uri = null!;
+        if (String(body, "url", out var url) is { } problem) { return problem; }
+        if (url is null) { return Problems.Field("url", required); }
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https") || string.IsNullOrEmpty(parsed.Host))
         {
             return Problems.Field("url", $"'{url}' is not an absolute http or https URL");
         }
+
+        uri = parsed;
+        return null;
+    }
+
+    private static ProblemHttpResult? ParseWebhook(JsonElement body, WebhookSettings? existing, out WebhookSettings? webhook)
+    {
+        webhook = null;
+        if (HttpUrl(body, "is required: where to POST", out var uri) is { } urlProblem) { return urlProblem; }
 
         if (String(body, "secret", out var secret) is { } secretProblem) { return secretProblem; }
         secret ??= existing?.Secret;

@@ -154,14 +154,13 @@ public sealed class FileExportChannel(ITesseraStore store, TimeProvider clock)
         return rows;
     }
 
-    /// <summary>The members whose latest preference for <paramref name="purpose"/> (theirs or a profile's merged into them) grants it.</summary>
+    /// <summary>The members who consent to <paramref name="purpose"/>, by the rule every delivery follows (<see cref="DeliveryDeriver.Consents"/>).</summary>
     private async Task<List<string>> ConsentingAsync(List<string> members, string purpose, CancellationToken cancellationToken)
     {
         var engine = store.Engine;
-        var clusters = members.ToDictionary(m => m, m => engine.Get(m)?.MergedFrom ?? [], StringComparer.Ordinal);
-        var states = await store.GetConsentAsync([.. clusters.SelectMany(c => c.Value.Prepend(c.Key))], cancellationToken);
-        var latest = states.Where(s => s.Category == purpose).ToDictionary(s => s.ProfileId, StringComparer.Ordinal);
-        return [.. members.Where(m => clusters[m].Prepend(m).Select(id => latest.GetValueOrDefault(id)).OfType<ConsentState>().MaxBy(s => s.Seq) is { Granted: true })];
+        var states = await store.GetConsentAsync([.. members.SelectMany(m => DeliveryDeriver.Cluster(engine, m)).Distinct(StringComparer.Ordinal)], cancellationToken);
+        var byProfile = states.GroupBy(s => s.ProfileId, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        return [.. members.Where(m => DeliveryDeriver.Consents(engine, m, purpose, byProfile))];
     }
 
     /// <summary>Deletes all but the newest <paramref name="keep"/> member files (and, apart, changes files) of the audience.</summary>

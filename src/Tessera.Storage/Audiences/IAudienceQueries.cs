@@ -23,4 +23,19 @@ public interface IAudienceQueries
 }
 
 /// <summary>The size of an audience and a sample of its members.</summary>
-public sealed record AudiencePreview(long Count, IReadOnlyList<string> Sample);
+public sealed record AudiencePreview(long Count, IReadOnlyList<string> Sample)
+{
+    /// <summary>Reads the rows of <c>AudienceQuery.Preview</c> (a member id and the total count on every row), keeping the first <paramref name="sampleSize"/> ids.</summary>
+    internal static async Task<AudiencePreview> ReadAsync(System.Data.Common.DbDataReader reader, int sampleSize, CancellationToken cancellationToken)
+    {
+        long count = 0;
+        var sample = new List<string>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            count = reader.GetInt64(1);
+            if (sample.Count < sampleSize) { sample.Add(reader.GetString(0)); }
+        }
+
+        return new AudiencePreview(count, sample);
+    }
+}

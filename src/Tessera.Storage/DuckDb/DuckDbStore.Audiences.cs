@@ -62,11 +62,7 @@ public sealed partial class DuckDbStore : IAudienceStore
         {
             // Staged like an append's changes: a tick never waits for a commit (one running a checkpoint takes seconds).
             var changes = NumberChanges(_engine.TickAudiences());
-            if (changes.Count > 0)
-            {
-                _ = Stage(writer => AppendAudienceChanges(writer, changes), 0, changes, false, null);
-                AnnounceStaged(changes);
-            }
+            if (changes.Count > 0) { _ = Stage(writer => AppendAudienceChanges(writer, changes), 0, changes, false, null); }
             return changes.Count;
         }
         finally
@@ -145,7 +141,7 @@ public sealed partial class DuckDbStore : IAudienceStore
         appender.Close();
     }
 
-    private void AnnounceStaged(List<(long Id, AudienceChange Change)> changes)
+    private void AnnounceStaged(IReadOnlyList<(long Id, AudienceChange Change)> changes)
     {
         if (changes.Count > 0 && AudienceStaged is { } staged) { staged([.. changes.Select(c => new StoredAudienceChange(c.Id, c.Change))]); }
     }

@@ -76,7 +76,10 @@ public sealed partial class DuckDbStore
         _committer.Start();
     }
 
-    /// <summary>Queues rows for the committer; called under the write lock, in the order the engine produced them.</summary>
+    /// <summary>
+    /// Queues rows for the committer, then announces their audience changes as staged (<c>AudienceStaged</c>); called
+    /// under the write lock, in the order the engine produced them.
+    /// </summary>
     private Task Stage(Action<DuckDBConnection> write, int events, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
     {
         var item = new StagedCommit(write, events, changes, appended, mark);
@@ -96,6 +99,7 @@ public sealed partial class DuckDbStore
         }
 
         _stagedSignal.Release();
+        AnnounceStaged(changes);
         return item.Committed.Task;
     }
 

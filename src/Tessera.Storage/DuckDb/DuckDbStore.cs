@@ -88,14 +88,14 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     public Task<bool> IsAvailableAsync(CancellationToken cancellationToken) => Task.FromResult(_writer is not null);
 
-    public async Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken)
-    {
-        var staged = await StageCoreAsync(events, null, cancellationToken);
-        await staged.Committed;
-        return staged.Result;
-    }
+    public Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken) =>
+        AppendCommittedAsync(events, null, cancellationToken);
 
-    public async Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken)
+    public Task<AppendResult> AppendAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken) =>
+        AppendCommittedAsync(events, mark, cancellationToken);
+
+    /// <summary>Stages, then waits for the commit: an append that answers only once the store holds it.</summary>
+    private async Task<AppendResult> AppendCommittedAsync(IReadOnlyList<CollectedEvent> events, JournalMark? mark, CancellationToken cancellationToken)
     {
         var staged = await StageCoreAsync(events, mark, cancellationToken);
         await staged.Committed;
@@ -167,7 +167,6 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 AppendProfileState(writer, state, version);
                 if (fold) { FoldTraitUpdates(writer); }
             }, fresh.Count, changes, true, mark);
-            AnnounceStaged(changes);
             return new StagedAppend(new AppendResult(fresh.Count, events.Count - fresh.Count), task);
         }
         finally
@@ -571,15 +570,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         {
             try
             {
-                long count = 0;
-                var sample = new List<string>();
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    count = reader.GetInt64(1);
-                    if (sample.Count < sampleSize) { sample.Add(reader.GetString(0)); }
-                }
-
-                return new AudiencePreview(count, sample);
+                return await AudiencePreview.ReadAsync(reader, sampleSize, cancellationToken);
             }
             catch (DuckDBException e)
             {

@@ -283,15 +283,7 @@ public sealed partial class PostgresStore : ITesseraStore
             await ExecuteAsync(connection, PostgresAudienceDialect.Instance.Prelude!, cancellationToken);
             await using var command = Command(connection, sql.Text, [.. sql.Parameters]);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            long count = 0;
-            var sample = new List<string>();
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                count = reader.GetInt64(1);
-                if (sample.Count < sampleSize) { sample.Add(reader.GetString(0)); }
-            }
-
-            return new AudiencePreview(count, sample);
+            return await AudiencePreview.ReadAsync(reader, sampleSize, cancellationToken);
         }, cancellationToken);
     }
 

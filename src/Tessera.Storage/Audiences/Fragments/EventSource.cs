@@ -152,29 +152,24 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
         var driver = _paths.FindIndex(p => _required?.Contains(p) == true);
         var columns = new List<string>();
         var joins = new List<string>();
-        string from, where, profile, ts, seq;
+        string from, profile, ts, seq;
+        List<string> conditions;
         if (driver >= 0)
         {
             // Every read needs this property: its rows are the rows.
             var p = $"p{driver.ToString(CultureInfo.InvariantCulture)}";
-            (profile, ts, seq) = ($"{p}.profile_id", $"{p}.ts", $"{p}.seq");
-            from = $"event_properties {p}";
-            var conditions = new List<string> { $"{p}.event = {name}", $"{p}.name = {d.Text(b.Bind(_paths[driver]))}", $"{p}.profile_id IS NOT NULL" };
-            if (trackOnly) { conditions.Add($"{p}.track"); }
-            if (Reads(ts, json: false) is { } reads) { conditions.Add(reads); }
-            conditions.AddRange(Scoped(profile));
-            where = string.Join(" AND ", conditions);
+            (from, profile, ts, seq) = ($"event_properties {p}", $"{p}.profile_id", $"{p}.ts", $"{p}.seq");
+            conditions = [$"{p}.event = {name}", $"{p}.name = {d.Text(b.Bind(_paths[driver]))}", $"{profile} IS NOT NULL", .. trackOnly ? [$"{p}.track"] : Array.Empty<string>()];
         }
         else
         {
-            (profile, ts, seq) = ("e.profile_id", "e.timestamp", "e.seq");
-            from = "events e";
-            var conditions = new List<string> { $"e.event = {name}", "e.profile_id IS NOT NULL" };
-            if (trackOnly) { conditions.Add("e.type = 'track'"); }
-            if (Reads(ts, json: false) is { } reads) { conditions.Add(reads); }
-            conditions.AddRange(Scoped(profile));
-            where = string.Join(" AND ", conditions);
+            (from, profile, ts, seq) = ("events e", "e.profile_id", "e.timestamp", "e.seq");
+            conditions = [$"e.event = {name}", $"{profile} IS NOT NULL", .. trackOnly ? ["e.type = 'track'"] : Array.Empty<string>()];
         }
+
+        if (Reads(ts, json: false) is { } reads) { conditions.Add(reads); }
+        conditions.AddRange(Scoped(profile));
+        var where = string.Join(" AND ", conditions);
 
         for (var i = 0; i < _paths.Count; i++)
         {
