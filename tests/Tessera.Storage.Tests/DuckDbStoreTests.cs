@@ -60,6 +60,50 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// DuckDB folds its write-ahead log into the file inside a commit only when no other transaction is running. With
+    /// a destination active, activation's own transactions (deriving deliveries right after each commit) nearly always
+    /// were, and the log grew by every commit, without bound. The committer now checkpoints between them.
+    /// </summary>
+    [Fact]
+    public async Task the_write_ahead_log_stays_near_its_threshold_while_activation_derives_deliveries_after_every_commit()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-wal"), "tessera.duckdb");
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { CheckpointThresholdMb = 1, Threads = 1 }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+        var now = DateTimeOffset.UtcNow;
+        await store.SaveDestinationAsync(
+            new Core.Activation.Destination { Id = "orders", Name = "Orders", Type = "webhook", Events = ["Order Completed"], CreatedAt = now, UpdatedAt = now }, CancellationToken.None);
+        var deriver = new Server.Activation.DeliveryDeriver(() => store.Engine, TimeProvider.System);
+        using var done = new CancellationTokenSource();
+        var derivations = 0;
+        var activation = Task.Run(async () =>
+        {
+            while (!done.IsCancellationRequested)
+            {
+                await store.DeriveDeliveriesAsync(deriver, new Activation.DeliveryClaim("test", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(1)), null, CancellationToken.None);
+                derivations++;
+                await Task.Delay(1);
+            }
+        });
+
+        var data = new RandomAudienceData(11);
+        var position = 0L;
+        var largest = 0L;
+        foreach (var batch in data.Messages(people: 1000).Chunk(100))
+        {
+            await store.AppendAsync(batch, new Journal.JournalMark("wal-test", position += batch.Length), CancellationToken.None);
+            largest = Math.Max(largest, new FileInfo(path + ".wal") is { Exists: true } wal ? wal.Length : 0);
+        }
+
+        await done.CancelAsync();
+        await activation;
+        var written = new FileInfo(path).Length + largest;
+        Assert.True(derivations > 10, $"activation derived only {derivations} times");
+        Assert.True(written > 4 * 1024 * 1024, $"the test wrote only {written:N0} bytes: too few to cross the threshold several times");
+        Assert.True(largest < 3 * 1024 * 1024, $"the write-ahead log grew to {largest:N0} bytes with a 1 MB threshold");
+    }
+
+    /// <summary>
     /// A file from before the typed event properties (schema step 10) gets them at its next open, row for row what
     /// appends write, and its audiences read them.
     /// </summary>
