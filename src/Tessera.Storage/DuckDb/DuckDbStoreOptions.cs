@@ -15,8 +15,8 @@ public sealed record DuckDbStoreOptions(string Path)
     /// partly filled row group: the profile shows its strings scanned and FSST-compressed again), so at
     /// collection rates a small threshold means a multi-second commit every few seconds. Larger costs a longer log
     /// replay after a crash and keeps more not-yet-checkpointed rows in memory (within <see cref="MemoryLimitMb"/>).
-    /// Durability is the same either way: every commit syncs the log. When another transaction kept DuckDB from
-    /// checkpointing in that commit (it will not while one runs), the committer checkpoints right after it.
+    /// Durability is the same either way: every commit syncs the log. DuckDB does not checkpoint in a commit while
+    /// another transaction runs; when that let the log grow to four times the threshold, the committer checkpoints.
     /// </summary>
     public int CheckpointThresholdMb { get; init; } = 64;
 
