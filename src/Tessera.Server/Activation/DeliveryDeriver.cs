@@ -195,19 +195,19 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
     /// The latest preference for <paramref name="purpose"/> stated by the profile or any profile merged into it.
     /// A profile that never stated one has not consented (opt-in).
     /// </summary>
-    internal static bool Consents(ProfileEngine engine, string profileId, string purpose, Dictionary<string, List<ConsentState>> consent)
+    internal static bool Consents(ProfileEngine engine, string profileId, string purpose, Dictionary<string, List<ConsentState>> consent) =>
+        LatestByCategory(Cluster(engine, profileId).SelectMany(id => consent.GetValueOrDefault(id) ?? [])).GetValueOrDefault(purpose) is { Granted: true };
+
+    /// <summary>The latest statement (highest seq) of each category among <paramref name="states"/>: what counts as a profile's consent.</summary>
+    internal static Dictionary<string, ConsentState> LatestByCategory(IEnumerable<ConsentState> states)
     {
-        ConsentState? latest = null;
-        foreach (var id in Cluster(engine, profileId))
+        var latest = new Dictionary<string, ConsentState>(StringComparer.Ordinal);
+        foreach (var s in states)
         {
-            if (!consent.TryGetValue(id, out var states)) { continue; }
-            foreach (var s in states)
-            {
-                if (s.Category == purpose && (latest is null || s.Seq > latest.Seq)) { latest = s; }
-            }
+            if (!latest.TryGetValue(s.Category, out var known) || s.Seq > known.Seq) { latest[s.Category] = s; }
         }
 
-        return latest is { Granted: true };
+        return latest;
     }
 
     /// <summary>The profile, the live profile it now belongs to, and every profile merged into that one.</summary>

@@ -23,6 +23,9 @@ namespace Tessera.Server.Activation;
 public sealed class FileExportChannel(ITesseraStore store, TimeProvider clock)
 {
     private const string TimeFormat = "yyyyMMdd'T'HHmmss'Z'";
+
+    /// <summary>Characters <see cref="TimeFormat"/> writes (20260102T030405Z): its quotes write nothing.</summary>
+    private static readonly int TimeLength = TimeFormat.Replace("'", "", StringComparison.Ordinal).Length;
     private static readonly string[] ChangeColumns = ["profile_id", "change", "at", "reason", "seq"];
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _running = new(StringComparer.Ordinal);
 
@@ -171,7 +174,7 @@ public sealed class FileExportChannel(ITesseraStore store, TimeProvider clock)
         {
             var old = Directory.EnumerateFiles(directory, $"{prefix}*{suffix}")
                 .Select(Path.GetFileName)
-                .Where(n => n!.Length == prefix.Length + TimeFormat.Length - 4 + suffix.Length)
+                .Where(n => n!.Length == prefix.Length + TimeLength + suffix.Length)
                 .Order(StringComparer.Ordinal)
                 .SkipLast(keep);
             foreach (var name in old) { File.Delete(Path.Combine(directory, name!)); }

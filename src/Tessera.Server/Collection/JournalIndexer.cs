@@ -88,7 +88,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
                 from = journal.Start;
             }
 
-            Volatile.Write(ref _indexed, from);
+            SetIndexedAndApplied(from);
             var started = Stopwatch.GetTimestamp();
             var chunk = new List<CollectedEvent>();
             long replayed = 0;
@@ -98,7 +98,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
                 {
                     await store.AppendAsync(chunk, new JournalMark(journal.Id, reader.Position), cancellationToken);
                     replayed += chunk.Count;
-                    Volatile.Write(ref _indexed, reader.Position);
+                    SetIndexedAndApplied(reader.Position);
                 }
             }
 
@@ -144,7 +144,14 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     {
         if (_journal is not { } journal) { return Task.FromResult(true); }
         var acknowledged = journal.End;
-        return WaitUntilAsync(() => Applied >= acknowledged || Indexed >= acknowledged, timeout, cancellationToken);
+        return WaitUntilAsync(() => Applied >= acknowledged, timeout, cancellationToken);
+    }
+
+    /// <summary>Recovery appends and commits in one step: what it indexed is applied too (<see cref="Applied"/> is never behind <see cref="Indexed"/>).</summary>
+    private void SetIndexedAndApplied(long position)
+    {
+        Volatile.Write(ref _indexed, position);
+        Volatile.Write(ref _applied, position);
     }
 
     /// <summary>Back-pressure: waits while the store is more than <see cref="TesseraOptions.MaxIndexBacklogBytes"/> behind; 503 past the timeout.</summary>

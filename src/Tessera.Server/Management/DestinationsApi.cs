@@ -145,7 +145,7 @@ public static class DestinationsApi
         var live = store.Engine.SurvivorOf(id);
         if (live is null || store.Engine.Get(live) is not { } profile) { return Problems.NotFound($"id: no profile '{id}'"); }
         var states = await store.GetConsentAsync([profile.Id, .. profile.MergedFrom], cancellationToken);
-        var latest = states.GroupBy(s => s.Category).ToDictionary(g => g.Key, g => g.MaxBy(s => s.Seq)!, StringComparer.Ordinal);
+        var latest = DeliveryDeriver.LatestByCategory(states);
         return TypedResults.Ok(new ConsentAnswer(profile.Id, latest.OrderBy(l => l.Key, StringComparer.Ordinal).ToDictionary(l => l.Key, l => new ConsentEntry(l.Value.Granted, l.Value.At, l.Value.Seq))));
     }
 
