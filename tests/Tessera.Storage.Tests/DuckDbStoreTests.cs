@@ -104,6 +104,42 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// Applying a re-resolve empties profile_traits by creating it again from its own definition (a DELETE through its
+    /// primary key took seconds): the table comes back as it was, key included, with every current trait, and later
+    /// appends still fold (an upsert, which needs the key) into it.
+    /// </summary>
+    [Fact]
+    public async Task an_applied_reresolve_recreates_profile_traits_as_it_was_and_later_appends_still_fold_into_it()
+    {
+        var data = new RandomAudienceData(5);
+        var messages = data.Messages(people: 60);
+        var store = await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
+        foreach (var batch in messages.Take(messages.Count / 2).Chunk(50)) { await store.AppendAsync(batch, CancellationToken.None); }
+        const string definition = "SELECT sql FROM duckdb_tables() WHERE table_name = 'profile_traits'";
+        const string key = "SELECT constraint_type || ' ' || array_to_string(constraint_column_names, ',') FROM duckdb_constraints() WHERE table_name = 'profile_traits' AND constraint_type = 'PRIMARY KEY'";
+        const string current = """
+            SELECT profile_id, name, value FROM profile_traits t
+            WHERE NOT EXISTS (SELECT 1 FROM profile_trait_updates u WHERE u.profile_id = t.profile_id AND u.name = t.name)
+            UNION ALL SELECT profile_id, name, arg_max(value, version) FROM profile_trait_updates GROUP BY profile_id, name
+            ORDER BY profile_id, name
+            """;
+        var tableBefore = await QueryRowsAsync(definition);
+        Assert.Equal(["PRIMARY KEY profile_id,name"], await QueryRowsAsync(key));
+        var traitsBefore = await QueryRowsAsync(current);
+        Assert.NotEmpty(traitsBefore);
+
+        await store.ReresolveAsync(store.Engine.Fresh(), apply: true, null, CancellationToken.None);
+
+        Assert.Equal(tableBefore, await QueryRowsAsync(definition));
+        Assert.Equal(["PRIMARY KEY profile_id,name"], await QueryRowsAsync(key));
+        Assert.Equal(traitsBefore, await QueryRowsAsync(current));
+        foreach (var batch in messages.Skip(messages.Count / 2).Chunk(50)) { await store.AppendAsync(batch, CancellationToken.None); }
+        var traits = await QueryRowsAsync(current);
+        Assert.True(traits.Count > traitsBefore.Count, $"{traits.Count} current traits after the later appends, {traitsBefore.Count} before them");
+        Assert.NotEmpty(await QueryRowsAsync("SELECT 1 FROM profile_traits LIMIT 1"));
+    }
+
+    /// <summary>
     /// A file from before the typed event properties (schema step 10) gets them at its next open, row for row what
     /// appends write, and its audiences read them.
     /// </summary>

@@ -289,7 +289,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     /// <summary>Replaces the profile state tables' contents with <paramref name="snapshot"/>, on a connection inside a transaction.</summary>
     private static void WriteProfileState(DuckDBConnection connection, ProfileStateSnapshot snapshot)
     {
-        Execute(connection, "DELETE FROM profile_ids; DELETE FROM profile_identifiers; DELETE FROM profile_traits; DELETE FROM profile_trait_updates;");
+        Execute(connection, "DELETE FROM profile_ids; DELETE FROM profile_identifiers; DELETE FROM profile_trait_updates;");
+        RecreateEmpty(connection, "profile_traits");
         using (var ids = connection.CreateAppender("profile_ids"))
         {
             foreach (var (id, live) in snapshot.ProfileIds) { ids.CreateRow().AppendValue(id).AppendValue(live).EndRow(); }
@@ -298,6 +299,22 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
         AppendIdentifiers(connection, snapshot.Identifiers);
         AppendTraits(connection, "profile_traits", [.. snapshot.Traits.Select(t => TraitRow.Of(t.ProfileId, t.Name, t.Value.Value))]);
+    }
+
+    /// <summary>
+    /// Empties <paramref name="table"/> by dropping it and creating it again from its own definition, inside the
+    /// caller's transaction. For a table with a primary key this is the fast way: a DELETE of every row takes each key
+    /// out of the index one by one (8.4 s for profile_traits' 400,000 rows, the largest part of applying a re-resolve).
+    /// </summary>
+    private static void RecreateEmpty(DuckDBConnection connection, string table)
+    {
+        string definition;
+        using (var read = Command(connection, "SELECT sql FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = $1", [table]))
+        {
+            definition = read.ExecuteScalar() as string ?? throw new InvalidOperationException($"The table {table} is missing.");
+        }
+
+        Execute(connection, $"DROP TABLE {table}; {definition}");
     }
 
     private static void AppendIdentifiers(DuckDBConnection connection, IReadOnlyList<(string ProfileId, Identifier Identifier)> links)
