@@ -16,12 +16,8 @@ out="bench/results/activation-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 dotnet build Tessera.slnx -c Release -nologo -v q > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 loadgen=bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), nproc $(nproc)"
-  echo "memory: $(free -g | awk '/Mem:/ {print $2}') GB"
-  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-} | tee "$out/machine.txt"
+source bench/machine.sh
+machine_txt "$out"
 
 run() {  # name, loadgen args...
   local name=$1; shift

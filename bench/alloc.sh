@@ -13,7 +13,8 @@ mkdir -p "$out" bench/.tools
 [ -x bench/.tools/dotnet-trace ] || dotnet tool install --tool-path bench/.tools dotnet-trace > "$out/tool.log"
 warmup=${WARMUP:-20}
 duration=${DURATION:-8}
-echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD), load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$out/machine.txt"
+source bench/machine.sh
+machine_txt "$out"
 dotnet bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll --label alloc --spawn tessera --rate "${RATE:-10000}" --connections 32 \
   --duration $((duration + 10)) --warmup "$warmup" --probe-audience > "$out/load.txt" 2>&1 &
 loadgen=$!

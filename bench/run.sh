@@ -26,14 +26,8 @@ echo "== build (Release)"
 dotnet build Tessera.slnx -c Release -nologo -v q > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 loadgen=bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll
 
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), nproc $(nproc)"
-  echo "memory: $(free -g | awk '/Mem:/ {print $2}') GB"
-  echo "os: $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
-  echo ".NET: $(dotnet --version) SDK, runtime $(dotnet --list-runtimes | awk '/NETCore.App/ {v=$2} END {print v}')"
-  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-} | tee "$out/machine.txt"
+source bench/machine.sh
+machine_txt "$out"
 
 load() {  # name, loadgen args...
   local name=$1; shift
