@@ -114,6 +114,23 @@ public abstract partial class StoreConformanceTests
         Assert.Equal(2, (await ReadAllAsync(store)).Count);
     }
 
+    /// <summary>
+    /// A resend is judged by its own receipt time against the first copy's, not by the clock when the store gets to it
+    /// (events wait in the journal first). PostgreSQL's claim always compared receipt times; DuckDB compared with the
+    /// clock at staging, and here would have taken the second m-1 (received two hours after the first) for a resend.
+    /// </summary>
+    [Fact]
+    public async Task whether_a_resend_is_within_the_window_depends_on_receipt_times_not_on_when_it_is_stored()
+    {
+        var store = await OpenAsync(dedupWindow: TimeSpan.FromHours(1));
+        await store.AppendAsync([Event("m-1"), Event("m-2")], CancellationToken.None);
+
+        var again = await store.AppendAsync([Event("m-1", receivedAt: Now.AddHours(2)), Event("m-2", receivedAt: Now.AddMinutes(30))], CancellationToken.None);
+
+        Assert.Equal(new AppendResult(1, 1), again);
+        Assert.Equal(["m-1", "m-2", "m-1"], (await ReadAllAsync(store)).Select(e => e.Message.MessageId));
+    }
+
     [Fact]
     public async Task the_same_message_id_from_two_sources_is_two_events()
     {

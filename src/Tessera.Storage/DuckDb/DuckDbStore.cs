@@ -137,7 +137,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             foreach (var e in events)
             {
                 var key = MessageIdIndex.Key(e.SourceId, e.MessageId);
-                if (!_messageIds.Contains(key, now) && inThisAppend.Add(key)) { fresh.Add((e, key)); }
+                // Judged by receipt times, as PostgreSQL's claim is: a backlog or a replay dedups as it would have live.
+                if (!_messageIds.Contains(key, e.ReceivedAt) && inThisAppend.Add(key)) { fresh.Add((e, key)); }
             }
 
             if (fresh.Count == 0)

@@ -26,9 +26,12 @@ public sealed class MessageIdIndex(TimeSpan window)
         return XxHash128.HashToUInt128(buffer[..written]);
     }
 
-    /// <summary>True when the key was seen within the window of <paramref name="now"/>.</summary>
-    public bool Contains(UInt128 key, DateTimeOffset now) =>
-        _seen.TryGetValue(key, out var ticks) && now.UtcTicks - ticks < Window.Ticks;
+    /// <summary>
+    /// True when a message with the key, received at <paramref name="receivedAt"/>, is a resend: one with the key was
+    /// stored less than the window before it (or after it).
+    /// </summary>
+    public bool Contains(UInt128 key, DateTimeOffset receivedAt) =>
+        _seen.TryGetValue(key, out var ticks) && receivedAt.UtcTicks - ticks < Window.Ticks;
 
     public void Add(UInt128 key, DateTimeOffset receivedAt)
     {
