@@ -140,6 +140,25 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// Applying a re-resolve raises DuckDB's memory cap for its one large transaction (at 10,000,000 events the commit
+    /// failed at the everyday 256 MB) and puts the everyday cap back afterwards.
+    /// </summary>
+    [Fact]
+    public async Task applying_a_reresolve_puts_the_everyday_memory_cap_back_afterwards()
+    {
+        var store = await OpenAsync();
+        await store.AppendAsync(new RandomAudienceData(3).Messages(people: 10), CancellationToken.None);
+        const string cap = "SELECT current_setting('memory_limit')";
+        var everyday = await QueryRowsAsync(cap);
+
+        Assert.Equal(["244.1 MiB"], everyday);
+
+        await store.ReresolveAsync(store.Engine.Fresh(), apply: true, null, CancellationToken.None);
+
+        Assert.Equal(everyday, await QueryRowsAsync(cap));
+    }
+
+    /// <summary>
     /// A file from before the typed event properties (schema step 10) gets them at its next open, row for row what
     /// appends write, and its audiences read them.
     /// </summary>

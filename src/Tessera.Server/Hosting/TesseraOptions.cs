@@ -79,6 +79,9 @@ public sealed class TesseraOptions
     /// <summary>DuckDB's memory cap in MB.</summary>
     public int DuckDbMemoryLimitMb { get; set; } = 256;
 
+    /// <summary>DuckDB's memory cap in MB while a re-resolve is applied (one transaction rewrites the identity log and the profile state).</summary>
+    public int DuckDbReresolveMemoryLimitMb { get; set; } = 4096;
+
     /// <summary>A JSON file with the identity rules (identifier types, paths, normalisation, blocked values, limits, priorities); null for the defaults.</summary>
     public string? IdentityRulesFile { get; set; }
 

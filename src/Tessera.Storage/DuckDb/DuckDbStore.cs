@@ -423,6 +423,21 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     public async Task<GraphComparison> ReresolveAsync(ProfileEngine fresh, bool apply, IdentitySeparation? addSeparation, CancellationToken cancellationToken)
     {
+        if (!apply) { return await ReresolveCoreAsync(fresh, apply, addSeparation, cancellationToken); }
+        // The swap's one transaction holds the whole rebuilt identity log, trait history and profile state.
+        await ExecuteAsync($"SET memory_limit = '{Math.Max(options.ReresolveMemoryLimitMb, options.MemoryLimitMb)}MB'", cancellationToken);
+        try
+        {
+            return await ReresolveCoreAsync(fresh, apply, addSeparation, cancellationToken);
+        }
+        finally
+        {
+            await ExecuteAsync($"SET memory_limit = '{options.MemoryLimitMb}MB'", CancellationToken.None);
+        }
+    }
+
+    private async Task<GraphComparison> ReresolveCoreAsync(ProfileEngine fresh, bool apply, IdentitySeparation? addSeparation, CancellationToken cancellationToken)
+    {
         var writer = _writer ?? throw new InvalidOperationException("The store is not open.");
         using var rebuild = OpenReader();
         if (apply)

@@ -20,6 +20,13 @@ public sealed record DuckDbStoreOptions(string Path)
     /// </summary>
     public int CheckpointThresholdMb { get; init; } = 64;
 
+    /// <summary>
+    /// DuckDB's memory cap while a re-resolve is applied (it returns to <see cref="MemoryLimitMb"/> after): the swap
+    /// rewrites the identity log, the trait history and the profile state in one transaction, and at 10,000,000 events
+    /// and 1,000,000 profiles its commit failed at 256 MB ("failed to pin block"). A cap, not an allocation.
+    /// </summary>
+    public int ReresolveMemoryLimitMb { get; init; } = 4096;
+
     /// <summary>DuckDB worker threads for queries.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
 
