@@ -1,4 +1,4 @@
-using System.Text.Json;
+using Tessera.Core.Collection;
 using Tessera.Storage.Audiences;
 
 namespace Tessera.Storage.Tests;
@@ -12,8 +12,9 @@ public sealed class EventPropertiesTests
 {
     private static (string Name, string Kind, string? Text)[] Read(string eventName, string properties)
     {
-        using var document = JsonDocument.Parse($$"""{"event":"{{eventName}}","properties":{{properties}}}""");
-        return [.. EventProperties.Of(eventName, document.RootElement).Select(p => (p.Name, p.Value.Kind, p.Value.Text))];
+        var raw = $$"""{"type":"track","event":"{{eventName}}","properties":{{properties}}}""";
+        var message = new CollectedEvent("m-1", "src", MessageType.Track, eventName, "u-1", null, null, null, DateTimeOffset.UnixEpoch, null, null, DateTimeOffset.UnixEpoch, raw);
+        return [.. EventProperties.Of(message).Select(p => (p.Name, p.Value.Kind, p.Value.Text))];
     }
 
     [Fact]

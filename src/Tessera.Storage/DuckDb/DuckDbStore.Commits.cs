@@ -186,7 +186,7 @@ public sealed partial class DuckDbStore
                         transaction.Commit();
                     }
 
-                    CheckpointIfSkipped();
+                    CheckpointPastBound();
                 }
                 catch (Exception e) when (e is DuckDBException or InvalidOperationException)
                 {
@@ -198,6 +198,9 @@ public sealed partial class DuckDbStore
         }
     }
 
+    /// <summary>The write-ahead log's bound, in multiples of <see cref="DuckDbStoreOptions.CheckpointThresholdMb"/>.</summary>
+    private const int CheckpointBoundFactor = 4;
+
     /// <summary>
     /// Folds the write-ahead log into the file when it has grown to <see cref="CheckpointBoundFactor"/> times
     /// <see cref="DuckDbStoreOptions.CheckpointThresholdMb"/>. DuckDB checkpoints inside a commit only when no other
@@ -208,9 +211,7 @@ public sealed partial class DuckDbStore
     /// This is the bound on the log, not the schedule. Activation is held off while it runs; a query still reading
     /// rows the log holds makes it fail, and the next commit tries again.
     /// </summary>
-    private const int CheckpointBoundFactor = 4;
-
-    private void CheckpointIfSkipped()
+    private void CheckpointPastBound()
     {
         var wal = new FileInfo(_walPath);
         if (!wal.Exists || wal.Length < CheckpointBoundFactor * options.CheckpointThresholdMb * 1024L * 1024L) { return; }
