@@ -40,19 +40,38 @@ public sealed class TesseraProcess : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    /// <summary>Runs <c>tessera serve</c> with the test keys and waits until <c>/health</c> answers 200.</summary>
+    /// <summary>
+    /// Runs <c>tessera serve</c> with the test keys and waits until <c>/health</c> answers 200. The port is free when
+    /// chosen but another process (a parallel test assembly, an outgoing connection's ephemeral port) can take it
+    /// before tessera binds; that start is retried on a new port, any other failure is reported as it is.
+    /// </summary>
     public static async Task<TesseraProcess> StartServeAsync(string dataDir, params string[] extraArgs)
     {
-        var port = FreePort();
-        var url = $"http://127.0.0.1:{port}";
+        const int attempts = 3;
+        for (var attempt = 1; ; attempt++)
+        {
+            var tessera = StartServe(dataDir, extraArgs);
+            try
+            {
+                await tessera.WaitHealthyAsync(TimeSpan.FromSeconds(60));
+                return tessera;
+            }
+            catch (InvalidOperationException) when (attempt < attempts && tessera.Output.Contains("address already in use", StringComparison.Ordinal))
+            {
+                await tessera.DisposeAsync();
+            }
+        }
+    }
+
+    private static TesseraProcess StartServe(string dataDir, string[] extraArgs)
+    {
+        var url = $"http://127.0.0.1:{FreePort()}";
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { CliPath, "serve", "--urls", url, "--data-dir", dataDir }.Concat(extraArgs)) { start.ArgumentList.Add(a); }
         start.Environment["TESSERA_ADMIN_TOKEN"] = TestServer.AdminToken;
         start.Environment["TESSERA_WRITE_KEY"] = TestServer.WriteKey;
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start tessera");
-        var tessera = new TesseraProcess(process, new Uri(url + "/"));
-        await tessera.WaitHealthyAsync(TimeSpan.FromSeconds(60));
-        return tessera;
+        return new TesseraProcess(process, new Uri(url + "/"));
     }
 
     /// <summary>Runs a tessera command to its end and returns its exit code and output.</summary>
