@@ -33,11 +33,26 @@ public sealed class TesseraProcess : IAsyncDisposable
     /// <summary>The built <c>tessera.dll</c> beside the test assembly.</summary>
     public static string CliPath => Path.Combine(AppContext.BaseDirectory, "tessera.dll");
 
+    /// <summary>
+    /// A port free on loopback now, chosen below Linux's ephemeral range (32768-60999): a port the kernel hands out
+    /// for port 0 is also what it hands to outgoing connections, so one of the suite's many clients could take it
+    /// before the server that was meant to bind it starts.
+    /// </summary>
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            var port = Random.Shared.Next(20000, 32000);
+            try
+            {
+                using var listener = new TcpListener(IPAddress.Loopback, port);
+                listener.Start();
+                return port;
+            }
+            catch (SocketException) { }
+        }
+
+        throw new InvalidOperationException("no free loopback port between 20000 and 32000 after 100 tries");
     }
 
     /// <summary>
