@@ -5,11 +5,15 @@
 #      off (--no-journal: answers after the store's commit), the baseline, in the same round;
 #   3. Tessera at 25,000 events/s (open loop) for latency, journal on and off, and the ceiling at the same rate (the
 #      machine's own latency floor);
-#   4. BenchmarkDotNet: raw DuckDB append, validation, JSON/gzip parse.
+#   4. Tessera flat out on PostgreSQL (issue 3: `serve --store postgres`, a fresh schema per run on the test cluster,
+#      which scripts/deps/postgres.sh installs and starts when missing, as test.sh does);
+#   5. BenchmarkDotNet: raw DuckDB append, validation, JSON/gzip parse, and PostgresStore.AppendAsync against a bare
+#      binary COPY of the same rows (the PostgreSQL ceiling).
 # Every load run starts its own server on 127.0.0.1 and stops it. Results: bench/results/<UTC time>/.
 # Usage: bench/run.sh [runs]   env: DURATION (s, default 20), WARMUP (s, default 10), CONNECTIONS (flat out, default 64),
 #        RATE (events/s, default 25000), RATE_CONNECTIONS (default 64), SKIP_BDN=1 to skip BenchmarkDotNet,
-#        SKIP_CEILING=1 to skip the ceiling runs.
+#        SKIP_CEILING=1 to skip the ceiling runs, SKIP_POSTGRES=1 to skip PostgreSQL (the load runs and its benchmarks),
+#        SKIP_DUCKDB=1 to run only PostgreSQL's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -29,6 +33,16 @@ loadgen=bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll
 source bench/machine.sh
 machine_txt "$out"
 
+bdn_filter=('*')
+if [ -z "${SKIP_POSTGRES:-}" ]; then
+  source scripts/deps/postgres.sh >/dev/null  # exports TESSERA_TEST_POSTGRES and TESSERA_TEST_PG_BIN
+  pg_port=$(sed -E 's/.*Port=([0-9]+).*/\1/' <<<"$TESSERA_TEST_POSTGRES")
+  pg_drop_schema() { PGOPTIONS="-c client_min_messages=warning" "$TESSERA_TEST_PG_BIN/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c "DROP SCHEMA IF EXISTS $1 CASCADE" >/dev/null; }
+else
+  bdn_filter=('*.AppendBenchmarks.*' '*.CollectionBenchmarks.*')
+fi
+[ -z "${SKIP_DUCKDB:-}" ] || bdn_filter=('*.PostgresAppendBenchmarks.*')
+
 load() {  # name, loadgen args...
   local name=$1; shift
   echo "-- $name (load average $(cut -d' ' -f1 /proc/loadavg))"
@@ -40,14 +54,22 @@ load() {  # name, loadgen args...
 for i in $(seq 1 "$runs"); do
   echo "== run $i of $runs"
   [ -n "${SKIP_CEILING:-}" ] || load ceiling --spawn ceiling --connections "$connections"
-  load tessera-flat --spawn tessera --connections "$connections" --server-log "$out/tessera-flat-$i.log"
-  load nojournal-flat --spawn tessera --serve-arg --no-journal --connections "$connections" --server-log "$out/nojournal-flat-$i.log"
-  load tessera-25k --spawn tessera --rate "$rate" --connections "$rate_connections" --server-log "$out/tessera-25k-$i.log"
-  load nojournal-25k --spawn tessera --serve-arg --no-journal --rate "$rate" --connections "$rate_connections" --server-log "$out/nojournal-25k-$i.log"
+  if [ -z "${SKIP_DUCKDB:-}" ]; then
+    load tessera-flat --spawn tessera --connections "$connections" --server-log "$out/tessera-flat-$i.log"
+    load nojournal-flat --spawn tessera --serve-arg --no-journal --connections "$connections" --server-log "$out/nojournal-flat-$i.log"
+    load tessera-25k --spawn tessera --rate "$rate" --connections "$rate_connections" --server-log "$out/tessera-25k-$i.log"
+    load nojournal-25k --spawn tessera --serve-arg --no-journal --rate "$rate" --connections "$rate_connections" --server-log "$out/nojournal-25k-$i.log"
+  fi
   [ -n "${SKIP_CEILING:-}" ] || load ceiling-25k --spawn ceiling --rate "$rate" --connections "$rate_connections"
+  if [ -z "${SKIP_POSTGRES:-}" ]; then
+    schema="bench_pg_$(date -u +%H%M%S)_$i"
+    load pg-flat --spawn tessera --connections "$connections" --server-log "$out/pg-flat-$i.log" \
+      --serve-arg --store --serve-arg postgres --serve-arg --postgres --serve-arg "$TESSERA_TEST_POSTGRES;Search Path=$schema"
+    pg_drop_schema "$schema"
+  fi
   if [ -z "${SKIP_BDN:-}" ]; then
     echo "-- BenchmarkDotNet"
-    (cd "$out" && mkdir -p "bdn-$i" && cd "bdn-$i" && dotnet "../../../Tessera.Benchmarks/bin/Release/net10.0/Tessera.Benchmarks.dll" --filter '*' > bdn.log 2>&1) \
+    (cd "$out" && mkdir -p "bdn-$i" && cd "bdn-$i" && dotnet "../../../Tessera.Benchmarks/bin/Release/net10.0/Tessera.Benchmarks.dll" --filter "${bdn_filter[@]}" > bdn.log 2>&1) \
       || echo "BenchmarkDotNet failed: see $out/bdn-$i/bdn.log"
   fi
 done
@@ -81,7 +103,7 @@ if bdn:
     summary["benchmarks_ns"] = {k: st.median(v) for k, v in bdn.items()}
 import re
 commits = {}
-for f in sorted(glob.glob(f"{out}/tessera-*-*.log") + glob.glob(f"{out}/nojournal-*-*.log")):
+for f in sorted(glob.glob(f"{out}/tessera-*-*.log") + glob.glob(f"{out}/nojournal-*-*.log") + glob.glob(f"{out}/pg-*-*.log")):
     label = f.rsplit("/", 1)[1].rsplit("-", 1)[0]
     text = open(f).read()
     # Store commits: the group commit's with the journal off, the indexer's with it on. Journal appends separately.
