@@ -13,16 +13,12 @@ namespace Tessera.Benchmarks;
 /// of a busy group commit. Per row: divide 10⁹ by the figure in ns for rows per second.
 /// </summary>
 [InvocationCount(1, unrollFactor: 1)]
-public class AppendBenchmarks
+public class AppendBenchmarks : GroupAppendBenchmark
 {
-    private const int Group = 5_000;
     private string _directory = "";
     private DuckDbStore _store = null!;
     private DuckDBConnection _bare = null!;
-    private List<CollectedEvent> _template = [];
-    private List<CollectedEvent> _events = [];
     private long _seq;
-    private int _round;
 
     [GlobalSetup]
     public void Setup()
@@ -42,25 +38,17 @@ public class AppendBenchmarks
                 raw VARCHAR NOT NULL);
             """;
         command.ExecuteNonQuery();
-        _template = Rows.Events(Group, "warm");
-    }
-
-    [IterationSetup]
-    public void FreshIds()
-    {
-        // New messageIds each round, or the store's dedup would (rightly) drop the rows as resent.
-        var round = ++_round;
-        _events = _template.Select((e, i) => e with { MessageId = $"r{round}-{i}" }).ToList();
+        MakeGroup();
     }
 
     [Benchmark(OperationsPerInvoke = Group, Description = "DuckDbStore.AppendAsync, per row (groups of 5,000)")]
-    public Task StoreAppend() => _store.AppendAsync(_events, CancellationToken.None);
+    public Task StoreAppend() => _store.AppendAsync(Events, CancellationToken.None);
 
     [Benchmark(OperationsPerInvoke = Group, Description = "bare DuckDB appender, per row (groups of 5,000)")]
     public void BareAppend()
     {
         using var appender = _bare.CreateAppender("events");
-        foreach (var e in _events)
+        foreach (var e in Events)
         {
             appender.CreateRow()
                 .AppendValue(++_seq).AppendValue(e.MessageId).AppendValue(e.SourceId).AppendValue(e.Type.Name()).AppendValue(e.Event)

@@ -18,9 +18,8 @@ namespace Tessera.Benchmarks;
 /// schemas and drops them.
 /// </summary>
 [InvocationCount(1, unrollFactor: 1)]
-public class PostgresAppendBenchmarks
+public class PostgresAppendBenchmarks : GroupAppendBenchmark
 {
-    private const int Group = 5_000;
 
     private const string CopyColumns =
         "(seq, message_id, source_id, type, event, user_id, anonymous_id, group_id, previous_id, profile_id, timestamp, original_timestamp, sent_at, received_at, raw)";
@@ -30,10 +29,7 @@ public class PostgresAppendBenchmarks
     private string _bareSchema = "";
     private PostgresStore _store = null!;
     private NpgsqlDataSource _bare = null!;
-    private List<CollectedEvent> _template = [];
-    private List<CollectedEvent> _events = [];
     private long _seq;
-    private int _round;
 
     public static string Server =>
         Environment.GetEnvironmentVariable("TESSERA_BENCH_POSTGRES") is { Length: > 0 } bench ? bench
@@ -66,19 +62,11 @@ public class PostgresAppendBenchmarks
             command.ExecuteNonQuery();
         }
 
-        _template = Rows.Events(Group, "warm");
-    }
-
-    [IterationSetup]
-    public void FreshIds()
-    {
-        // New messageIds each round, or the store's dedup would (rightly) drop the rows as resent.
-        var round = ++_round;
-        _events = _template.Select((e, i) => e with { MessageId = $"r{round}-{i}" }).ToList();
+        MakeGroup();
     }
 
     [Benchmark(OperationsPerInvoke = Group, Description = "PostgresStore.AppendAsync, per row (groups of 5,000)")]
-    public Task StoreAppend() => _store.AppendAsync(_events, CancellationToken.None);
+    public Task StoreAppend() => _store.AppendAsync(Events, CancellationToken.None);
 
     [Benchmark(OperationsPerInvoke = Group, Description = "bare PostgreSQL binary COPY, per row (groups of 5,000)")]
     public async Task BareCopy()
@@ -87,7 +75,7 @@ public class PostgresAppendBenchmarks
         await using var transaction = await connection.BeginTransactionAsync();
         await using (var copy = await connection.BeginBinaryImportAsync($"COPY events {CopyColumns} FROM STDIN (FORMAT BINARY)"))
         {
-            foreach (var e in _events)
+            foreach (var e in Events)
             {
                 await copy.StartRowAsync();
                 await copy.WriteAsync(++_seq, NpgsqlDbType.Bigint);
