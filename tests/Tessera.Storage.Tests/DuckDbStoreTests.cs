@@ -104,6 +104,54 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// The committer reports on its store's own meter (<c>Tessera.Storage</c>) the events it committed, each commit's
+    /// duration tagged with whether the write-ahead log was folded into the file during it, and the log's size: with a
+    /// 1 MB threshold some commits checkpoint and most do not.
+    /// </summary>
+    [Fact]
+    public async Task the_committer_reports_the_events_it_commits_each_commits_duration_whether_it_checkpointed_and_the_log_size()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-metrics"), "tessera.duckdb");
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { CheckpointThresholdMb = 1, Threads = 1 }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+        var committed = 0L;
+        var commits = new List<(double Milliseconds, bool Checkpointed)>();
+        long? walSize = null;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, store.Meter)) { l.EnableMeasurementEvents(instrument); }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        {
+            if (instrument.Name == "tessera.store.commit.events") { Interlocked.Add(ref committed, value); }
+            if (instrument.Name == "tessera.store.wal.size") { walSize = value; }
+        });
+        listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) =>
+        {
+            lock (commits) { commits.Add((value, tags[0] is { Key: "checkpointed", Value: true })); }
+        });
+        listener.Start();
+
+        var stored = 0;
+        foreach (var batch in new RandomAudienceData(12).Messages(people: 1500).Chunk(100))
+        {
+            stored += (await store.AppendAsync(batch, CancellationToken.None)).Stored;
+        }
+
+        listener.RecordObservableInstruments();
+        Assert.Equal(stored, Interlocked.Read(ref committed));
+        lock (commits)
+        {
+            Assert.All(commits, c => Assert.True(c.Milliseconds > 0));
+            Assert.Contains(commits, c => c.Checkpointed);
+            Assert.Contains(commits, c => !c.Checkpointed);
+        }
+
+        Assert.Equal(new FileInfo(path + ".wal") is { Exists: true } wal ? wal.Length : 0, walSize);
+    }
+
+    /// <summary>
     /// Applying a re-resolve empties profile_traits by creating it again from its own definition (a DELETE through its
     /// primary key took seconds): the table comes back as it was, key included, with every current trait, and later
     /// appends still fold (an upsert, which needs the key) into it.

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using DuckDB.NET.Data;
 using Tessera.Core.Audiences;
 using Tessera.Storage.Audiences;
@@ -179,6 +180,8 @@ public sealed partial class DuckDbStore
                 try
                 {
                     if (options.CommitDelay > TimeSpan.Zero) { Thread.Sleep(options.CommitDelay); }
+                    var started = Stopwatch.GetTimestamp();
+                    var walBefore = WalSize();
                     using (var transaction = _writer!.BeginTransaction())
                     {
                         foreach (var item in batch) { item.Write(_writer); }
@@ -187,6 +190,7 @@ public sealed partial class DuckDbStore
                     }
 
                     CheckpointPastBound();
+                    _metrics.Committed(batch.Sum(b => b.Events), Stopwatch.GetElapsedTime(started).TotalMilliseconds, WalSize() < walBefore);
                 }
                 catch (Exception e) when (e is DuckDBException or InvalidOperationException)
                 {
@@ -213,8 +217,7 @@ public sealed partial class DuckDbStore
     /// </summary>
     private void CheckpointPastBound()
     {
-        var wal = new FileInfo(_walPath);
-        if (!wal.Exists || wal.Length < CheckpointBoundFactor * options.CheckpointThresholdMb * 1024L * 1024L) { return; }
+        if (WalSize() < CheckpointBoundFactor * options.CheckpointThresholdMb * 1024L * 1024L) { return; }
         _activationLock.Wait();
         try
         {
@@ -229,6 +232,12 @@ public sealed partial class DuckDbStore
         {
             _activationLock.Release();
         }
+    }
+
+    private long WalSize()
+    {
+        var wal = new FileInfo(_walPath);
+        return wal.Exists ? wal.Length : 0;
     }
 
     /// <summary>

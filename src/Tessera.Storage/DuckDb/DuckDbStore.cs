@@ -25,6 +25,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly MessageIdIndex _messageIds = new(options.DedupWindow);
     private readonly string _walPath = options.Path + ".wal";
+    private readonly DuckDbCommitMetrics _metrics = new(options.Path + ".wal");
     private DuckDBConnection? _writer;
     private long _lastSeq;
     private long _pendingTraitRows;
@@ -34,6 +35,9 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     public string Path => options.Path;
 
     public ProfileEngine Engine => _engine;
+
+    /// <summary>The committer's instruments (<see cref="DuckDbCommitMetrics"/>).</summary>
+    internal System.Diagnostics.Metrics.Meter Meter => _metrics.Meter;
 
     public event Action? Appended;
 
@@ -672,7 +676,12 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     public async ValueTask DisposeAsync()
     {
-        if (_writer is null) { return; }
+        if (_writer is null)
+        {
+            _metrics.Dispose();
+            return;
+        }
+
         await _writeLock.WaitAsync();
         try
         {
@@ -681,6 +690,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             await ExecuteAsync("CHECKPOINT", CancellationToken.None);
             await _writer.DisposeAsync();
             _writer = null;
+            _metrics.Dispose();
         }
         finally
         {
