@@ -20,7 +20,6 @@ namespace Tessera.Benchmarks;
 [InvocationCount(1, unrollFactor: 1)]
 public class PostgresAppendBenchmarks : GroupAppendBenchmark
 {
-
     private const string CopyColumns =
         "(seq, message_id, source_id, type, event, user_id, anonymous_id, group_id, previous_id, profile_id, timestamp, original_timestamp, sent_at, received_at, raw)";
 

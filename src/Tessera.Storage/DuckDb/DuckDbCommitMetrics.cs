@@ -16,12 +16,12 @@ internal sealed class DuckDbCommitMetrics : IDisposable
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _events;
 
-    public DuckDbCommitMetrics(string walPath)
+    public DuckDbCommitMetrics(Func<long> walSize)
     {
         Meter = new Meter(MeterName);
         _duration = Meter.CreateHistogram<double>("tessera.store.commit.duration", "ms", "Time of one committer transaction, checkpoint included when it ran one");
         _events = Meter.CreateCounter<long>("tessera.store.commit.events", "{event}", "Events committed to the embedded store");
-        Meter.CreateObservableGauge("tessera.store.wal.size", () => File.Exists(walPath) ? new FileInfo(walPath).Length : 0L, "By", "Size of DuckDB's write-ahead log");
+        Meter.CreateObservableGauge("tessera.store.wal.size", walSize, "By", "Size of DuckDB's write-ahead log");
     }
 
     public Meter Meter { get; }

@@ -234,9 +234,12 @@ public sealed partial class DuckDbStore
         }
     }
 
-    private long WalSize()
+    private long WalSize() => WalSizeOf(options);
+
+    /// <summary>The size of the store's write-ahead log (DuckDB keeps it beside the file, named after it); 0 when there is none.</summary>
+    private static long WalSizeOf(DuckDbStoreOptions options)
     {
-        var wal = new FileInfo(_walPath);
+        var wal = new FileInfo(options.Path + ".wal");
         return wal.Exists ? wal.Length : 0;
     }
 

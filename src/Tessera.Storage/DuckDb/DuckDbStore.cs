@@ -24,8 +24,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private ProfileEngine _engine = engine;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly MessageIdIndex _messageIds = new(options.DedupWindow);
-    private readonly string _walPath = options.Path + ".wal";
-    private readonly DuckDbCommitMetrics _metrics = new(options.Path + ".wal");
+    private readonly DuckDbCommitMetrics _metrics = new(() => WalSizeOf(options));
     private DuckDBConnection? _writer;
     private long _lastSeq;
     private long _pendingTraitRows;
