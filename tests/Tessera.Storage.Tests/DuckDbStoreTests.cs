@@ -189,21 +189,48 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
 
     /// <summary>
     /// Applying a re-resolve raises DuckDB's memory cap for its one large transaction (at 10,000,000 events the commit
-    /// failed at the everyday 256 MB) and puts the everyday cap back afterwards.
+    /// failed at the everyday 256 MB) and puts the everyday cap back afterwards. Scaled down: with a 16 MB everyday cap
+    /// the same apply of 30,000 messages fails out of memory when the cap is not raised, and succeeds when it is.
     /// </summary>
     [Fact]
-    public async Task applying_a_reresolve_puts_the_everyday_memory_cap_back_afterwards()
+    public async Task applying_a_reresolve_runs_under_the_raised_memory_cap_and_puts_the_everyday_cap_back_afterwards()
     {
-        var store = await OpenAsync();
-        await store.AppendAsync(new RandomAudienceData(3).Messages(people: 10), CancellationToken.None);
-        const string cap = "SELECT current_setting('memory_limit')";
-        var everyday = await QueryRowsAsync(cap);
+        var messages = new RandomAudienceData(3).Messages(people: 3000);
+        async Task<(DuckDbStore Store, string Path)> FilledAsync(int reresolveMemoryLimitMb)
+        {
+            var path = Path.Combine(TempDirectory.Create("duckdb-cap"), "tessera.duckdb");
+            var store = new DuckDbStore(new DuckDbStoreOptions(path) { MemoryLimitMb = 16, ReresolveMemoryLimitMb = reresolveMemoryLimitMb, Threads = 1 }, NewEngine());
+            await store.OpenAsync(CancellationToken.None);
+            foreach (var batch in messages.Chunk(500)) { await store.AppendAsync(batch, CancellationToken.None); }
+            return (store, path);
+        }
 
-        Assert.Equal(["244.1 MiB"], everyday);
+        var (unraised, _) = await FilledAsync(reresolveMemoryLimitMb: 16);
+        await using (unraised)
+        {
+            var failure = await Assert.ThrowsAsync<DuckDBException>(() => unraised.ReresolveAsync(unraised.Engine.Fresh(), apply: true, null, CancellationToken.None));
+            Assert.Contains("Out of Memory", failure.Message, StringComparison.Ordinal);
+        }
 
-        await store.ReresolveAsync(store.Engine.Fresh(), apply: true, null, CancellationToken.None);
+        var (raised, path) = await FilledAsync(reresolveMemoryLimitMb: 1024);
+        await using (raised)
+        {
+            async Task<string> CapAsync()
+            {
+                await using var connection = new DuckDBConnection($"Data Source={path}");
+                await connection.OpenAsync();
+                await using var command = connection.CreateCommand();
+                command.CommandText = "SELECT current_setting('memory_limit')";
+                return (string)(await command.ExecuteScalarAsync())!;
+            }
 
-        Assert.Equal(everyday, await QueryRowsAsync(cap));
+            var everyday = await CapAsync();
+            Assert.Equal("15.2 MiB", everyday);
+
+            await raised.ReresolveAsync(raised.Engine.Fresh(), apply: true, null, CancellationToken.None);
+
+            Assert.Equal(everyday, await CapAsync());
+        }
     }
 
     /// <summary>
