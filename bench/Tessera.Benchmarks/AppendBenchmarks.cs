@@ -53,7 +53,7 @@ public class AppendBenchmarks : GroupAppendBenchmark
             appender.CreateRow()
                 .AppendValue(++_seq).AppendValue(e.MessageId).AppendValue(e.SourceId).AppendValue(e.Type.Name()).AppendValue(e.Event)
                 .AppendValue(e.UserId).AppendValue(e.AnonymousId).AppendValue(e.GroupId).AppendValue(e.PreviousId).AppendNullValue()
-                .AppendValue(e.Timestamp).AppendValue(e.OriginalTimestamp).AppendValue(e.SentAt).AppendValue(e.ReceivedAt).AppendValue(e.Raw)
+                .AppendValue(e.Timestamp).AppendValue(e.OriginalTimestamp).AppendValue(e.SentAt).AppendValue(e.ReceivedAt).AppendRaw(e.Raw)
                 .EndRow();
         }
 

@@ -91,7 +91,7 @@ public class PostgresAppendBenchmarks : GroupAppendBenchmark
                 await WriteAsync(copy, e.OriginalTimestamp?.ToUniversalTime(), NpgsqlDbType.TimestampTz);
                 await WriteAsync(copy, e.SentAt?.ToUniversalTime(), NpgsqlDbType.TimestampTz);
                 await copy.WriteAsync(e.ReceivedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz);
-                await copy.WriteAsync(e.Raw, NpgsqlDbType.Text);
+                await copy.WriteAsync(e.Raw.ToString(), NpgsqlDbType.Text);
             }
 
             await copy.CompleteAsync();

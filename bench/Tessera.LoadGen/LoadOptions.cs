@@ -36,6 +36,9 @@ internal sealed class LoadOptions
     public int Seed { get; set; } = 42;
     public double RequestTimeout { get; set; } = 30;
 
+    /// <summary>A file to write every measured request to (UTC time it was due, latency in ms, status), to place slow ones in time.</summary>
+    public string? LatencyLog { get; set; }
+
     /// <summary>Also measure how fast a real-time audience follows the data while the load runs (<see cref="AudienceProbe"/>).</summary>
     public bool ProbeAudience { get; set; }
 
@@ -82,6 +85,7 @@ internal sealed class LoadOptions
                 case "--label": o.Label = Next(); break;
                 case "--seed": o.Seed = (int)Number(); break;
                 case "--timeout": o.RequestTimeout = Number(); break;
+                case "--latency-log": o.LatencyLog = Next(); break;
                 case "--probe-audience": o.ProbeAudience = true; break;
                 case "--probe-webhook": o.ProbeWebhook = true; break;
                 case "--audience-delivery": o.AudienceDelivery = (int)Number(); break;
@@ -104,6 +108,7 @@ internal sealed class LoadOptions
         usage: Tessera.LoadGen [--url http://127.0.0.1:8080 | --spawn tessera|ceiling [--dll path] [--serve-arg FLAG]...] [--server-pid N] [--server-log FILE]
                                [--batch 100] [--connections 16] [--rate EVENTS_PER_S (0 = flat out)]
                                [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--catch-up-timeout 600] [--label L] [--probe-audience] [--probe-webhook]
+                               [--latency-log FILE]
                Tessera.LoadGen --spawn tessera --audience-delivery 100000 [--batch-size 1000]
                Tessera.LoadGen --spawn tessera --file-export 100000
                Tessera.LoadGen --spawn tessera --segment-forward 100000 [--batch-size 1000]

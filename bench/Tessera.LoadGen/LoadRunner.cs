@@ -42,6 +42,7 @@ internal sealed class LoadRunner(LoadOptions options, string url, MessageFactory
         }
 
         var results = await Task.WhenAll(workers);
+        if (options.LatencyLog is { } log) { WriteLatencyLog(log, results, measureFrom); }
         var latencies = results.SelectMany(r => r.LatenciesMs).ToArray();
         Array.Sort(latencies);
         return new RunResult(
@@ -55,12 +56,24 @@ internal sealed class LoadRunner(LoadOptions options, string url, MessageFactory
             Late: results.Sum(r => r.Late));
     }
 
-    private sealed record WorkerResult(List<double> LatenciesMs, long AckedInWindow, long AckedTotal, long SentTotal, long Late);
+    /// <summary>One line per measured request, in the order they were due: UTC time due (ISO 8601), latency ms, status (0: no answer).</summary>
+    private static void WriteLatencyLog(string path, WorkerResult[] results, long measureFrom)
+    {
+        var origin = DateTime.UtcNow - Stopwatch.GetElapsedTime(measureFrom);
+        var lines = results.SelectMany(r => r.Requests)
+            .OrderBy(r => r.Due)
+            .Select(r => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{origin + TimeSpan.FromSeconds((double)(r.Due - measureFrom) / Stopwatch.Frequency):yyyy-MM-ddTHH:mm:ss.fffZ} {r.LatencyMs:F2} {r.Status}"));
+        File.WriteAllLines(path, lines);
+    }
+
+    private sealed record WorkerResult(List<double> LatenciesMs, List<(long Due, double LatencyMs, int Status)> Requests, long AckedInWindow, long AckedTotal, long SentTotal, long Late);
 
     private async Task<WorkerResult> WorkAsync(HttpClient client, Uri target, AuthenticationHeaderValue auth, long start, long measureFrom, long end, double interval)
     {
         var buffer = new byte[messages.MaxBatchBytes];
         var latencies = new List<double>(4096);
+        var requests = new List<(long Due, double LatencyMs, int Status)>(options.LatencyLog is null ? 0 : 4096);
         long ackedInWindow = 0, ackedTotal = 0, sentTotal = 0, late = 0;
         var toMs = 1000.0 / Stopwatch.Frequency;
         while (true)
@@ -103,11 +116,15 @@ internal sealed class LoadRunner(LoadOptions options, string url, MessageFactory
             if (status != 0) { _statuses.AddOrUpdate(status, 1, (_, n) => n + 1); }
             if (status == 200) { ackedTotal += options.Batch; }
             // Latency for every request due in the measured window; throughput for every 200 that came back in it.
-            if (due >= measureFrom) { latencies.Add((done - due) * toMs); }
+            if (due >= measureFrom)
+            {
+                latencies.Add((done - due) * toMs);
+                if (options.LatencyLog is not null) { requests.Add((due, (done - due) * toMs, status)); }
+            }
             if (status == 200 && done >= measureFrom && done <= end) { ackedInWindow += options.Batch; }
         }
 
-        return new WorkerResult(latencies, ackedInWindow, ackedTotal, sentTotal, late);
+        return new WorkerResult(latencies, requests, ackedInWindow, ackedTotal, sentTotal, late);
     }
 }
 

@@ -135,6 +135,24 @@ public sealed class SegmentSpecTests(ServerFixture fixture) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task ill_formed_utf8_in_a_string_is_kept_as_the_replacement_character_and_the_batch_is_stored()
+    {
+        // Raw JSON goes to the store as the UTF-8 it came in: bytes that are not UTF-8 must not reach a store that
+        // takes only well-formed text (a failed commit would hold up every event behind it).
+        var body = Encoding.UTF8.GetBytes("""{"batch":[{"type":"track","userId":"utf8-1","event":"Bad Bytes","properties":{"note":"a_b"}},{"type":"track","userId":"utf8-2","event":"Good"}]}""");
+        body[Array.IndexOf(body, (byte)'_')] = 0xFF;
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+
+        var response = await _server.Collect.PostAsync("v1/batch", content);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var stored = Assert.Single(await _server.Admin.EventsAsync("userId=utf8-1"));
+        Assert.Equal("a\uFFFDb", stored["properties"]!["note"]!.GetValue<string>());
+        Assert.Single(await _server.Admin.EventsAsync("userId=utf8-2"));
+    }
+
+    [Fact]
     public async Task text_plain_body_from_a_browser_is_accepted_with_cors_headers()
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "v1/t")

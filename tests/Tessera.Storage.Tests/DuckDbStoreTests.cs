@@ -32,7 +32,7 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
                                     timestamp, original_timestamp, sent_at, received_at, raw)
                 SELECT coalesce(max(seq), 0) + 1, $1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $11, $12, $13 FROM events
                 """;
-            foreach (var value in new object?[] { e.MessageId, e.SourceId, e.Type.Name(), e.Event, e.UserId, e.AnonymousId, e.GroupId, e.PreviousId, e.Timestamp, e.OriginalTimestamp, e.SentAt, e.ReceivedAt, e.Raw })
+            foreach (var value in new object?[] { e.MessageId, e.SourceId, e.Type.Name(), e.Event, e.UserId, e.AnonymousId, e.GroupId, e.PreviousId, e.Timestamp, e.OriginalTimestamp, e.SentAt, e.ReceivedAt, e.Raw.ToString() })
             {
                 command.Parameters.Add(new DuckDBParameter(value ?? DBNull.Value));
             }

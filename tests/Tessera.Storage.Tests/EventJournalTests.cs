@@ -243,6 +243,8 @@ public sealed class EventJournalTests
 
         Assert.Equal(["one"], read.Select(e => e.MessageId));
         Assert.Equal(first, reader.Position);
+        // Its raw JSON is its own copy, not the journal's write buffer, which the next append ("two") wrote over.
+        Assert.Equal(Event("one").Raw, read[0].Raw);
     }
 
     private static List<CollectedEvent> ReadAll(EventJournal journal)

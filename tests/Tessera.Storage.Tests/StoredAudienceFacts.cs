@@ -24,7 +24,7 @@ internal sealed class StoredAudienceFacts(ProfileView profile, IReadOnlyList<Sto
         {
             if (engine.SurvivorOf(e.ProfileId!) is not { } live) { continue; }
             if (!byProfile.TryGetValue(live, out var list)) { byProfile[live] = list = []; }
-            list.Add(new Event(e.Seq, e.Message.Timestamp, e.Message.Event, JsonDocument.Parse(e.Message.Raw).RootElement));
+            list.Add(new Event(e.Seq, e.Message.Timestamp, e.Message.Event, e.Message.Raw.Parse().RootElement));
         }
 
         foreach (var list in byProfile.Values) { list.Sort((a, b) => a.Timestamp != b.Timestamp ? a.Timestamp.CompareTo(b.Timestamp) : a.Seq.CompareTo(b.Seq)); }

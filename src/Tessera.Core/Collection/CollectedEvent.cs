@@ -6,7 +6,7 @@ namespace Tessera.Core.Collection;
 /// <param name="MessageId">The client's messageId, or one Tessera generated when the client sent none.</param>
 /// <param name="Timestamp">When it happened, corrected for the client's clock skew (Segment's rule).</param>
 /// <param name="OriginalTimestamp">The client's own time for the call, uncorrected; null when the client sent none.</param>
-/// <param name="Raw">The message's JSON as the client sent it (less a <c>writeKey</c>, which is a secret).</param>
+/// <param name="Raw">The message's JSON as the client sent it (less a <c>writeKey</c>, which is a secret), as UTF-8 once received (<see cref="RawJson"/>).</param>
 public sealed record CollectedEvent(
     string MessageId,
     string SourceId,
@@ -20,4 +20,4 @@ public sealed record CollectedEvent(
     DateTimeOffset? OriginalTimestamp,
     DateTimeOffset? SentAt,
     DateTimeOffset ReceivedAt,
-    string Raw);
+    RawJson Raw);

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
-using System.Text;
 using System.Text.Json;
 
 namespace Tessera.Core.Collection;
@@ -203,11 +202,11 @@ public static class MessageValidator
         return new Rejection(name, $"must be an ISO-8601 date-time string such as 2026-01-31T12:00:00.000Z, not {Show(element)}");
     }
 
-    private static string RawWithoutWriteKey(JsonElement message, ReadOnlySpan<byte> raw)
+    private static RawJson RawWithoutWriteKey(JsonElement message, ReadOnlySpan<byte> raw)
     {
         if (!message.TryGetProperty("writeKey"u8, out _))
         {
-            return Encoding.UTF8.GetString(raw);
+            return RawJson.CopyOf(raw);
         }
 
         // The browser SDK puts the write key in every message; it is a credential, so it is not kept with the data.
@@ -223,7 +222,7 @@ public static class MessageValidator
             writer.WriteEndObject();
         }
 
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        return RawJson.CopyOf(buffer.WrittenSpan);
     }
 
     private static string Show(JsonElement element)

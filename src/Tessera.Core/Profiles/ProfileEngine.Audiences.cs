@@ -65,7 +65,7 @@ public sealed partial class ProfileEngine
             foreach (var (storedUnder, seq, e) in events)
             {
                 if (_graph.SurvivorOf(storedUnder) is not { } live) { continue; }
-                using var document = JsonDocument.Parse(e.Raw);
+                using var document = e.Raw.Parse();
                 _audiences.Observe(live, seq, e, document.RootElement);
             }
         }

@@ -91,7 +91,7 @@ public sealed partial class ProfileEngine
             foreach (var (storedUnder, e) in events)
             {
                 if (_graph.SurvivorOf(storedUnder) is not { } live) { continue; }
-                using var document = JsonDocument.Parse(e.Raw);
+                using var document = e.Raw.Parse();
                 _computed.Apply(live, e, document.RootElement, only);
             }
         }
@@ -134,7 +134,7 @@ public sealed partial class ProfileEngine
 
     private Parsed Parse(CollectedEvent e)
     {
-        var document = JsonDocument.Parse(e.Raw);
+        var document = e.Raw.Parse();
         var (identifiers, rejected) = _extractor.Extract(document.RootElement);
         return new Parsed(document, identifiers, rejected);
     }

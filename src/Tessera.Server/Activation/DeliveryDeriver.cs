@@ -105,7 +105,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
                 foreach (var d in live)
                 {
                     if (e.Seq <= d.AfterSeq || !d.Destination.SubscribesToEvents) { continue; }
-                    document ??= JsonDocument.Parse(e.Message.Raw);
+                    document ??= e.Message.Raw.Parse();
                     if (!d.Destination.Wants(e.Message.Type, e.Message.Event, document.RootElement)) { continue; }
                     var cause = new Cause(DeliveryKind.Event, e.Seq, e.ProfileId!, e.Message.Timestamp) { Event = e };
                     deliveries.Add(Capped(d.Destination, Build(d.Destination, cause, current, consent, now)));
@@ -250,7 +250,7 @@ public sealed class DeliveryDeriver(Func<ProfileEngine> engine, TimeProvider clo
         if (cause.SegmentId is { } segment) { model["segment"] = new Dictionary<string, object?> { ["id"] = segment, ["name"] = cause.SegmentName }; }
         if (cause.Event is { } e)
         {
-            var message = JsonNode.Parse(e.Message.Raw) as JsonObject;
+            var message = e.Message.Raw.ParseNode() as JsonObject;
             model["event"] = new Dictionary<string, object?> { ["name"] = e.Message.Event, ["properties"] = EmailTemplates.Plain(message?["properties"]) };
         }
 

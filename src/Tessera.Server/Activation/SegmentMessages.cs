@@ -29,7 +29,7 @@ public static class SegmentMessages
     public static JsonObject Event(StoredEvent stored)
     {
         var m = stored.Message;
-        var message = JsonNode.Parse(m.Raw) as JsonObject ?? [];
+        var message = m.Raw.ParseNode() as JsonObject ?? [];
         message["type"] = m.Type.Name();
         message["messageId"] = m.MessageId;
         message["timestamp"] = MessageJson.Iso(m.Timestamp);

@@ -16,9 +16,9 @@ namespace Tessera.Server.Collection;
 /// </summary>
 public sealed partial class EventWriter(IEventStore store, JournalIndexer indexer, TesseraOptions options, ILogger<EventWriter> logger) : BackgroundService
 {
-    // A group also stops growing at this many characters of raw JSON (~8-16 MB), so one journal record stays well
-    // under the record limit whatever the messages' sizes.
-    private const long MaxGroupChars = 8_000_000;
+    // A group also stops growing at this many bytes of raw JSON, so one journal record stays well under the record
+    // limit whatever the messages' sizes.
+    private const long MaxGroupBytes = 8_000_000;
 
     private readonly Channel<Pending> _queue = Channel.CreateBounded<Pending>(
         new BoundedChannelOptions(Math.Max(1, options.MaxPendingEvents / 100)) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
@@ -87,12 +87,12 @@ public sealed partial class EventWriter(IEventStore store, JournalIndexer indexe
         {
             group.Clear();
             events.Clear();
-            long chars = 0;
-            while (events.Count < options.MaxEventsPerCommit && chars < MaxGroupChars && _queue.Reader.TryRead(out var next))
+            long bytes = 0;
+            while (events.Count < options.MaxEventsPerCommit && bytes < MaxGroupBytes && _queue.Reader.TryRead(out var next))
             {
                 group.Add(next);
                 events.AddRange(next.Events);
-                foreach (var e in next.Events) { chars += e.Raw.Length; }
+                foreach (var e in next.Events) { bytes += e.Raw.Utf8Length; }
             }
 
             var started = Stopwatch.GetTimestamp();

@@ -140,7 +140,7 @@ public sealed class JourneyRunner(Func<ProfileEngine> engine) : IJourneyRunner
         {
             var person = Live(e.ProfileId!);
             var name = e.Message.Event ?? "";
-            using var document = JsonDocument.Parse(e.Message.Raw);
+            using var document = e.Message.Raw.Parse();
             var message = document.RootElement;
             foreach (var p in ActiveOf(person).ToList())
             {

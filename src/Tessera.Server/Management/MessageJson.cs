@@ -11,7 +11,7 @@ public static class MessageJson
     public static JsonObject From(StoredEvent stored)
     {
         var m = stored.Message;
-        var json = JsonNode.Parse(m.Raw) as JsonObject ?? [];
+        var json = m.Raw.ParseNode() as JsonObject ?? [];
         json["type"] = m.Type.Name();
         json["messageId"] = m.MessageId;
         if (m.UserId is not null) { json["userId"] = m.UserId; }

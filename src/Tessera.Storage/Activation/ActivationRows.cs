@@ -54,8 +54,8 @@ internal static class ActivationRows
         var rows = new List<ConsentState>();
         foreach (var e in events)
         {
-            if (e.ProfileId is not { } profile || !e.Message.Raw.Contains(Consent.Marker, StringComparison.Ordinal)) { continue; }
-            using var document = JsonDocument.Parse(e.Message.Raw);
+            if (e.ProfileId is not { } profile || !e.Message.Raw.Contains(Consent.Marker)) { continue; }
+            using var document = e.Message.Raw.Parse();
             foreach (var (category, granted) in Consent.Read(document.RootElement))
             {
                 if (known.TryGetValue((profile, category), out var current) && (current.Granted == granted || current.Seq >= e.Seq)) { continue; }
@@ -88,5 +88,5 @@ internal static class ActivationRows
 
     /// <summary>The profiles named by events that state consent.</summary>
     public static HashSet<string> ConsentStaters(IReadOnlyList<StoredEvent> events) =>
-        events.Where(e => e.ProfileId is not null && e.Message.Raw.Contains(Consent.Marker, StringComparison.Ordinal)).Select(e => e.ProfileId!).ToHashSet(StringComparer.Ordinal);
+        events.Where(e => e.ProfileId is not null && e.Message.Raw.Contains(Consent.Marker)).Select(e => e.ProfileId!).ToHashSet(StringComparer.Ordinal);
 }

@@ -31,8 +31,8 @@ internal static class EventProperties
     /// </summary>
     public static (string Name, TypedValue Value)[] Of(CollectedEvent e)
     {
-        if (e.Event is null || !e.Raw.Contains("\"properties\"", StringComparison.Ordinal) && !e.Raw.Contains('\\', StringComparison.Ordinal)) { return []; }
-        using var document = JsonDocument.Parse(e.Raw);
+        if (e.Event is null || !e.Raw.Contains("\"properties\"") && !e.Raw.Contains("\\")) { return []; }
+        using var document = e.Raw.Parse();
         return Rows(e.Event, document.RootElement);
     }
 

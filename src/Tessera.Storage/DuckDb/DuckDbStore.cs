@@ -201,7 +201,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 .AppendValue(e.OriginalTimestamp)
                 .AppendValue(e.SentAt)
                 .AppendValue(e.ReceivedAt)
-                .AppendValue(e.Raw)
+                .AppendRaw(e.Raw)
                 .EndRow();
         }
 

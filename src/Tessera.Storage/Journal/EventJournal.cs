@@ -43,6 +43,7 @@ public sealed class EventJournal : IDisposable
     private long _end;
     private string? _faulted;
     private JournalHandOff? _handOff;
+    private readonly List<(int Offset, int Length)> _rawSlices = [];
 
     internal sealed record Segment(long Base, string Path);
 
@@ -164,7 +165,8 @@ public sealed class EventJournal : IDisposable
         _buffer.ResetWrittenCount();
         _buffer.GetSpan(HeaderBytes);
         _buffer.Advance(HeaderBytes);
-        JournalCodec.Write(events, _buffer);
+        _rawSlices.Clear();
+        JournalCodec.Write(events, _buffer, _handOff is null ? null : _rawSlices);
         var record = MemoryMarshal.AsMemory(_buffer.WrittenMemory).Span;
         var payload = record[HeaderBytes..];
         if (payload.Length > MaxPayloadBytes)
@@ -201,7 +203,7 @@ public sealed class EventJournal : IDisposable
         _activeLength += record.Length;
         var end = _end + record.Length;
         // Handed over before the end moves past it, so a reader that sees the record can take it from memory.
-        _handOff?.Add(_end, end, events);
+        _handOff?.Add(_end, end, events, _buffer.WrittenSpan, _rawSlices);
         Volatile.Write(ref _end, end);
         return end;
     }

@@ -15,7 +15,11 @@ internal static class JournalCodec
 {
     private const byte HasEvent = 1, HasUserId = 2, HasAnonymousId = 4, HasGroupId = 8, HasPreviousId = 16, HasOriginal = 32, HasSentAt = 64;
 
-    public static void Write(IReadOnlyList<CollectedEvent> events, IBufferWriter<byte> output)
+    /// <summary>
+    /// Writes the payload for <paramref name="events"/>; when <paramref name="rawSlices"/> is given, adds where each
+    /// event's raw JSON landed in <paramref name="output"/> (offset from the writer's start, UTF-8 length).
+    /// </summary>
+    public static void Write(IReadOnlyList<CollectedEvent> events, ArrayBufferWriter<byte> output, List<(int Offset, int Length)>? rawSlices = null)
     {
         WriteVarint(output, (uint)events.Count);
         foreach (var e in events)
@@ -38,7 +42,7 @@ internal static class JournalCodec
             if (e.OriginalTimestamp is { } original) { WriteTime(output, original); }
             if (e.SentAt is { } sentAt) { WriteTime(output, sentAt); }
             WriteTime(output, e.ReceivedAt);
-            WriteString(output, e.Raw);
+            WriteRaw(output, e.Raw, rawSlices);
         }
     }
 
@@ -63,14 +67,14 @@ internal static class JournalCodec
             DateTimeOffset? original = (flags & HasOriginal) != 0 ? reader.Time() : null;
             DateTimeOffset? sentAt = (flags & HasSentAt) != 0 ? reader.Time() : null;
             var receivedAt = reader.Time();
-            var raw = reader.String();
+            var raw = RawJson.CopyOf(reader.Bytes());
             into.Add(new CollectedEvent(messageId, sourceId, (MessageType)typeByte, name, userId, anonymousId, groupId, previousId, timestamp, original, sentAt, receivedAt, raw));
         }
 
         if (!reader.AtEnd) { throw new FormatException($"{reader.Remaining} bytes left after {count} events"); }
     }
 
-    private static void WriteString(IBufferWriter<byte> output, string value)
+    private static void WriteString(ArrayBufferWriter<byte> output, string value)
     {
         var length = Encoding.UTF8.GetByteCount(value);
         WriteVarint(output, (uint)length);
@@ -79,7 +83,18 @@ internal static class JournalCodec
         output.Advance(length);
     }
 
-    private static void WriteTime(IBufferWriter<byte> output, DateTimeOffset time)
+    private static void WriteRaw(ArrayBufferWriter<byte> output, RawJson raw, List<(int Offset, int Length)>? slices)
+    {
+        var length = raw.Utf8Length;
+        WriteVarint(output, (uint)length);
+        slices?.Add((output.WrittenCount, length));
+        var span = output.GetSpan(length);
+        if (raw.IsUtf8) { raw.Utf8.Span.CopyTo(span); }
+        else { Encoding.UTF8.GetBytes(raw.ToString(), span); }
+        output.Advance(length);
+    }
+
+    private static void WriteTime(ArrayBufferWriter<byte> output, DateTimeOffset time)
     {
         var span = output.GetSpan(10);
         BinaryPrimitives.WriteInt64LittleEndian(span, time.Ticks);
@@ -87,7 +102,7 @@ internal static class JournalCodec
         output.Advance(10);
     }
 
-    private static void WriteVarint(IBufferWriter<byte> output, uint value)
+    private static void WriteVarint(ArrayBufferWriter<byte> output, uint value)
     {
         var span = output.GetSpan(5);
         var i = 0;
@@ -125,11 +140,13 @@ internal static class JournalCodec
             throw new FormatException("a length is longer than five bytes");
         }
 
-        public string String()
+        public string String() => Encoding.UTF8.GetString(Bytes());
+
+        public ReadOnlySpan<byte> Bytes()
         {
             var length = Varint();
             if (length > (uint)Remaining) { throw new FormatException($"a string of {length} bytes runs past the payload's end"); }
-            var value = Encoding.UTF8.GetString(_data.Slice(_at, (int)length));
+            var value = _data.Slice(_at, (int)length);
             _at += (int)length;
             return value;
         }

@@ -229,7 +229,7 @@ public sealed partial class PostgresStore : ITesseraStore
                     await WriteTimeAsync(copy, e.OriginalTimestamp, cancellationToken);
                     await WriteTimeAsync(copy, e.SentAt, cancellationToken);
                     await copy.WriteAsync(e.ReceivedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
-                    await copy.WriteAsync(e.Raw, NpgsqlDbType.Text, cancellationToken);
+                    await copy.WriteAsync(e.Raw.ToString(), NpgsqlDbType.Text, cancellationToken);
                 }
 
                 await copy.CompleteAsync(cancellationToken);
