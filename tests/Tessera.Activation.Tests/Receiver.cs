@@ -46,11 +46,25 @@ public sealed class Receiver : IAsyncDisposable
     /// <summary>Answers the next <paramref name="count"/> requests with <see cref="FailStatus"/>.</summary>
     public void FailNext(int count) => Interlocked.Exchange(ref _failures, count);
 
+    /// <summary>
+    /// Starts a receiver on <paramref name="port"/>, or on a free port when 0: one free when chosen can be taken by
+    /// another test process before Kestrel binds it, so that start is retried on a new port.
+    /// </summary>
     public static async Task<Receiver> StartAsync(int port = 0)
     {
-        var receiver = new Receiver(port == 0 ? Testing.TesseraProcess.FreePort() : port);
-        await receiver.UpAsync();
-        return receiver;
+        for (var attempt = 1; ; attempt++)
+        {
+            var receiver = new Receiver(port == 0 ? Testing.TesseraProcess.FreePort() : port);
+            try
+            {
+                await receiver.UpAsync();
+                return receiver;
+            }
+            catch (IOException e) when (port == 0 && attempt < 3 && e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+                await receiver.DisposeAsync();
+            }
+        }
     }
 
     /// <summary>Listens (again) on <see cref="Port"/>.</summary>
@@ -71,7 +85,16 @@ public sealed class Receiver : IAsyncDisposable
             context.Response.StatusCode = status;
             await context.Response.WriteAsync(status == 200 ? "ok" : "not now");
         });
-        await app.StartAsync();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch (IOException)
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+
         _app = app;
     }
 
