@@ -104,6 +104,58 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// While a long read holds a transaction open, DuckDB refuses the committer's checkpoint past the log's bound: the
+    /// log grows past it, each refusal is counted on the store's meter with DuckDB's reason, and once the read ends the
+    /// next commit folds the log.
+    /// </summary>
+    [Fact]
+    public async Task a_checkpoint_refused_while_a_read_holds_a_transaction_is_counted_and_the_next_commit_after_it_folds_the_log()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-refused"), "tessera.duckdb");
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { CheckpointThresholdMb = 1, Threads = 1 }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+        var refusals = new List<string>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, store.Meter) && instrument.Name == "tessera.store.checkpoint.refused") { l.EnableMeasurementEvents(instrument); }
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            lock (refusals) { refusals.Add(tags[0].Value as string ?? ""); }
+        });
+        listener.Start();
+        long Wal() => new FileInfo(path + ".wal") is { Exists: true } wal ? wal.Length : 0;
+        var batches = new RandomAudienceData(13).Messages(people: 3000).Chunk(100).ToList();
+
+        // DuckDB.NET shares the store's database instance with this connection (same file, same process).
+        await using (var reader = new DuckDBConnection($"Data Source={path}"))
+        {
+            await reader.OpenAsync();
+            await using var transaction = await reader.BeginTransactionAsync();
+            await using (var read = reader.CreateCommand())
+            {
+                read.CommandText = "SELECT count(*) FROM events";
+                await read.ExecuteScalarAsync();
+            }
+
+            var sent = 0;
+            while (Wal() < 5 * 1024 * 1024)
+            {
+                Assert.True(sent < batches.Count, $"the log reached only {Wal():N0} bytes");
+                await store.AppendAsync(batches[sent++], CancellationToken.None);
+            }
+
+            lock (refusals) { Assert.NotEmpty(refusals); }
+            batches = batches[sent..];
+        }
+
+        await store.AppendAsync(batches[0], CancellationToken.None);
+        Assert.True(Wal() < 1024 * 1024, $"the log is still {Wal():N0} bytes after the read ended");
+        lock (refusals) { Assert.All(refusals, reason => Assert.False(string.IsNullOrWhiteSpace(reason))); }
+    }
+
+    /// <summary>
     /// The committer reports on its store's own meter (<c>Tessera.Storage</c>) the events it committed, each commit's
     /// duration tagged with whether the write-ahead log was folded into the file during it, and the log's size: with a
     /// 1 MB threshold some commits checkpoint and most do not.

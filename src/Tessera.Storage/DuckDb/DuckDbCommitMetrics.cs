@@ -6,8 +6,9 @@ namespace Tessera.Storage.DuckDb;
 /// The embedded store's committer, measured (meter <c>Tessera.Storage</c>; <c>dotnet-counters monitor -p PID
 /// --counters Tessera.Storage</c> shows it live): each commit's duration, tagged with whether it folded the
 /// write-ahead log into the file (DuckDB checkpoints inside the commit that crosses its threshold, and the committer
-/// checkpoints past its bound), the events committed, and the log's size. One meter per store, so two stores in one
-/// process (tests) are told apart.
+/// checkpoints past its bound), the events committed, the log's size, and the checkpoints past the bound that DuckDB
+/// refused (the log then keeps growing until one goes through). One meter per store, so two stores in one process
+/// (tests) are told apart.
 /// </summary>
 internal sealed class DuckDbCommitMetrics : IDisposable
 {
@@ -15,6 +16,7 @@ internal sealed class DuckDbCommitMetrics : IDisposable
 
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _events;
+    private readonly Counter<long> _checkpointsRefused;
 
     public DuckDbCommitMetrics(Func<long> walSize)
     {
@@ -22,6 +24,8 @@ internal sealed class DuckDbCommitMetrics : IDisposable
         _duration = Meter.CreateHistogram<double>("tessera.store.commit.duration", "ms", "Time of one committer transaction, checkpoint included when it ran one");
         _events = Meter.CreateCounter<long>("tessera.store.commit.events", "{event}", "Events committed to the embedded store");
         Meter.CreateObservableGauge("tessera.store.wal.size", walSize, "By", "Size of DuckDB's write-ahead log");
+        _checkpointsRefused = Meter.CreateCounter<long>("tessera.store.checkpoint.refused", "{checkpoint}",
+            "Checkpoints the committer asked for past the write-ahead log's bound that DuckDB refused; the next commit asks again");
     }
 
     public Meter Meter { get; }
@@ -31,6 +35,9 @@ internal sealed class DuckDbCommitMetrics : IDisposable
         _events.Add(events);
         _duration.Record(milliseconds, new KeyValuePair<string, object?>("checkpointed", checkpointed));
     }
+
+    /// <summary>A checkpoint past the bound failed with <paramref name="error"/> (DuckDB's message, as the tag <c>error</c>).</summary>
+    public void CheckpointRefused(string error) => _checkpointsRefused.Add(1, new KeyValuePair<string, object?>("error", error));
 
     public void Dispose() => Meter.Dispose();
 }

@@ -224,15 +224,19 @@ public sealed partial class DuckDbStore
             using var checkpoint = Command(_writer!, "CHECKPOINT", []);
             checkpoint.ExecuteNonQuery();
         }
-        catch (DuckDBException)
+        catch (DuckDBException e)
         {
-            // Another transaction still needs what the log holds: the next commit tries again.
+            // Mostly another transaction still running (a long read): the next commit tries again. Counted, so a log that
+            // keeps growing shows why (tessera.store.checkpoint.refused).
+            _metrics.CheckpointRefused(FirstLine(e.Message));
         }
         finally
         {
             _activationLock.Release();
         }
     }
+
+    private static string FirstLine(string message) => message.Split('\n', 2)[0];
 
     private long WalSize() => WalSizeOf(options);
 
