@@ -81,6 +81,15 @@ public static class DemoData
 
     private static string Message(object message) => JsonSerializer.Serialize(message, Json);
 
+    /// <summary>
+    /// The email of the first person in the demo data who identifies (with the same <paramref name="people"/> and
+    /// <paramref name="seed"/>): what the banner of <c>serve --demo</c> offers to look up, so the lookup finds someone.
+    /// </summary>
+    public static string SampleEmail(int people = 300, int seed = 42) =>
+        Messages(DateTimeOffset.UnixEpoch.AddYears(40), people, seed)
+            .Select(m => System.Text.Json.Nodes.JsonNode.Parse(m)!)
+            .First(m => (string?)m["type"] == "identify")["traits"]!["email"]!.GetValue<string>();
+
     /// <summary>For callers that want the demo's time window in words.</summary>
     public static string Describe(int people) => string.Create(CultureInfo.InvariantCulture, $"{people} people over the last 60 days");
 }

@@ -102,7 +102,7 @@ public sealed partial class StoreBootstrap(ITesseraStore store, JournalIndexer j
               write key:     {writeKey ?? "(none active: create one with POST /api/sources)"}
               admin token:   {shownToken ?? (options.AdminToken is { Length: > 0 } ? "(from TESSERA_ADMIN_TOKEN)" : "(set on first start and shown then; set TESSERA_ADMIN_TOKEN to choose one)")}
               read back:     GET {url}/api/events  with  Authorization: Bearer <admin token>
-              a customer:    GET {url}/api/profiles?identifier=email:ann@example.com
+              a customer:    GET {url}/api/profiles?identifier={(options.Demo ? $"email:{DemoData.SampleEmail()}" : "TYPE:VALUE  (e.g. email:ann@example.com)")}
             {(seeded > 0 ? $"  demo data:     {seeded} events from {DemoData.Describe(300)}\n" : "")}
             """);
     }
