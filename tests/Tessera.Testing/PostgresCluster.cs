@@ -29,11 +29,39 @@ public sealed class PostgresCluster : IAsyncDisposable
         var bin = Environment.GetEnvironmentVariable("TESSERA_TEST_PG_BIN") is { Length: > 0 } b
             ? b
             : throw new InvalidOperationException("TESSERA_TEST_PG_BIN is not set: run `source scripts/deps/postgres.sh` (test.sh does it).");
-        // Under /tmp, which the postgres user may write; initdb creates the directory itself.
-        var cluster = new PostgresCluster(bin, Path.Combine("/tmp", $"tessera-pg-{Guid.NewGuid():N}"), TesseraProcess.FreePort());
-        await cluster.RunAsync("initdb", "-D", cluster._data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync");
-        await cluster.StartAsync();
-        return cluster;
+        // The port is free when chosen, but another test process can take it before the server binds it: that start is
+        // tried again on a new port (and a new directory), any other failure is reported as it is.
+        for (var attempt = 1; ; attempt++)
+        {
+            // Under /tmp, which the postgres user may write; initdb creates the directory itself.
+            var cluster = new PostgresCluster(bin, Path.Combine("/tmp", $"tessera-pg-{Guid.NewGuid():N}"), TesseraProcess.FreePort());
+            await cluster.RunAsync("initdb", "-D", cluster._data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync");
+            try
+            {
+                await cluster.StartAsync();
+                return cluster;
+            }
+            catch (InvalidOperationException) when (attempt < 3 && cluster.LogSays("Address already in use"))
+            {
+                await cluster.DisposeAsync();
+            }
+        }
+    }
+
+    private bool LogSays(string text)
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(_data, "server.log")).Contains(text, StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 
     public Task StartAsync() => PgCtlAsync("start", "-l", Path.Combine(_data, "server.log"),
