@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -14,9 +13,7 @@ namespace Tessera.Core.Collection;
 /// </summary>
 public readonly struct RawJson : IEquatable<RawJson>
 {
-    private readonly object? _value; // string, or byte[] with _offset and _length
-    private readonly int _offset;
-    private readonly int _length;
+    private readonly object? _value; // string or byte[]
 
     public RawJson(string text)
     {
@@ -24,14 +21,11 @@ public readonly struct RawJson : IEquatable<RawJson>
         _value = text;
     }
 
-    /// <summary>The UTF-8 text in <paramref name="utf8"/>[<paramref name="offset"/>..+<paramref name="length"/>], which is not copied: the caller must not change it.</summary>
-    public RawJson(byte[] utf8, int offset, int length)
+    /// <summary>The well-formed UTF-8 text in <paramref name="utf8"/>, which is not copied: the caller must not change it.</summary>
+    public RawJson(byte[] utf8)
     {
         ArgumentNullException.ThrowIfNull(utf8);
-        ArgumentOutOfRangeException.ThrowIfNegative(offset);
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(offset + length, utf8.Length, nameof(length));
-        (_value, _offset, _length) = (utf8, offset, length);
+        _value = utf8;
     }
 
     /// <summary>
@@ -40,8 +34,7 @@ public readonly struct RawJson : IEquatable<RawJson>
     /// </summary>
     public static RawJson CopyOf(ReadOnlySpan<byte> utf8)
     {
-        var bytes = System.Text.Unicode.Utf8.IsValid(utf8) ? utf8.ToArray() : Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(utf8));
-        return new RawJson(bytes, 0, bytes.Length);
+        return new RawJson(System.Text.Unicode.Utf8.IsValid(utf8) ? utf8.ToArray() : Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(utf8)));
     }
 
     public static implicit operator RawJson(string text) => new(text);
@@ -52,7 +45,7 @@ public readonly struct RawJson : IEquatable<RawJson>
     /// <summary>The text as UTF-8; encoded (a new array) when it is held as a string.</summary>
     public ReadOnlyMemory<byte> Utf8 => _value switch
     {
-        byte[] bytes => new ReadOnlyMemory<byte>(bytes, _offset, _length),
+        byte[] bytes => bytes,
         string text => Encoding.UTF8.GetBytes(text),
         _ => ReadOnlyMemory<byte>.Empty,
     };
@@ -60,7 +53,7 @@ public readonly struct RawJson : IEquatable<RawJson>
     /// <summary>The length of the text in UTF-8 bytes.</summary>
     public int Utf8Length => _value switch
     {
-        byte[] => _length,
+        byte[] bytes => bytes.Length,
         string text => Encoding.UTF8.GetByteCount(text),
         _ => 0,
     };
@@ -72,19 +65,19 @@ public readonly struct RawJson : IEquatable<RawJson>
         if (_value is not byte[] bytes) { return ascii.Length == 0; }
         Span<byte> needle = ascii.Length <= 64 ? stackalloc byte[ascii.Length] : new byte[ascii.Length];
         for (var i = 0; i < ascii.Length; i++) { needle[i] = ascii[i] < 0x80 ? (byte)ascii[i] : throw new ArgumentException("an ASCII marker is expected", nameof(ascii)); }
-        return bytes.AsSpan(_offset, _length).IndexOf(needle) >= 0;
+        return bytes.AsSpan().IndexOf(needle) >= 0;
     }
 
     public JsonDocument Parse(JsonDocumentOptions options = default) => _value switch
     {
-        byte[] bytes => JsonDocument.Parse(new ReadOnlyMemory<byte>(bytes, _offset, _length), options),
+        byte[] bytes => JsonDocument.Parse(bytes, options),
         string text => JsonDocument.Parse(text, options),
         _ => JsonDocument.Parse("", options),
     };
 
     public JsonNode? ParseNode() => _value switch
     {
-        byte[] bytes => JsonNode.Parse(bytes.AsSpan(_offset, _length)),
+        byte[] bytes => JsonNode.Parse(bytes),
         string text => JsonNode.Parse(text),
         _ => JsonNode.Parse(""),
     };
@@ -93,13 +86,12 @@ public readonly struct RawJson : IEquatable<RawJson>
     /// The UTF-8 bytes as a writable span, for APIs that take <see cref="Span{T}"/> but only read it (DuckDB.NET's
     /// appender); empty when held as a string (use <see cref="ToString"/> then).
     /// </summary>
-    public Span<byte> Utf8ForReadOnlyApi() =>
-        _value is byte[] bytes && _length > 0 ? MemoryMarshal.CreateSpan(ref bytes[_offset], _length) : [];
+    public Span<byte> Utf8ForReadOnlyApi() => _value is byte[] bytes ? bytes : [];
 
     public override string ToString() => _value switch
     {
         string text => text,
-        byte[] bytes => Encoding.UTF8.GetString(bytes, _offset, _length),
+        byte[] bytes => Encoding.UTF8.GetString(bytes),
         _ => "",
     };
 

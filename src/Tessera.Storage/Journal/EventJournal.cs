@@ -43,7 +43,6 @@ public sealed class EventJournal : IDisposable
     private long _end;
     private string? _faulted;
     private JournalHandOff? _handOff;
-    private readonly List<(int Offset, int Length)> _rawSlices = [];
 
     internal sealed record Segment(long Base, string Path);
 
@@ -165,8 +164,7 @@ public sealed class EventJournal : IDisposable
         _buffer.ResetWrittenCount();
         _buffer.GetSpan(HeaderBytes);
         _buffer.Advance(HeaderBytes);
-        _rawSlices.Clear();
-        JournalCodec.Write(events, _buffer, _handOff is null ? null : _rawSlices);
+        JournalCodec.Write(events, _buffer);
         var record = MemoryMarshal.AsMemory(_buffer.WrittenMemory).Span;
         var payload = record[HeaderBytes..];
         if (payload.Length > MaxPayloadBytes)
@@ -203,7 +201,7 @@ public sealed class EventJournal : IDisposable
         _activeLength += record.Length;
         var end = _end + record.Length;
         // Handed over before the end moves past it, so a reader that sees the record can take it from memory.
-        _handOff?.Add(_end, end, events, _buffer.WrittenSpan, _rawSlices);
+        _handOff?.Add(_end, end, events);
         Volatile.Write(ref _end, end);
         return end;
     }

@@ -15,11 +15,7 @@ internal static class JournalCodec
 {
     private const byte HasEvent = 1, HasUserId = 2, HasAnonymousId = 4, HasGroupId = 8, HasPreviousId = 16, HasOriginal = 32, HasSentAt = 64;
 
-    /// <summary>
-    /// Writes the payload for <paramref name="events"/>; when <paramref name="rawSlices"/> is given, adds where each
-    /// event's raw JSON landed in <paramref name="output"/> (offset from the writer's start, UTF-8 length).
-    /// </summary>
-    public static void Write(IReadOnlyList<CollectedEvent> events, ArrayBufferWriter<byte> output, List<(int Offset, int Length)>? rawSlices = null)
+    public static void Write(IReadOnlyList<CollectedEvent> events, IBufferWriter<byte> output)
     {
         WriteVarint(output, (uint)events.Count);
         foreach (var e in events)
@@ -42,7 +38,7 @@ internal static class JournalCodec
             if (e.OriginalTimestamp is { } original) { WriteTime(output, original); }
             if (e.SentAt is { } sentAt) { WriteTime(output, sentAt); }
             WriteTime(output, e.ReceivedAt);
-            WriteRaw(output, e.Raw, rawSlices);
+            WriteRaw(output, e.Raw);
         }
     }
 
@@ -67,14 +63,15 @@ internal static class JournalCodec
             DateTimeOffset? original = (flags & HasOriginal) != 0 ? reader.Time() : null;
             DateTimeOffset? sentAt = (flags & HasSentAt) != 0 ? reader.Time() : null;
             var receivedAt = reader.Time();
-            var raw = RawJson.CopyOf(reader.Bytes());
+            // Written from a RawJson (well-formed UTF-8) and checked against the record's checksum: copied, not checked again.
+            var raw = new RawJson(reader.Bytes().ToArray());
             into.Add(new CollectedEvent(messageId, sourceId, (MessageType)typeByte, name, userId, anonymousId, groupId, previousId, timestamp, original, sentAt, receivedAt, raw));
         }
 
         if (!reader.AtEnd) { throw new FormatException($"{reader.Remaining} bytes left after {count} events"); }
     }
 
-    private static void WriteString(ArrayBufferWriter<byte> output, string value)
+    private static void WriteString(IBufferWriter<byte> output, string value)
     {
         var length = Encoding.UTF8.GetByteCount(value);
         WriteVarint(output, (uint)length);
@@ -83,18 +80,17 @@ internal static class JournalCodec
         output.Advance(length);
     }
 
-    private static void WriteRaw(ArrayBufferWriter<byte> output, RawJson raw, List<(int Offset, int Length)>? slices)
+    private static void WriteRaw(IBufferWriter<byte> output, RawJson raw)
     {
         var length = raw.Utf8Length;
         WriteVarint(output, (uint)length);
-        slices?.Add((output.WrittenCount, length));
         var span = output.GetSpan(length);
         if (raw.IsUtf8) { raw.Utf8.Span.CopyTo(span); }
         else { Encoding.UTF8.GetBytes(raw.ToString(), span); }
         output.Advance(length);
     }
 
-    private static void WriteTime(ArrayBufferWriter<byte> output, DateTimeOffset time)
+    private static void WriteTime(IBufferWriter<byte> output, DateTimeOffset time)
     {
         var span = output.GetSpan(10);
         BinaryPrimitives.WriteInt64LittleEndian(span, time.Ticks);
@@ -102,7 +98,7 @@ internal static class JournalCodec
         output.Advance(10);
     }
 
-    private static void WriteVarint(ArrayBufferWriter<byte> output, uint value)
+    private static void WriteVarint(IBufferWriter<byte> output, uint value)
     {
         var span = output.GetSpan(5);
         var i = 0;

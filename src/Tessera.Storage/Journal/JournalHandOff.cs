@@ -16,24 +16,11 @@ internal sealed class JournalHandOff(int maxEvents)
     private readonly Queue<(long Start, long End, CollectedEvent[] Events)> _records = new();
     private int _events;
 
-    /// <summary>
-    /// Keeps the record [<paramref name="start"/>, <paramref name="end"/>) holding <paramref name="events"/>, whose
-    /// raw JSON is at <paramref name="rawSlices"/> in <paramref name="record"/> (the caller reuses the list and the
-    /// buffer, so both are copied). The events kept read their raw JSON from one copy of the record: a large array,
-    /// which the garbage collector does not copy from generation to generation as it did each event's own array while
-    /// the events waited for the store's commit, flat out up to 100,000 of them (docs/benchmarks.md).
-    /// </summary>
-    public void Add(long start, long end, IReadOnlyList<CollectedEvent> events, ReadOnlySpan<byte> record, List<(int Offset, int Length)> rawSlices)
+    /// <summary>Keeps the record [<paramref name="start"/>, <paramref name="end"/>) holding <paramref name="events"/> (copied: the caller reuses its list).</summary>
+    public void Add(long start, long end, IReadOnlyList<CollectedEvent> events)
     {
         if (events.Count > maxEvents) { return; }
-        var bytes = record.ToArray();
-        var copy = new CollectedEvent[events.Count];
-        for (var i = 0; i < copy.Length; i++)
-        {
-            var (offset, length) = rawSlices[i];
-            copy[i] = events[i] with { Raw = new RawJson(bytes, offset, length) };
-        }
-
+        var copy = events.ToArray();
         lock (_gate)
         {
             while (_events + copy.Length > maxEvents && _records.TryDequeue(out var oldest)) { _events -= oldest.Events.Length; }
