@@ -189,8 +189,10 @@ public sealed partial class DuckDbStore
                         transaction.Commit();
                     }
 
-                    CheckpointPastBound();
-                    _metrics.Committed(batch.Sum(b => b.Events), Stopwatch.GetElapsedTime(started).TotalMilliseconds, WalSize() < walBefore);
+                    // A log shorter after the commit than before it was folded into the file by DuckDB in the commit.
+                    var wal = WalSize();
+                    var checkpointed = CheckpointPastBound(wal) || wal < walBefore;
+                    _metrics.Committed(batch.Sum(b => b.Events), Stopwatch.GetElapsedTime(started).TotalMilliseconds, checkpointed);
                 }
                 catch (Exception e) when (e is DuckDBException or InvalidOperationException)
                 {
@@ -215,20 +217,23 @@ public sealed partial class DuckDbStore
     /// This is the bound on the log, not the schedule. Activation is held off while it runs; a query still reading
     /// rows the log holds makes it fail, and the next commit tries again.
     /// </summary>
-    private void CheckpointPastBound()
+    /// <returns>Whether it checkpointed.</returns>
+    private bool CheckpointPastBound(long wal)
     {
-        if (WalSize() < CheckpointBoundFactor * options.CheckpointThresholdMb * 1024L * 1024L) { return; }
+        if (wal < CheckpointBoundFactor * options.CheckpointThresholdMb * 1024L * 1024L) { return false; }
         _activationLock.Wait();
         try
         {
             using var checkpoint = Command(_writer!, "CHECKPOINT", []);
             checkpoint.ExecuteNonQuery();
+            return true;
         }
         catch (DuckDBException e)
         {
             // Mostly another transaction still running (a long read): the next commit tries again. Counted, so a log that
             // keeps growing shows why (tessera.store.checkpoint.refused).
             _metrics.CheckpointRefused(FirstLine(e.Message));
+            return false;
         }
         finally
         {
