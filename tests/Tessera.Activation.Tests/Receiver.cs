@@ -46,25 +46,25 @@ public sealed class Receiver : IAsyncDisposable
     /// <summary>Answers the next <paramref name="count"/> requests with <see cref="FailStatus"/>.</summary>
     public void FailNext(int count) => Interlocked.Exchange(ref _failures, count);
 
-    /// <summary>
-    /// Starts a receiver on <paramref name="port"/>, or on a free port when 0: one free when chosen can be taken by
-    /// another test process before Kestrel binds it, so that start is retried on a new port.
-    /// </summary>
-    public static async Task<Receiver> StartAsync(int port = 0)
-    {
-        for (var attempt = 1; ; attempt++)
+    /// <summary>Starts a receiver on <paramref name="port"/>, or on a free port when 0 (<see cref="Testing.TesseraProcess.OnFreePortAsync{T}"/>).</summary>
+    public static Task<Receiver> StartAsync(int port = 0) =>
+        port != 0 ? UpOnAsync(port) : Testing.TesseraProcess.OnFreePortAsync(async free =>
         {
-            var receiver = new Receiver(port == 0 ? Testing.TesseraProcess.FreePort() : port);
             try
             {
-                await receiver.UpAsync();
-                return receiver;
+                return await UpOnAsync(free);
             }
-            catch (IOException e) when (port == 0 && attempt < 3 && e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            catch (IOException e) when (e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
             {
-                await receiver.DisposeAsync();
+                throw new Testing.PortTakenException(free, e);
             }
-        }
+        });
+
+    private static async Task<Receiver> UpOnAsync(int port)
+    {
+        var receiver = new Receiver(port);
+        await receiver.UpAsync();
+        return receiver;
     }
 
     /// <summary>Listens (again) on <see cref="Port"/>.</summary>

@@ -29,23 +29,23 @@ public sealed class PostgresCluster : IAsyncDisposable
         var bin = Environment.GetEnvironmentVariable("TESSERA_TEST_PG_BIN") is { Length: > 0 } b
             ? b
             : throw new InvalidOperationException("TESSERA_TEST_PG_BIN is not set: run `source scripts/deps/postgres.sh` (test.sh does it).");
-        // The port is free when chosen, but another test process can take it before the server binds it: that start is
-        // tried again on a new port (and a new directory), any other failure is reported as it is.
-        for (var attempt = 1; ; attempt++)
+        return await TesseraProcess.OnFreePortAsync(async port =>
         {
             // Under /tmp, which the postgres user may write; initdb creates the directory itself.
-            var cluster = new PostgresCluster(bin, Path.Combine("/tmp", $"tessera-pg-{Guid.NewGuid():N}"), TesseraProcess.FreePort());
+            var cluster = new PostgresCluster(bin, Path.Combine("/tmp", $"tessera-pg-{Guid.NewGuid():N}"), port);
             await cluster.RunAsync("initdb", "-D", cluster._data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync");
             try
             {
                 await cluster.StartAsync();
                 return cluster;
             }
-            catch (InvalidOperationException) when (attempt < 3 && cluster.LogSays("Address already in use"))
+            catch (InvalidOperationException e) when (cluster.LogSays("Address already in use"))
             {
+                // Any other failure leaves the directory, and its server.log, for a look.
                 await cluster.DisposeAsync();
+                throw new PortTakenException(port, e);
             }
-        }
+        });
     }
 
     private bool LogSays(string text)

@@ -56,31 +56,44 @@ public sealed class TesseraProcess : IAsyncDisposable
     }
 
     /// <summary>
-    /// Runs <c>tessera serve</c> with the test keys and waits until <c>/health</c> answers 200. The port is free when
-    /// chosen but another process (a parallel test assembly, an outgoing connection's ephemeral port) can take it
-    /// before tessera binds; that start is retried on a new port, any other failure is reported as it is.
+    /// Runs <paramref name="start"/> on a <see cref="FreePort"/>. A port free when chosen can be taken by another
+    /// process (a parallel test assembly) before the server binds it: when <paramref name="start"/> says so with a
+    /// <see cref="PortTakenException"/> (having cleaned up after itself), it runs again on a new port, up to 3 times.
+    /// Any other failure is reported as it is.
     /// </summary>
-    public static async Task<TesseraProcess> StartServeAsync(string dataDir, params string[] extraArgs)
+    public static async Task<T> OnFreePortAsync<T>(Func<int, Task<T>> start)
     {
-        const int attempts = 3;
         for (var attempt = 1; ; attempt++)
         {
-            var tessera = StartServe(dataDir, extraArgs);
+            try
+            {
+                return await start(FreePort());
+            }
+            catch (PortTakenException) when (attempt < 3) { }
+        }
+    }
+
+    /// <summary>Runs <c>tessera serve</c> with the test keys on a free port and waits until <c>/health</c> answers 200.</summary>
+    public static Task<TesseraProcess> StartServeAsync(string dataDir, params string[] extraArgs) =>
+        OnFreePortAsync(async port =>
+        {
+            var tessera = StartServe(dataDir, extraArgs, port);
             try
             {
                 await tessera.WaitHealthyAsync(TimeSpan.FromSeconds(60));
                 return tessera;
             }
-            catch (InvalidOperationException) when (attempt < attempts && tessera.Output.Contains("address already in use", StringComparison.Ordinal))
+            catch (Exception e) when (e is InvalidOperationException or TimeoutException)
             {
                 await tessera.DisposeAsync();
+                if (tessera.Output.Contains("address already in use", StringComparison.Ordinal)) { throw new PortTakenException(port, e); }
+                throw;
             }
-        }
-    }
+        });
 
-    private static TesseraProcess StartServe(string dataDir, string[] extraArgs)
+    private static TesseraProcess StartServe(string dataDir, string[] extraArgs, int port)
     {
-        var url = $"http://127.0.0.1:{FreePort()}";
+        var url = $"http://127.0.0.1:{port.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { CliPath, "serve", "--urls", url, "--data-dir", dataDir }.Concat(extraArgs)) { start.ArgumentList.Add(a); }
         start.Environment["TESSERA_ADMIN_TOKEN"] = TestServer.AdminToken;
