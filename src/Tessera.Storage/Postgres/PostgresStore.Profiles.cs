@@ -354,13 +354,18 @@ public sealed partial class PostgresStore
     private static Task<List<ComputedTraitDefinition>> ListComputedAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
         ReadAllAsync(connection, "SELECT definition FROM computed_traits ORDER BY created_at, name", r => ComputedTraitJson.Read(r.GetString(0)), cancellationToken);
 
-    /// <summary>Seqs for a batch, allocated under the resolution lock: they are higher than every committed one, so seq order is commit order.</summary>
-    private static async Task<long[]> AllocateSeqsAsync(NpgsqlConnection connection, int count, CancellationToken cancellationToken)
+    /// <summary>
+    /// The first of <paramref name="count"/> consecutive seqs for a batch, allocated under the resolution lock: they are
+    /// higher than every committed one, so seq order is commit order. One block in one statement (the sequence moved
+    /// on by <paramref name="count"/>), not a <c>nextval</c> a row: every allocation of an events seq takes the lock, so
+    /// no other session can take a value between the <c>nextval</c> and the <c>setval</c>.
+    /// </summary>
+    private static async Task<long> AllocateSeqsAsync(NpgsqlConnection connection, int count, CancellationToken cancellationToken)
     {
-        var seqs = await ReadAllAsync(
-            connection, "SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, $1)", r => r.GetInt64(0), cancellationToken, count);
-        seqs.Sort();
-        return [.. seqs];
+        var last = await ScalarAsync<long>(connection,
+            "SELECT setval(pg_get_serial_sequence('events', 'seq'), nextval(pg_get_serial_sequence('events', 'seq')) + $1 - 1)",
+            cancellationToken, (long)count);
+        return last - count + 1;
     }
 
     private static async Task CopyProfileChangesAsync(NpgsqlConnection connection, IReadOnlyList<ProcessedEvent> processed, string identityTable, string traitTable, CancellationToken cancellationToken)

@@ -200,10 +200,10 @@ public sealed partial class PostgresStore : ITesseraStore
         {
             // In the order given, so seq follows arrival order within the batch.
             var sequenced = new List<(long Seq, CollectedEvent Event)>(stored);
-            var seqs = await AllocateSeqsAsync(connection, stored, cancellationToken);
+            var first = await AllocateSeqsAsync(connection, stored, cancellationToken);
             foreach (var e in events)
             {
-                if (fresh.Remove((e.SourceId, e.MessageId))) { sequenced.Add((seqs[sequenced.Count], e)); }
+                if (fresh.Remove((e.SourceId, e.MessageId))) { sequenced.Add((first + sequenced.Count, e)); }
             }
 
             // Until the commit, the engine holds a batch the tables may never have: if anything fails, it is rebuilt.
