@@ -242,6 +242,42 @@ public sealed class PostgresStoreTests : StoreConformanceTests
         Assert.Equal(1L, await TestPostgres.ScalarAsync(TestPostgres.ConnectionString, $"SELECT count(*) FROM {_database.Schema}.events"));
     }
 
+    [Theory]
+    [InlineData("event", "events_event")]
+    [InlineData("userId", "events_user_id")]
+    [InlineData("anonymousId", "events_anonymous_id")]
+    [InlineData("profileId", "events_profile_id")]
+    public async Task each_filter_of_the_events_page_can_be_served_by_its_index(string filter, string index)
+    {
+        await using var store = CreateStore(TimeSpan.FromDays(7), null);
+        await store.OpenAsync(CancellationToken.None);
+        var query = filter switch
+        {
+            "event" => new EventQuery(Event: "Order Completed"),
+            "userId" => new EventQuery(UserId: "u-1"),
+            "anonymousId" => new EventQuery(AnonymousId: "a-1"),
+            _ => new EventQuery(ProfileIds: ["p-1", "p-2"]),
+        };
+        await using var connection = new NpgsqlConnection(_database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "EXPLAIN " + EventReader.PageSql(query, value =>
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value });
+            return $"${command.Parameters.Count}";
+        });
+        // An empty table is read whole whatever the indexes; without a sequential scan, only an index can serve it.
+        await using (var off = new NpgsqlCommand("SET enable_seqscan = off", connection)) { await off.ExecuteNonQueryAsync(); }
+
+        var plan = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync()) { plan.Add(reader.GetString(0)); }
+        }
+
+        Assert.Contains(plan, line => line.Contains(index, StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task connections_killed_by_an_administrator_fail_one_append_with_unavailable_then_the_pool_reconnects()
     {

@@ -273,5 +273,18 @@ internal static class PostgresMigrations
             );
             INSERT INTO journey_cursor (change_id, seq) VALUES (0, 0);
             """),
+        // The per-person filters of the events (userId, anonymousId, profileId) keyed on the value alone: a person's many
+        // events share one key, which a B-tree stores once with a list of rows (deduplication) instead of an entry a row,
+        // so every append writes less. A page of one person's events sorts their rows, which are few; the event-name
+        // filter keeps (event, seq), as one name has millions of rows and its pages are read in seq order from the index.
+        // Measured on issue 3's append, groups of 20,000: the events COPY 35-37 µs a row down to 26-30.
+        (8, "per-person event indexes keyed on the value alone", """
+            DROP INDEX events_user_id;
+            CREATE INDEX events_user_id ON events (user_id);
+            DROP INDEX events_anonymous_id;
+            CREATE INDEX events_anonymous_id ON events (anonymous_id);
+            DROP INDEX events_profile_id;
+            CREATE INDEX events_profile_id ON events (profile_id);
+            """),
     ];
 }
