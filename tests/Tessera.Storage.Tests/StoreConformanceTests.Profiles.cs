@@ -38,6 +38,34 @@ public abstract partial class StoreConformanceTests
     }
 
     [Fact]
+    public async Task a_large_append_resolves_and_stores_every_event_as_one_engine_given_the_whole_batch_would()
+    {
+        // 2,500 events: more than a store may resolve at a time while it writes (PostgreSQL: slices of 1,000), with
+        // links and merges that span those slices (u-k ties together anonymous ids seen far apart in the batch).
+        var events = Enumerable.Range(0, 2_500).Select(i =>
+        {
+            var userId = i % 7 == 0 ? $"u-{i % 40}" : null;
+            var anonymousId = $"a-{i % 120}";
+            return Message($"m-{i}", MessageType.Track,
+                $$$"""{"type":"track","messageId":"m-{{{i}}}",{{{IdentifierJson(userId, anonymousId)}}}"event":"Viewed","properties":{"n":{{{i}}}}}""");
+        }).ToList();
+        var reference = NewEngine();
+        var expected = reference.Process([.. events.Select((e, i) => ((long)i + 1, e))]);
+        var store = await OpenAsync();
+
+        await store.AppendAsync(events, CancellationToken.None);
+
+        var stored = (await ReadAllAsync(store)).OrderBy(e => e.Seq).ToList();
+        Assert.Equal(events.Select(e => e.MessageId), stored.Select(e => e.Message.MessageId));
+        Assert.Equal(Enumerable.Range(1, 2_500).Select(i => (long)i), stored.Select(e => e.Seq));
+        Assert.Equal(expected.Select(p => p.ProfileId), stored.Select(e => e.ProfileId));
+        Assert.Equal(reference.Counts(), store.Engine.Counts());
+        Assert.True(reference.Counts().Merges > 0, "the batch should merge profiles across its slices");
+        var changes = await store.GetIdentityChangesAsync([.. expected.Select(p => p.ProfileId!).Distinct()], CancellationToken.None);
+        Assert.Equal(expected.Sum(p => p.Changes.Count), changes.Count);
+    }
+
+    [Fact]
     public async Task the_identity_log_and_the_trait_history_read_back_in_order()
     {
         var store = await OpenAsync();

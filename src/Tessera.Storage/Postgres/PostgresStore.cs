@@ -29,6 +29,9 @@ public sealed partial class PostgresStore : ITesseraStore
         "COPY events (seq, message_id, source_id, type, event, user_id, anonymous_id, group_id, previous_id, profile_id, " +
         "timestamp, original_timestamp, sent_at, received_at, raw) FROM STDIN (FORMAT BINARY)";
 
+    /// <summary>How many events the engine resolves at a time while the events before them are copied.</summary>
+    private const int ResolveSlice = 1_000;
+
     // Claims the batch's (source, messageId) pairs. A pair already there counts as new again only when its last
     // sighting is older than the window; rows another transaction is inserting make this wait for its outcome,
     // which is what makes dedup hold across processes.
@@ -208,31 +211,16 @@ public sealed partial class PostgresStore : ITesseraStore
 
             // Until the commit, the engine holds a batch the tables may never have: if anything fails, it is rebuilt.
             _engineStale = true;
-            var processed = Engine.Process(sequenced);
-            await using (var copy = await connection.BeginBinaryImportAsync(CopyEvents, cancellationToken))
+            var processed = new ProcessedEvent[sequenced.Count];
+            var resolved = ResolveInSlices(sequenced, processed);
+            try
             {
-                for (var i = 0; i < sequenced.Count; i++)
-                {
-                    var (seq, e) = sequenced[i];
-                    await copy.StartRowAsync(cancellationToken);
-                    await copy.WriteAsync(seq, NpgsqlDbType.Bigint, cancellationToken);
-                    await copy.WriteAsync(e.MessageId, NpgsqlDbType.Text, cancellationToken);
-                    await copy.WriteAsync(e.SourceId, NpgsqlDbType.Text, cancellationToken);
-                    await copy.WriteAsync(e.Type.Name(), NpgsqlDbType.Text, cancellationToken);
-                    await WriteTextAsync(copy, e.Event, cancellationToken);
-                    await WriteTextAsync(copy, e.UserId, cancellationToken);
-                    await WriteTextAsync(copy, e.AnonymousId, cancellationToken);
-                    await WriteTextAsync(copy, e.GroupId, cancellationToken);
-                    await WriteTextAsync(copy, e.PreviousId, cancellationToken);
-                    await WriteTextAsync(copy, processed[i].ProfileId, cancellationToken);
-                    await copy.WriteAsync(e.Timestamp.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
-                    await WriteTimeAsync(copy, e.OriginalTimestamp, cancellationToken);
-                    await WriteTimeAsync(copy, e.SentAt, cancellationToken);
-                    await copy.WriteAsync(e.ReceivedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
-                    await copy.WriteAsync(e.Raw.ToString(), NpgsqlDbType.Text, cancellationToken);
-                }
-
-                await copy.CompleteAsync(cancellationToken);
+                await CopyEventsAsync(connection, sequenced, processed, resolved, cancellationToken);
+            }
+            finally
+            {
+                // Never leave while the engine still works on this batch: a rebuild after a failure must not race it.
+                await Task.WhenAll(resolved).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
 
             await CopyProfileChangesAsync(connection, processed, "identity_changes", "trait_changes", cancellationToken);
@@ -255,6 +243,72 @@ public sealed partial class PostgresStore : ITesseraStore
         if (mark is { } only) { await RecordJournalPositionAsync(connection, only, cancellationToken); }
         await transaction.CommitAsync(cancellationToken);
         return stored;
+    }
+
+    /// <summary>
+    /// Resolves <paramref name="sequenced"/> in slices of <see cref="ResolveSlice"/> on the thread pool, in order, into
+    /// <paramref name="processed"/>; slice k's task completes once its results are there (or fails with the engine's
+    /// error, as do all after it). The engine's lock is taken per slice, so reads of profiles wait for a slice, not
+    /// for the whole batch.
+    /// </summary>
+    private Task[] ResolveInSlices(List<(long Seq, CollectedEvent Event)> sequenced, ProcessedEvent[] processed)
+    {
+        var slices = new TaskCompletionSource[(sequenced.Count + ResolveSlice - 1) / ResolveSlice];
+        for (var k = 0; k < slices.Length; k++) { slices[k] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); }
+        _ = Task.Run(() =>
+        {
+            var k = 0;
+            try
+            {
+                for (; k < slices.Length; k++)
+                {
+                    var start = k * ResolveSlice;
+                    var results = Engine.Process(sequenced.GetRange(start, Math.Min(ResolveSlice, sequenced.Count - start)));
+                    for (var i = 0; i < results.Count; i++) { processed[start + i] = results[i]; }
+                    slices[k].SetResult();
+                }
+            }
+            catch (Exception e)
+            {
+                for (; k < slices.Length; k++) { slices[k].SetException(e); }
+            }
+        });
+        return [.. slices.Select(slice => slice.Task)];
+    }
+
+    /// <summary>
+    /// Copies the batch into <c>events</c> as the engine resolves it (<see cref="ResolveInSlices"/>): PostgreSQL
+    /// inserts one slice while the engine resolves the next, instead of waiting for the whole batch.
+    /// </summary>
+    private static async Task CopyEventsAsync(
+        NpgsqlConnection connection, List<(long Seq, CollectedEvent Event)> sequenced, ProcessedEvent[] processed, Task[] resolved, CancellationToken cancellationToken)
+    {
+        await using (var copy = await connection.BeginBinaryImportAsync(CopyEvents, cancellationToken))
+        {
+            for (var i = 0; i < sequenced.Count; i++)
+            {
+                if (i % ResolveSlice == 0) { await resolved[i / ResolveSlice]; }
+                var (seq, e) = sequenced[i];
+                await copy.StartRowAsync(cancellationToken);
+                await copy.WriteAsync(seq, NpgsqlDbType.Bigint, cancellationToken);
+                await copy.WriteAsync(e.MessageId, NpgsqlDbType.Text, cancellationToken);
+                await copy.WriteAsync(e.SourceId, NpgsqlDbType.Text, cancellationToken);
+                await copy.WriteAsync(e.Type.Name(), NpgsqlDbType.Text, cancellationToken);
+                await WriteTextAsync(copy, e.Event, cancellationToken);
+                await WriteTextAsync(copy, e.UserId, cancellationToken);
+                await WriteTextAsync(copy, e.AnonymousId, cancellationToken);
+                await WriteTextAsync(copy, e.GroupId, cancellationToken);
+                await WriteTextAsync(copy, e.PreviousId, cancellationToken);
+                await WriteTextAsync(copy, processed[i].ProfileId, cancellationToken);
+                await copy.WriteAsync(e.Timestamp.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
+                await WriteTimeAsync(copy, e.OriginalTimestamp, cancellationToken);
+                await WriteTimeAsync(copy, e.SentAt, cancellationToken);
+                await copy.WriteAsync(e.ReceivedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
+                await copy.WriteAsync(e.Raw.ToString(), NpgsqlDbType.Text, cancellationToken);
+            }
+
+            await copy.CompleteAsync(cancellationToken);
+        }
     }
 
     private static Task<int> RecordJournalPositionAsync(NpgsqlConnection connection, JournalMark mark, CancellationToken cancellationToken) =>
