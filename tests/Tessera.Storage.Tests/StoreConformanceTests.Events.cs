@@ -115,6 +115,25 @@ public abstract partial class StoreConformanceTests
     }
 
     /// <summary>
+    /// A copy stored again after the window starts a new window from its own receipt: a resend soon after it is a
+    /// duplicate. Receipt times 50 minutes ago and 20 minutes ahead keep the first sighting out of the purge (which
+    /// goes by the clock) while the second is already past the window.
+    /// </summary>
+    [Fact]
+    public async Task a_copy_stored_again_after_the_window_starts_a_new_window()
+    {
+        var store = await OpenAsync(dedupWindow: TimeSpan.FromHours(1));
+        await store.AppendAsync([Event("m-1", receivedAt: DateTimeOffset.UtcNow.AddMinutes(-50))], CancellationToken.None);
+
+        var again = await store.AppendAsync([Event("m-1", receivedAt: DateTimeOffset.UtcNow.AddMinutes(20))], CancellationToken.None);
+        var third = await store.AppendAsync([Event("m-1", receivedAt: DateTimeOffset.UtcNow.AddMinutes(30))], CancellationToken.None);
+
+        Assert.Equal(new AppendResult(1, 0), again);
+        Assert.Equal(new AppendResult(0, 1), third);
+        Assert.Equal(2, (await ReadAllAsync(store)).Count);
+    }
+
+    /// <summary>
     /// A resend is judged by its own receipt time against the first copy's, not by the clock when the store gets to it
     /// (events wait in the journal first). PostgreSQL's claim always compared receipt times; DuckDB compared with the
     /// clock at staging, and here would have taken the second m-1 (received two hours after the first) for a resend.
