@@ -277,7 +277,7 @@ internal static class PostgresMigrations
         // events share one key, which a B-tree stores once with a list of rows (deduplication) instead of an entry a row,
         // so every append writes less. A page of one person's events sorts their rows, which are few; the event-name
         // filter keeps (event, seq), as one name has millions of rows and its pages are read in seq order from the index.
-        // Measured on issue 3's append, groups of 20,000: the events COPY 35-37 µs a row down to 26-30.
+        // Measured on issue 3's append, groups of 20,000: the events COPY 32-40 µs a row down to 25-32 (docs/benchmarks.md).
         (8, "per-person event indexes keyed on the value alone", """
             DROP INDEX events_user_id;
             CREATE INDEX events_user_id ON events (user_id);

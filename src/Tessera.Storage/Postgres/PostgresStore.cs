@@ -254,23 +254,24 @@ public sealed partial class PostgresStore : ITesseraStore
         (string Source, string MessageId)[] keys,
         CancellationToken cancellationToken)
     {
-        var lastSeen = new Dictionary<int, DateTimeOffset>();
+        // Indexed like keys: when each pair was last seen, null when never.
+        var lastSeen = new DateTimeOffset?[keys.Length];
         await using (var find = new NpgsqlCommand(FindMessageIds, connection))
         {
             find.Parameters.Add(new NpgsqlParameter { Value = keys.Select(k => k.Source).ToArray() });
             find.Parameters.Add(new NpgsqlParameter { Value = keys.Select(k => k.MessageId).ToArray() });
             await using var reader = await find.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken)) { lastSeen[(int)reader.GetInt64(0) - 1] = reader.GetFieldValue<DateTimeOffset>(1); }
+            while (await reader.ReadAsync(cancellationToken)) { lastSeen[reader.GetInt64(0) - 1] = reader.GetFieldValue<DateTimeOffset>(1); }
         }
 
         var fresh = new HashSet<(string, string)>(keys.Length);
-        var added = new List<int>(keys.Length - lastSeen.Count);
-        var renewed = new List<int>();
+        var added = new List<((string Source, string MessageId) Key, DateTimeOffset ReceivedAt)>(keys.Length);
+        var renewed = new List<((string Source, string MessageId) Key, DateTimeOffset ReceivedAt)>();
         for (var i = 0; i < keys.Length; i++)
         {
-            var receivedAt = unique[keys[i]].ReceivedAt;
-            if (!lastSeen.TryGetValue(i, out var last)) { added.Add(i); }
-            else if (last < receivedAt - _options.DedupWindow) { renewed.Add(i); }
+            var receivedAt = unique[keys[i]].ReceivedAt.ToUniversalTime();
+            if (lastSeen[i] is not { } last) { added.Add((keys[i], receivedAt)); }
+            else if (last < receivedAt - _options.DedupWindow) { renewed.Add((keys[i], receivedAt)); }
             else { continue; }
             fresh.Add(keys[i]);
         }
@@ -278,12 +279,12 @@ public sealed partial class PostgresStore : ITesseraStore
         if (added.Count > 0)
         {
             await using var copy = await connection.BeginBinaryImportAsync(CopyMessageIds, cancellationToken);
-            foreach (var i in added)
+            foreach (var (key, receivedAt) in added)
             {
                 await copy.StartRowAsync(cancellationToken);
-                await copy.WriteAsync(keys[i].Source, NpgsqlDbType.Text, cancellationToken);
-                await copy.WriteAsync(keys[i].MessageId, NpgsqlDbType.Text, cancellationToken);
-                await copy.WriteAsync(unique[keys[i]].ReceivedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz, cancellationToken);
+                await copy.WriteAsync(key.Source, NpgsqlDbType.Text, cancellationToken);
+                await copy.WriteAsync(key.MessageId, NpgsqlDbType.Text, cancellationToken);
+                await copy.WriteAsync(receivedAt, NpgsqlDbType.TimestampTz, cancellationToken);
             }
 
             await copy.CompleteAsync(cancellationToken);
@@ -292,8 +293,7 @@ public sealed partial class PostgresStore : ITesseraStore
         if (renewed.Count > 0)
         {
             await ExecuteAsync(connection, RenewMessageIds, cancellationToken,
-                renewed.Select(i => keys[i].Source).ToArray(), renewed.Select(i => keys[i].MessageId).ToArray(),
-                renewed.Select(i => unique[keys[i]].ReceivedAt.ToUniversalTime()).ToArray());
+                renewed.Select(r => r.Key.Source).ToArray(), renewed.Select(r => r.Key.MessageId).ToArray(), renewed.Select(r => r.ReceivedAt).ToArray());
         }
 
         return fresh;
