@@ -158,6 +158,27 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     }
 
     [Fact]
+    public async Task stores_catch_up_with_more_events_than_one_page_whether_idle_or_appending()
+    {
+        var first = (PostgresStore)await OpenAsync();
+        var idle = (PostgresStore)await OpenAsync();
+        await using var appending = new PostgresStore(new PostgresStoreOptions(_database.ConnectionString) { CatchUpInterval = TimeSpan.Zero }, NewEngine());
+        await appending.OpenAsync(CancellationToken.None);
+        // 10,500 events: the catch-up reads 10,000 at a time.
+        await first.AppendAsync(PeopleMessages(3_500), CancellationToken.None);
+
+        await idle.CatchUpAsync(CancellationToken.None);
+        await appending.AppendAsync([Message("m-last", MessageType.Identify, """{"type":"identify","messageId":"m-last","userId":"u-3499","traits":{"plan":"last"}}""")], CancellationToken.None);
+
+        var last = new Identifier("email", "person3499@x.com");
+        Assert.Equal(first.Engine.Counts(), idle.Engine.Counts());
+        Assert.Equal(first.Engine.FindByIdentifier(last), idle.Engine.FindByIdentifier(last));
+        // The appending store resolved its event on top of all 10,500: the user id joined the person it already had.
+        Assert.Equal(first.Engine.Counts(), appending.Engine.Counts());
+        Assert.Equal("\"last\"", appending.Engine.Get(appending.Engine.FindByIdentifier(last)!)!.Traits["plan"].Value!.ToJsonString());
+    }
+
+    [Fact]
     public async Task a_computed_trait_defined_in_one_store_is_computed_in_the_other()
     {
         var first = (PostgresStore)await OpenAsync();
@@ -276,6 +297,36 @@ public sealed class PostgresStoreTests : StoreConformanceTests
         }
 
         Assert.Contains(plan, line => line.Contains(index, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task the_dedup_claim_probes_the_primary_key_for_each_pair_instead_of_reading_every_remembered_pair()
+    {
+        await using var store = CreateStore(TimeSpan.FromDays(7), null);
+        await store.OpenAsync(CancellationToken.None);
+        await using var connection = new NpgsqlConnection(_database.ConnectionString);
+        await connection.OpenAsync();
+        // A remembered set the size of a busy week, analyzed, and a group as large as the indexer's: the planner, once
+        // it knows the array's length, prefers reading the whole table into a hash to 20,000 probes, unless told not to.
+        await using (var fill = new NpgsqlCommand("""
+            INSERT INTO message_ids (source_id, message_id, received_at) SELECT 'src', 'm-' || g, now() FROM generate_series(1, 200000) g;
+            ANALYZE message_ids;
+            """, connection))
+        {
+            await fill.ExecuteNonQueryAsync();
+        }
+
+        await using var explain = new NpgsqlCommand("EXPLAIN " + PostgresStore.FindMessageIds, connection);
+        explain.Parameters.Add(new NpgsqlParameter { Value = Enumerable.Repeat("src", 20_000).ToArray() });
+        explain.Parameters.Add(new NpgsqlParameter { Value = Enumerable.Range(190_001, 20_000).Select(i => $"m-{i}").ToArray() });
+        var plan = new List<string>();
+        await using (var reader = await explain.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync()) { plan.Add(reader.GetString(0)); }
+        }
+
+        Assert.DoesNotContain(plan, line => line.Contains("Seq Scan on message_ids", StringComparison.Ordinal));
+        Assert.Contains(plan, line => line.Contains("message_ids_pkey", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -32,11 +32,15 @@ public sealed partial class PostgresStore : ITesseraStore
     /// <summary>How many events the engine resolves at a time while the events before them are copied.</summary>
     private const int ResolveSlice = 1_000;
 
-    // Which of the batch's (source, messageId) pairs are remembered, with when each was last seen.
-    private const string FindMessageIds = """
+    // Which of the batch's (source, messageId) pairs are remembered, with when each was last seen: one primary-key probe
+    // a pair. The LIMIT keeps the planner from turning the lookup into a join, which it made a hash join over a
+    // sequential scan of the whole table once it knew the array's length (measured at 1,000,000 remembered pairs and
+    // 20,000 looked up: 410 ms, against 60 ms probing, and growing with the table).
+    internal const string FindMessageIds = """
         SELECT k.i, m.received_at
         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(source_id, message_id, i)
-        JOIN message_ids m ON m.source_id = k.source_id AND m.message_id = k.message_id
+        CROSS JOIN LATERAL (
+            SELECT received_at FROM message_ids m WHERE m.source_id = k.source_id AND m.message_id = k.message_id LIMIT 1) m
         """;
 
     private const string CopyMessageIds = "COPY message_ids (source_id, message_id, received_at) FROM STDIN (FORMAT BINARY)";
