@@ -42,14 +42,20 @@ internal static class PostgresGroupAppend
             await using var store = new PostgresStore(options, new ProfileEngine(IdentityRules.Default, ProfileRules.Default));
             await store.OpenAsync(CancellationToken.None);
             var timed = new Stopwatch();
+            var each = new List<string>(rounds);
             for (var round = 0; round < rounds; round++)
             {
+                var started = Stopwatch.GetTimestamp();
                 // New messageIds every round, or the dedup would rightly drop them; the people are the same every round,
                 // as they come back in the load generator's runs.
                 var events = template.Select((e, i) => e with { MessageId = $"r{round}-{i}" }).ToList();
                 if (round == 2) { timed.Start(); }
                 await store.AppendAsync(events, CancellationToken.None);
+                each.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture));
             }
+
+            // The first rounds show the warm-up (JIT, PostgreSQL's caches of the new schema) the median leaves out.
+            Console.WriteLine($"  ms a round: {string.Join(' ', each)}");
 
             return (rounds - 2) * (double)group / timed.Elapsed.TotalSeconds;
         }
