@@ -21,9 +21,11 @@ public abstract partial class StoreConformanceTests
         Assert.Equal(oldEvents.Reverse(), (await ReadAllAsync(store)).Select(e => e.Message));
         Assert.Equal(source.Id, (await store.FindSourceByWriteKeyAsync("wk-web", CancellationToken.None))!.Id);
         Assert.Equal("v", await store.GetSettingAsync("k", CancellationToken.None));
+        Assert.Equal(2, (await store.GetStatsAsync(CancellationToken.None)).Events);
         // Events written before the upgrade still count for dedup, and new ones follow them in the log.
         Assert.Equal(new AppendResult(1, 1), await store.AppendAsync([Event("old-1"), Event("new-1")], CancellationToken.None));
         Assert.Equal("new-1", (await store.QueryAsync(new EventQuery(Limit: 1), CancellationToken.None)).Items[0].Message.MessageId);
+        Assert.Equal(3, (await store.GetStatsAsync(CancellationToken.None)).Events);
     }
 
     [Fact]

@@ -224,6 +224,8 @@ public sealed partial class PostgresStore : ITesseraStore
                 await Task.WhenAll(resolved).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
 
+            await ExecuteAsync(connection, "UPDATE event_count SET events = events + $1", cancellationToken, (long)stored);
+
             await CopyProfileChangesAsync(connection, processed, "identity_changes", "trait_changes", cancellationToken);
             var audienceChanges = AudienceRows.All(processed).ToList();
             await CopyAudienceChangesAsync(connection, audienceChanges, cancellationToken);
@@ -437,7 +439,7 @@ public sealed partial class PostgresStore : ITesseraStore
     public async Task<StoreStats> GetStatsAsync(CancellationToken cancellationToken) =>
         await RunAsync("stats", async connection =>
         {
-            var events = await ScalarAsync<long>(connection, "SELECT count(*) FROM events", cancellationToken);
+            var events = await ScalarAsync<long>(connection, "SELECT events FROM event_count", cancellationToken);
             var sources = await ScalarAsync<long>(connection, "SELECT count(*) FROM sources", cancellationToken);
             var (profiles, identifiers, merges) = Engine.Counts();
             return new StoreStats(events, sources, profiles, identifiers, merges, Segments: Engine.Audiences.Count);
