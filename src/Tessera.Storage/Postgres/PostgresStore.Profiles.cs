@@ -561,7 +561,7 @@ public sealed partial class PostgresStore
                 {
                     try
                     {
-                        await CatchUpAsync(stop);
+                        await CatchUpAsync(stop, skipWhenBusy: true);
                     }
                     catch (Exception e) when (e is StoreException or StoreUnavailableException)
                     {
@@ -579,11 +579,20 @@ public sealed partial class PostgresStore
     /// <summary>
     /// Applies what other processes committed, without the resolution lock: a process appending holds the lock from
     /// before its seqs are allocated to its commit, so every seq below a visible one is visible too. Skipped when an
-    /// append (which catches up itself) is running.
+    /// append (which catches up itself) or another catch-up is running, if <paramref name="skipWhenBusy"/> (the loop's
+    /// ticks); otherwise it waits for them, so everything committed before the call is applied when it returns.
     /// </summary>
-    internal async Task CatchUpAsync(CancellationToken cancellationToken)
+    internal async Task CatchUpAsync(CancellationToken cancellationToken, bool skipWhenBusy = false)
     {
-        if (!await _engineLock.WaitAsync(0, cancellationToken)) { return; }
+        if (skipWhenBusy)
+        {
+            if (!await _engineLock.WaitAsync(0, cancellationToken)) { return; }
+        }
+        else
+        {
+            await _engineLock.WaitAsync(cancellationToken);
+        }
+
         try
         {
             await RunAsync("catch up with other processes", async connection =>
