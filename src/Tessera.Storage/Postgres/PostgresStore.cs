@@ -145,7 +145,8 @@ public sealed partial class PostgresStore : ITesseraStore
         var unique = new Dictionary<(string Source, string MessageId), CollectedEvent>(events.Count);
         foreach (var e in events) { unique.TryAdd((e.SourceId, e.MessageId), e); }
 
-        // Every process claims pairs in the same order, so two overlapping batches cannot deadlock on each other.
+        // In key order: the claim's probes and its COPY walk message_ids' primary key from one end to the other. (Every claim
+        // runs under the resolution lock, so the order no longer matters for deadlocks between appends.)
         var keys = unique.Keys.ToArray();
         Array.Sort(keys, (a, b) =>
         {
