@@ -144,17 +144,12 @@ public sealed partial class PostgresStore : IAudienceStore
     private async Task SyncMembershipsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         if (Engine.Audiences.Count == 0) { return; }
-        while (true)
+        await foreach (var recorded in PagesAsync(
+            connection, $"SELECT id, audience_id, profile_id, entered FROM audience_changes WHERE id > $1 ORDER BY id LIMIT {ReplayPage}",
+            r => (Id: r.GetInt64(0), Audience: r.GetString(1), Profile: r.GetString(2), Entered: r.GetBoolean(3)), r => r.Id, _appliedAudienceChange, cancellationToken))
         {
-            // A page at a time, as the missed events (MissedPage): the LIMIT keeps the plan on the primary key whatever
-            // the table's statistics say.
-            var recorded = await ReadAllAsync(
-                connection, $"SELECT id, audience_id, profile_id, entered FROM audience_changes WHERE id > $1 ORDER BY id LIMIT {ReplayPage}",
-                r => (Id: r.GetInt64(0), Audience: r.GetString(1), Profile: r.GetString(2), Entered: r.GetBoolean(3)), cancellationToken, _appliedAudienceChange);
-            if (recorded.Count == 0) { return; }
             Engine.ApplyRecordedChanges(recorded.Select(r => (r.Audience, r.Profile, r.Entered)));
             _appliedAudienceChange = recorded[^1].Id;
-            if (recorded.Count < ReplayPage) { return; }
         }
     }
 

@@ -19,21 +19,18 @@ namespace Tessera.Storage.Postgres;
 /// </summary>
 public sealed partial class PostgresStore
 {
-    // Another class than the migration lock's (74551), the same key: the schema.
-    // PostgreSQL's JIT compiles a statement whose cost estimate passes jit_above_cost, which takes 100-200 ms: the
-    // catch-up's `seq > $1` on an events table not yet analyzed is estimated at a third of the table although it finds
-    // nothing, and was compiled in every append. The statements of a resolving or catching-up transaction are short by
-    // design, so they run without JIT (set for the transaction only; audience queries keep the server's setting).
-    private const string WithoutJit = "set_config('jit', 'off', true)";
-    private const string ResolutionLock = $"SELECT pg_advisory_xact_lock(74552, hashtext($1)), {WithoutJit}";
+    // Another class than the migration lock's (74551), the same key: the schema. The lock's statement also turns
+    // PostgreSQL's JIT off for the rest of the transaction (audience queries keep the server's setting): the claim's
+    // 20,000 primary-key probes are estimated past jit_above_cost, and compiling them took about 40 ms of a 100 ms
+    // statement (EXPLAIN ANALYZE at 1,000,000 remembered pairs); a resolving transaction's statements are short.
+    private const string ResolutionLock = "SELECT pg_advisory_xact_lock(74552, hashtext($1)), set_config('jit', 'off', true)";
     private const string IdentityCopyColumns = "(seq, ordinal, kind, profile_id, other_profile_id, id_type, id_value, occurred_at, cause, detail, identifiers) FROM STDIN (FORMAT BINARY)";
     private const string TraitCopyColumns = "(seq, profile_id, name, value, occurred_at, source_id) FROM STDIN (FORMAT BINARY)";
+
+    // How many rows PagesAsync reads at a time.
     private const int ReplayPage = 10_000;
 
-    // The events committed after $1, a page at a time. The LIMIT keeps PostgreSQL on the primary key: without it, on an
-    // events table not analyzed yet (a new database, until autovacuum first gets to it) the planner took a third of the
-    // table to match, and read and sorted all of it in parallel to find nothing, in every append under the lock:
-    // 110-170 ms at 500,000 events, growing with the table.
+    // The events committed after $1, a page (see PagesAsync).
     private static readonly string MissedPage = $"SELECT {EventReader.Columns} FROM events WHERE seq > $1 ORDER BY seq LIMIT {ReplayPage}";
 
     private readonly SemaphoreSlim _engineLock = new(1, 1);
@@ -198,12 +195,10 @@ public sealed partial class PostgresStore
     /// <summary>Feeds events with afterSeq &lt; seq &lt;= upTo through <paramref name="fresh"/>, a page at a time; copies its output to the rebuild tables when given a connection.</summary>
     private static async Task ReplayAsync(NpgsqlConnection connection, ProfileEngine fresh, long afterSeq, long upTo, NpgsqlConnection? rebuild, CancellationToken cancellationToken)
     {
-        while (afterSeq < upTo)
+        await foreach (var page in PagesAsync(
+            connection, $"SELECT {EventReader.Columns} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT {ReplayPage}",
+            r => EventReader.Read(r), e => e.Seq, afterSeq, cancellationToken, upTo))
         {
-            var page = await ReadAllAsync(
-                connection, $"SELECT {EventReader.Columns} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT {ReplayPage}",
-                r => EventReader.Read(r), cancellationToken, afterSeq, upTo);
-            if (page.Count == 0) { return; }
             var processed = fresh.Process([.. page.Select(e => (e.Seq, e.Message))]);
             if (rebuild is not null)
             {
@@ -221,8 +216,27 @@ public sealed partial class PostgresStore
 
                 await CopyProfileChangesAsync(rebuild, processed, "identity_changes_rebuild", "trait_changes_rebuild", cancellationToken);
             }
+        }
+    }
 
-            afterSeq = page[^1].Seq;
+    /// <summary>
+    /// Reads <paramref name="sql"/> a page at a time: it selects the rows whose key is past $1 in key order, <c>LIMIT
+    /// ReplayPage</c> (further parameters from $2 on); each page starts after the last key of the one before, until one
+    /// comes back short. The LIMIT keeps PostgreSQL on the key's index whatever the table's statistics say: without it,
+    /// on an events table not yet analyzed (a new database, until autovacuum first gets to it), the catch-up's
+    /// <c>seq &gt; $1</c> was estimated at a third of the table, which was read and sorted in parallel to find nothing,
+    /// in every append under the lock (110-170 ms at 500,000 events, growing with the table).
+    /// </summary>
+    private static async IAsyncEnumerable<List<T>> PagesAsync<T>(
+        NpgsqlConnection connection, string sql, Func<DbDataReader, T> read, Func<T, long> keyOf, long after,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken, params object?[] more)
+    {
+        while (true)
+        {
+            var page = await ReadAllAsync(connection, sql, read, cancellationToken, [after, .. more]);
+            if (page.Count > 0) { yield return page; }
+            if (page.Count < ReplayPage) { yield break; }
+            after = keyOf(page[^1]);
         }
     }
 
@@ -303,12 +317,9 @@ public sealed partial class PostgresStore
     /// <summary>Adds the events committed after <paramref name="after"/> to <paramref name="missed"/>, in seq order.</summary>
     private static async Task ReadMissedAsync(NpgsqlConnection connection, long after, List<(long Seq, CollectedEvent Event)> missed, CancellationToken cancellationToken)
     {
-        while (true)
+        await foreach (var page in PagesAsync(connection, MissedPage, r => { var e = EventReader.Read(r); return (e.Seq, e.Message); }, e => e.Seq, after, cancellationToken))
         {
-            var page = await ReadAllAsync(connection, MissedPage, r => { var e = EventReader.Read(r); return (e.Seq, e.Message); }, cancellationToken, after);
             missed.AddRange(page);
-            if (page.Count < ReplayPage) { return; }
-            after = page[^1].Seq;
         }
     }
 
@@ -598,7 +609,7 @@ public sealed partial class PostgresStore
             await RunAsync("catch up with other processes", async connection =>
             {
                 await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
-                var generation = await ScalarAsync<long>(connection, $"SELECT generation, {WithoutJit} FROM identity_generation", cancellationToken);
+                var generation = await ScalarAsync<long>(connection, "SELECT generation FROM identity_generation", cancellationToken);
                 if (_engineStale || generation != _generation)
                 {
                     await ReloadAsync(connection, cancellationToken);
