@@ -31,8 +31,10 @@ load=(--spawn tessera --rate "${RATE:-10000}" --connections 32 --duration "${DUR
 for i in $(seq 1 "$runs"); do
   echo "== run $i of $runs"
   for probe in audience webhook; do
-    run "$probe" src/Tessera.Cli/bin/Release/net10.0/tessera.dll "${load[@]}" "--probe-$probe"
-    if [ -n "${BASELINE:-}" ]; then run "$probe-baseline" "$BASELINE/src/Tessera.Cli/bin/Release/net10.0/tessera.dll" "${load[@]}" "--probe-$probe"; fi
+    # The audience probes one by one (their 200, visible, recorded, polls), to see where a slow one spent its time.
+    log() { [ "$probe" = audience ] && echo --probe-log "$out/$1-probes-$i.tsv" || true; }
+    run "$probe" src/Tessera.Cli/bin/Release/net10.0/tessera.dll "${load[@]}" "--probe-$probe" $(log "$probe")
+    if [ -n "${BASELINE:-}" ]; then run "$probe-baseline" "$BASELINE/src/Tessera.Cli/bin/Release/net10.0/tessera.dll" "${load[@]}" "--probe-$probe" $(log "$probe-baseline"); fi
   done
 done
 

@@ -15,12 +15,16 @@ internal sealed class AudienceProbe(LoadOptions options, string url)
 {
     private readonly List<double> _visibleMs = [];
     private readonly List<double> _recordedMs = [];
+    private readonly List<string> _log = [];
 
     public IReadOnlyList<double> VisibleMs => _visibleMs;
 
     public IReadOnlyList<double> RecordedMs => _recordedMs;
 
     public int Failures { get; private set; }
+
+    /// <summary>One line a probe: UTC time sent, then ms from the send to its 200, to visible and to recorded, and the polls each took.</summary>
+    public IReadOnlyList<string> Log => _log;
 
     /// <summary>Probe events acknowledged (they count in the store's total).</summary>
     public long Sent { get; private set; }
@@ -45,13 +49,18 @@ internal sealed class AudienceProbe(LoadOptions options, string url)
         while (Stopwatch.GetTimestamp() < end)
         {
             var user = $"probe-{Environment.ProcessId}-{n++}";
+            var sentAt = DateTime.UtcNow;
             var started = Stopwatch.GetTimestamp();
             var send = collect.PostAsync(new Uri(url + "/v1/track"), new StringContent(
                 $$$"""{"userId":"{{{user}}}","event":"Probe Qualified","properties":{"n":{{{n}}}}}""", Encoding.UTF8, "application/json"));
+            var acknowledged = send.ContinueWith(_ => Stopwatch.GetElapsedTime(started).TotalMilliseconds, TaskScheduler.Default);
             double? visible = null;
             string? profileId = null;
+            var visiblePolls = 0;
+            var recordedPolls = 0;
             while (visible is null && Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(30))
             {
+                visiblePolls++;
                 using var response = await admin.GetAsync(new Uri(url + $"/api/profiles?identifier=user_id:{user}"));
                 if (response.IsSuccessStatusCode)
                 {
@@ -70,6 +79,7 @@ internal sealed class AudienceProbe(LoadOptions options, string url)
             double? recorded = null;
             while (profileId is not null && recorded is null && Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(30))
             {
+                recordedPolls++;
                 using var response = await admin.GetAsync(new Uri(url + $"/api/profiles/{profileId}/segments"));
                 if (response.IsSuccessStatusCode)
                 {
@@ -85,6 +95,9 @@ internal sealed class AudienceProbe(LoadOptions options, string url)
                 if (sent.IsSuccessStatusCode) { Sent++; }
             }
 
+            var ackMs = await acknowledged;
+            _log.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{sentAt:HH:mm:ss.fff}\t{ackMs:F2}\t{visible:F2}\t{recorded:F2}\t{visiblePolls}\t{recordedPolls}"));
             if (visible is { } v && recorded is { } r)
             {
                 _visibleMs.Add(v);

@@ -42,6 +42,9 @@ internal sealed class LoadOptions
     /// <summary>Also measure how fast a real-time audience follows the data while the load runs (<see cref="AudienceProbe"/>).</summary>
     public bool ProbeAudience { get; set; }
 
+    /// <summary>A file to write every audience probe to (UTC time sent, its 200, visible, recorded, polls of each), to see which part a slow one spent its time in.</summary>
+    public string? ProbeLog { get; set; }
+
     /// <summary>Also measure event → webhook request for an audience entry while the load runs (<see cref="WebhookProbe"/>).</summary>
     public bool ProbeWebhook { get; set; }
 
@@ -87,6 +90,7 @@ internal sealed class LoadOptions
                 case "--timeout": o.RequestTimeout = Number(); break;
                 case "--latency-log": o.LatencyLog = Next(); break;
                 case "--probe-audience": o.ProbeAudience = true; break;
+                case "--probe-log": o.ProbeLog = Next(); break;
                 case "--probe-webhook": o.ProbeWebhook = true; break;
                 case "--audience-delivery": o.AudienceDelivery = (int)Number(); break;
                 case "--batch-size": o.BatchSize = (int)Number(); break;
@@ -107,7 +111,7 @@ internal sealed class LoadOptions
     public const string Usage = """
         usage: Tessera.LoadGen [--url http://127.0.0.1:8080 | --spawn tessera|ceiling [--dll path] [--serve-arg FLAG]...] [--server-pid N] [--server-log FILE]
                                [--batch 100] [--connections 16] [--rate EVENTS_PER_S (0 = flat out)]
-                               [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--catch-up-timeout 600] [--label L] [--probe-audience] [--probe-webhook]
+                               [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--catch-up-timeout 600] [--label L] [--probe-audience [--probe-log FILE]] [--probe-webhook]
                                [--latency-log FILE]
                Tessera.LoadGen --spawn tessera --audience-delivery 100000 [--batch-size 1000]
                Tessera.LoadGen --spawn tessera --file-export 100000

@@ -58,6 +58,10 @@ var loadGenCores = (Environment.CpuUsage.TotalTime - ownCpu).TotalSeconds / Syst
 if (sampler is not null) { await sampler.DisposeAsync(); }
 await probing;
 await webhookProbing;
+if (probe is not null && options.ProbeLog is { } probeLog)
+{
+    await File.WriteAllLinesAsync(probeLog, ["sent_utc\tack_ms\tvisible_ms\trecorded_ms\tvisible_polls\trecorded_polls", .. probe.Log]);
+}
 
 // With the journal, a 200 means "in the journal" and the store follows; /api/stats waits for it (503 while it catches up).
 var loadEnded = System.Diagnostics.Stopwatch.GetTimestamp();
