@@ -131,7 +131,8 @@ public sealed class JournalProcessTests
         {
             using var stop = new CancellationTokenSource();
             var senders = SendUntilStopped(tessera.BaseAddress, "jt", acknowledged, stop.Token);
-            await Task.Delay(1500);
+            // Load in flight first: under the whole suite's load a fixed 1.5 s once passed before any batch was answered.
+            for (var waited = System.Diagnostics.Stopwatch.StartNew(); acknowledged.Count < 500 && waited.Elapsed < TimeSpan.FromSeconds(30);) { await Task.Delay(50); }
             behindAtTerm = await BehindBytesAsync(tessera.BaseAddress);
             exitCode = await tessera.TerminateAsync(TimeSpan.FromSeconds(60));
             await stop.CancelAsync();

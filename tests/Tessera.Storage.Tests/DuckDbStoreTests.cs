@@ -60,6 +60,48 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// At a low rate every journaled request used to be a commit of its own, each with a fixed cost in DuckDB and a
+    /// derivation step after it. Journaled events (durable already) now wait up to the interval to share a commit;
+    /// an append without the journal, whose caller waits for the commit, does not wait.
+    /// </summary>
+    [Fact]
+    public async Task journaled_events_arriving_one_by_one_share_commits_while_direct_appends_commit_at_once()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-interval"), "tessera.duckdb");
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1, JournaledCommitInterval = TimeSpan.FromSeconds(1) }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+        var commits = 0;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, store.Meter) && instrument.Name == "tessera.store.commit.duration") { l.EnableMeasurementEvents(instrument); }
+        };
+        listener.SetMeasurementEventCallback<double>((_, _, _, _) => Interlocked.Increment(ref commits));
+        listener.Start();
+
+        // One event every 10 ms for a second, as a trickle of single-event requests reaches the journal's indexer.
+        var staged = new List<Task>();
+        for (var i = 0; i < 100; i++)
+        {
+            staged.Add((await store.StageAsync([Event($"trickle-{i}")], new Journal.JournalMark("interval-test", i + 1), CancellationToken.None)).Committed);
+            await Task.Delay(10);
+        }
+
+        await Task.WhenAll(staged);
+        var journaledCommits = Volatile.Read(ref commits);
+        // The first at once, then one a second over the 1-1.5 s it took; without the interval, one per event.
+        Assert.InRange(journaledCommits, 1, 4);
+        Assert.Equal(100, (await store.GetStatsAsync(CancellationToken.None)).Events);
+
+        // A direct append is committed at once, not held for the interval.
+        await store.StageAsync([Event("last-journaled")], new Journal.JournalMark("interval-test", 101), CancellationToken.None);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await store.AppendAsync([Event("direct")], CancellationToken.None);
+        Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(500), $"a direct append waited {clock.Elapsed.TotalMilliseconds:F0} ms for its commit");
+        Assert.Equal(102, (await store.GetStatsAsync(CancellationToken.None)).Events);
+    }
+
+    /// <summary>
     /// DuckDB folds its write-ahead log into the file inside a commit only when no other transaction is running. With
     /// activation deriving deliveries right after every commit, one nearly always was, and the log grew by every
     /// commit, without bound. The committer checkpoints between them once the log is four times the threshold.

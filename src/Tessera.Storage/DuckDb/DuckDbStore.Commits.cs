@@ -154,9 +154,12 @@ public sealed partial class DuckDbStore
     private void CommitLoop()
     {
         var batch = new List<StagedCommit>();
+        var lastStart = 0L;
         while (true)
         {
             _stagedSignal.Wait();
+            WaitForCommitInterval(lastStart);
+            lastStart = Stopwatch.GetTimestamp();
             batch.Clear();
             lock (_stagedGate)
             {
@@ -201,6 +204,32 @@ public sealed partial class DuckDbStore
             }
 
             Settle(batch, failure);
+        }
+    }
+
+    /// <summary>
+    /// Holds the next commit until <see cref="DuckDbStoreOptions.JournaledCommitInterval"/> has passed since the last one
+    /// started, while everything waiting is journaled (durable already, and seen by the engine): so at a low rate the
+    /// events of many requests share one commit instead of one each. Under load a commit takes longer than the interval
+    /// and nothing waits. Not while closing, nor once an append without the journal waits for its commit.
+    /// </summary>
+    private void WaitForCommitInterval(long lastStart)
+    {
+        var interval = options.JournaledCommitInterval;
+        while (interval > TimeSpan.Zero && !_closing)
+        {
+            var left = interval - Stopwatch.GetElapsedTime(lastStart);
+            if (left <= TimeSpan.Zero) { return; }
+            lock (_stagedGate)
+            {
+                foreach (var item in _staged)
+                {
+                    if (item.Mark is null) { return; }
+                }
+            }
+
+            // In short steps, so an append without the journal staged meanwhile does not wait out the whole interval.
+            Thread.Sleep(left < TimeSpan.FromMilliseconds(5) ? left : TimeSpan.FromMilliseconds(5));
         }
     }
 
