@@ -27,14 +27,17 @@ run() {  # label, dll, loadgen args...
   grep '^RESULT' "$out/$name.txt" | tail -1 | cut -c8- >> "$out/results.jsonl" || true
 }
 
+# The audience probes one by one (their 200, visible, recorded, polls), to see where a slow one spent its time.
+probe_log() {  # probe, label, run
+  [ "$1" = audience ] && echo --probe-log "$out/$2-probes-$3.tsv" || true
+}
+
 load=(--spawn tessera --rate "${RATE:-10000}" --connections 32 --duration "${DURATION:-20}" --warmup "${WARMUP:-15}")
 for i in $(seq 1 "$runs"); do
   echo "== run $i of $runs"
   for probe in audience webhook; do
-    # The audience probes one by one (their 200, visible, recorded, polls), to see where a slow one spent its time.
-    log() { [ "$probe" = audience ] && echo --probe-log "$out/$1-probes-$i.tsv" || true; }
-    run "$probe" src/Tessera.Cli/bin/Release/net10.0/tessera.dll "${load[@]}" "--probe-$probe" $(log "$probe")
-    if [ -n "${BASELINE:-}" ]; then run "$probe-baseline" "$BASELINE/src/Tessera.Cli/bin/Release/net10.0/tessera.dll" "${load[@]}" "--probe-$probe" $(log "$probe-baseline"); fi
+    run "$probe" src/Tessera.Cli/bin/Release/net10.0/tessera.dll "${load[@]}" "--probe-$probe" $(probe_log "$probe" "$probe" "$i")
+    if [ -n "${BASELINE:-}" ]; then run "$probe-baseline" "$BASELINE/src/Tessera.Cli/bin/Release/net10.0/tessera.dll" "${load[@]}" "--probe-$probe" $(probe_log "$probe" "$probe-baseline" "$i"); fi
   done
 done
 

@@ -26,6 +26,9 @@ public sealed partial class DuckDbStore
     private readonly Lock _stagedGate = new();
     private readonly Queue<StagedCommit> _staged = new();
     private readonly SemaphoreSlim _stagedSignal = new(0);
+
+    // Set while something queued must not wait for the commit interval (an append without the journal, or closing).
+    private readonly ManualResetEventSlim _commitNow = new(false);
     private TaskCompletionSource _drained = Completed();
     private TaskCompletionSource _room = Completed();
     private int _outstanding;
@@ -97,6 +100,7 @@ public sealed partial class DuckDbStore
             if (_stagedEvents > options.MaxStagedEvents && _room.Task.IsCompleted) { _room = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); }
             foreach (var (id, change) in changes) { _stagedChanges[id] = change; }
             _staged.Enqueue(item);
+            if (mark is null) { _commitNow.Set(); }
         }
 
         _stagedSignal.Release();
@@ -164,6 +168,7 @@ public sealed partial class DuckDbStore
             lock (_stagedGate)
             {
                 // Everything waiting goes into one transaction: under a long commit, the next one takes the backlog at once.
+                if (!_closing) { _commitNow.Reset(); }
                 while (_staged.TryDequeue(out var item))
                 {
                     batch.Add(item);
@@ -215,22 +220,8 @@ public sealed partial class DuckDbStore
     /// </summary>
     private void WaitForCommitInterval(long lastStart)
     {
-        var interval = options.JournaledCommitInterval;
-        while (interval > TimeSpan.Zero && !_closing)
-        {
-            var left = interval - Stopwatch.GetElapsedTime(lastStart);
-            if (left <= TimeSpan.Zero) { return; }
-            lock (_stagedGate)
-            {
-                foreach (var item in _staged)
-                {
-                    if (item.Mark is null) { return; }
-                }
-            }
-
-            // In short steps, so an append without the journal staged meanwhile does not wait out the whole interval.
-            Thread.Sleep(left < TimeSpan.FromMilliseconds(5) ? left : TimeSpan.FromMilliseconds(5));
-        }
+        var left = options.JournaledCommitInterval - Stopwatch.GetElapsedTime(lastStart);
+        if (left > TimeSpan.Zero) { _commitNow.Wait(left); }
     }
 
     /// <summary>The write-ahead log's bound, in multiples of <see cref="DuckDbStoreOptions.CheckpointThresholdMb"/>.</summary>
@@ -351,6 +342,7 @@ public sealed partial class DuckDbStore
         // What a failed commit left out stays in the journal, replayed at the next start: no recovery on the way out.
         await WaitDrainedAsync();
         _closing = true;
+        _commitNow.Set();
         _stagedSignal.Release();
         _committer.Join();
         _committer = null;

@@ -678,6 +678,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         if (_writer is null)
         {
             _metrics.Dispose();
+            _commitNow.Dispose();
             return;
         }
 
@@ -690,6 +691,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             await _writer.DisposeAsync();
             _writer = null;
             _metrics.Dispose();
+            _commitNow.Dispose();
         }
         finally
         {

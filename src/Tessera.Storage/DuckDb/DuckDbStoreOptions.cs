@@ -44,10 +44,10 @@ public sealed record DuckDbStoreOptions(string Path)
 
     /// <summary>
     /// The least time between the starts of two commits of journaled events (those the journal already made durable): at
-    /// a low rate every request used to be a commit of its own, with a fixed cost of about a millisecond of the
-    /// committer's CPU and a derivation step of activation and of the journeys after each; 1,000 single-event requests a
-    /// second kept 1.45 of the 2 cores busy (docs/benchmarks.md). Events appended without the journal, whose callers wait
-    /// for the commit, are committed at once. What reads the engine sees events before their commit either way.
+    /// a low rate every request used to be a commit of its own, each costing the committer milliseconds whatever it held
+    /// and followed by a derivation step of activation and of the journeys; 1,000 single-event requests a second kept
+    /// 1.45 of the 2 cores busy, 1.16 with this interval (docs/benchmarks.md). Events appended without the journal, whose
+    /// callers wait for the commit, are committed at once. What reads the engine sees events before their commit either way.
     /// </summary>
     public TimeSpan JournaledCommitInterval { get; init; } = TimeSpan.FromMilliseconds(25);
 
