@@ -167,7 +167,13 @@ public sealed class JournalTests
         }
 
         Assert.Equal(200, await server.Admin.EventCountAsync());
+        // The indexer deletes a segment just after it counts the commit as indexed: a read in between sees it still.
         var health = (await server.Anonymous.GetFromJsonAsync<JsonObject>("health"))!["journal"]!;
+        for (var tries = 0; tries < 50 && health["segments"]!.GetValue<int>() > 1; tries++)
+        {
+            await Task.Delay(20);
+            health = (await server.Anonymous.GetFromJsonAsync<JsonObject>("health"))!["journal"]!;
+        }
 
         Assert.Equal(Path.GetFullPath(Path.Combine(server.Options.DataDir, "journal")), health["directory"]!.GetValue<string>());
         Assert.Equal(0, health["behindBytes"]!.GetValue<long>());
