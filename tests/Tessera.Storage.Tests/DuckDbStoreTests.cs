@@ -104,7 +104,8 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     /// <summary>
     /// DuckDB folds its write-ahead log into the file inside a commit only when no other transaction is running. With
     /// activation deriving deliveries right after every commit, one nearly always was, and the log grew by every
-    /// commit, without bound. The committer checkpoints between them once the log is four times the threshold.
+    /// commit, without bound. The committer checkpoints between them once the log is four times the threshold, and
+    /// waits for activation's step to end to do so once it is eight times.
     /// </summary>
     [Fact]
     public async Task the_write_ahead_log_stays_bounded_while_activation_derives_deliveries_after_every_commit()
@@ -131,7 +132,7 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         var data = new RandomAudienceData(11);
         var position = 0L;
         var largest = 0L;
-        foreach (var batch in data.Messages(people: 3000).Chunk(100))
+        foreach (var batch in data.Messages(people: 6000).Chunk(100))
         {
             await store.AppendAsync(batch, new Journal.JournalMark("wal-test", position += batch.Length), CancellationToken.None);
             largest = Math.Max(largest, new FileInfo(path + ".wal") is { Exists: true } wal ? wal.Length : 0);
@@ -141,8 +142,81 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         await activation;
         var written = new FileInfo(path).Length + largest;
         Assert.True(derivations > 10, $"activation derived only {derivations} times");
-        Assert.True(written > 9 * 1024 * 1024, $"the test wrote only {written:N0} bytes: too few to reach the bound twice");
-        Assert.True(largest < 5 * 1024 * 1024, $"the write-ahead log grew to {largest:N0} bytes with a 1 MB threshold (bound: 4 MB and a commit)");
+        Assert.True(written > 17 * 1024 * 1024, $"the test wrote only {written:N0} bytes: too few to reach the hard bound twice");
+        Assert.True(largest < 9 * 1024 * 1024, $"the write-ahead log grew to {largest:N0} bytes with a 1 MB threshold (hard bound: 8 MB and a commit)");
+    }
+
+    /// <summary>
+    /// While activation is in a step (its transaction open, so DuckDB cannot checkpoint in a commit), commits past the
+    /// log's bound (4 MB at a 1 MB threshold) go on without waiting for it; past twice the bound the committer waits for
+    /// the step to end and then folds the log.
+    /// </summary>
+    [Fact]
+    public async Task past_the_logs_bound_commits_go_on_while_activation_is_in_a_step_and_past_twice_it_they_wait_for_it()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-wal-busy"), "tessera.duckdb");
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { CheckpointThresholdMb = 1, Threads = 1 }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+        long Wal() => new FileInfo(path + ".wal") is { Exists: true } wal ? wal.Length : 0;
+        var batches = new RandomAudienceData(17).Messages(people: 6000).Chunk(100).ToList();
+        var sent = 0;
+        var position = 0L;
+        Task Append() => store.AppendAsync(batches[sent++], new Journal.JournalMark("wal-busy", position += 100), CancellationToken.None);
+
+        using var inStep = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var deriver = new BlockingDeriver(new Server.Activation.DeliveryDeriver(() => store.Engine, TimeProvider.System), inStep, release);
+        var step = Task.Run(() => store.DeriveDeliveriesAsync(deriver, new Activation.DeliveryClaim("test", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(1)), null, CancellationToken.None));
+        Assert.True(inStep.Wait(TimeSpan.FromSeconds(10)), "activation's step did not start");
+
+        try
+        {
+            // Past the bound, and up to twice it, every commit completes while the step holds activation's lock.
+            while (Wal() < 6 * 1024 * 1024)
+            {
+                Assert.True(sent < batches.Count, $"the log reached only {Wal():N0} bytes");
+                var append = Append();
+                Assert.True(await Task.WhenAny(append, Task.Delay(TimeSpan.FromSeconds(10))) == append, $"a commit at {Wal():N0} bytes of log waited for activation");
+                await append;
+            }
+
+            // Past twice the bound a commit waits for the step, then checkpoints.
+            Task? waiting = null;
+            while (waiting is null)
+            {
+                Assert.True(sent < batches.Count, $"the log reached only {Wal():N0} bytes");
+                var append = Append();
+                if (await Task.WhenAny(append, Task.Delay(TimeSpan.FromSeconds(2))) != append) { waiting = append; }
+                else { await append; }
+            }
+
+            Assert.True(Wal() >= 8 * 1024 * 1024, $"a commit waited at {Wal():N0} bytes of log, under twice the bound");
+            release.Set();
+            await step.WaitAsync(TimeSpan.FromSeconds(30));
+            await waiting.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.True(Wal() < 1024 * 1024, $"the log is still {Wal():N0} bytes after the step ended");
+        }
+        finally
+        {
+            // A failed assertion must not leave the store's committer waiting for the step when the store is disposed.
+            release.Set();
+        }
+    }
+
+    /// <summary>The real deriver, holding activation's step open (and its lock) until released.</summary>
+    private sealed class BlockingDeriver(Activation.IDeliveryDeriver inner, ManualResetEventSlim inStep, ManualResetEventSlim release) : Activation.IDeliveryDeriver
+    {
+        public Activation.EventInterest Interest(IReadOnlyList<Activation.StoredDestination> destinations) => inner.Interest(destinations);
+
+        public IReadOnlyCollection<string> ConsentProfiles(IReadOnlyList<Activation.StoredDestination> destinations, IReadOnlyList<Audiences.StoredAudienceChange> changes, IReadOnlyList<Events.StoredEvent> events) =>
+            inner.ConsentProfiles(destinations, changes, events);
+
+        public IReadOnlyList<Activation.NewDelivery> Derive(Activation.DerivationInput input)
+        {
+            inStep.Set();
+            release.Wait();
+            return inner.Derive(input);
+        }
     }
 
     /// <summary>
