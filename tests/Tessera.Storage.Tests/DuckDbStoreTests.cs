@@ -148,8 +148,8 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
 
     /// <summary>
     /// While activation is in a step (its transaction open, so DuckDB cannot checkpoint in a commit), commits past the
-    /// log's bound (4 MB at a 1 MB threshold) go on without waiting for it; past twice the bound the committer waits for
-    /// the step to end and then folds the log.
+    /// log's bound (4 MB at a 1 MB threshold) go on without waiting for it, each checkpoint put off counted on the
+    /// store's meter; past twice the bound the committer waits for the step to end and then folds the log.
     /// </summary>
     [Fact]
     public async Task past_the_logs_bound_commits_go_on_while_activation_is_in_a_step_and_past_twice_it_they_wait_for_it()
@@ -158,6 +158,14 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { CheckpointThresholdMb = 1, Threads = 1 }, NewEngine());
         await store.OpenAsync(CancellationToken.None);
         long Wal() => new FileInfo(path + ".wal") is { Exists: true } wal ? wal.Length : 0;
+        var deferred = 0L;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, store.Meter) && instrument.Name == "tessera.store.checkpoint.deferred") { l.EnableMeasurementEvents(instrument); }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref deferred, value));
+        listener.Start();
         var batches = new RandomAudienceData(17).Messages(people: 6000).Chunk(100).ToList();
         var sent = 0;
         var position = 0L;
@@ -179,6 +187,8 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
                 Assert.True(await Task.WhenAny(append, Task.Delay(TimeSpan.FromSeconds(10))) == append, $"a commit at {Wal():N0} bytes of log waited for activation");
                 await append;
             }
+
+            Assert.True(Interlocked.Read(ref deferred) > 0, "no checkpoint past the bound was counted as deferred");
 
             // Past twice the bound a commit waits for the step, then checkpoints.
             Task? waiting = null;

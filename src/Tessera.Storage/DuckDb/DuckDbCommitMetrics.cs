@@ -6,8 +6,9 @@ namespace Tessera.Storage.DuckDb;
 /// The embedded store's committer, measured (meter <c>Tessera.Storage</c>; <c>dotnet-counters monitor -p PID
 /// --counters Tessera.Storage</c> shows it live): each commit's duration, tagged with whether it folded the
 /// write-ahead log into the file (DuckDB checkpoints inside the commit that crosses its threshold, and the committer
-/// checkpoints past its bound), the events committed, the log's size, and the checkpoints past the bound that DuckDB
-/// refused (the log then keeps growing until one goes through). One meter per store, so two stores in one process
+/// checkpoints past its bound), the events committed, the log's size, the checkpoints past the bound that DuckDB
+/// refused and those the committer put off because activation was in a step (either way the log keeps growing until
+/// one goes through). One meter per store, so two stores in one process
 /// (tests) are told apart.
 /// </summary>
 internal sealed class DuckDbCommitMetrics : IDisposable
@@ -17,6 +18,7 @@ internal sealed class DuckDbCommitMetrics : IDisposable
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _events;
     private readonly Counter<long> _checkpointsRefused;
+    private readonly Counter<long> _checkpointsDeferred;
 
     public DuckDbCommitMetrics(Func<long> walSize)
     {
@@ -26,6 +28,8 @@ internal sealed class DuckDbCommitMetrics : IDisposable
         Meter.CreateObservableGauge("tessera.store.wal.size", walSize, "By", "Size of DuckDB's write-ahead log");
         _checkpointsRefused = Meter.CreateCounter<long>("tessera.store.checkpoint.refused", "{checkpoint}",
             "Checkpoints the committer asked for past the write-ahead log's bound that DuckDB refused; the next commit asks again");
+        _checkpointsDeferred = Meter.CreateCounter<long>("tessera.store.checkpoint.deferred", "{checkpoint}",
+            "Checkpoints past the write-ahead log's bound put off because activation was in a step; the next commit tries again, and past twice the bound it waits");
     }
 
     public Meter Meter { get; }
@@ -38,6 +42,9 @@ internal sealed class DuckDbCommitMetrics : IDisposable
 
     /// <summary>A checkpoint past the bound failed with <paramref name="error"/> (DuckDB's message, as the tag <c>error</c>).</summary>
     public void CheckpointRefused(string error) => _checkpointsRefused.Add(1, new KeyValuePair<string, object?>("error", error));
+
+    /// <summary>A checkpoint past the bound was put off: activation was in a step and the log under twice the bound.</summary>
+    public void CheckpointDeferred() => _checkpointsDeferred.Add(1);
 
     public void Dispose() => Meter.Dispose();
 }

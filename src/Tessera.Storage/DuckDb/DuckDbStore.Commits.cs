@@ -227,6 +227,9 @@ public sealed partial class DuckDbStore
     /// <summary>The write-ahead log's bound, in multiples of <see cref="DuckDbStoreOptions.CheckpointThresholdMb"/>.</summary>
     private const int CheckpointBoundFactor = 4;
 
+    /// <summary>The log's hard bound, same unit: past it the committer waits for activation's step to checkpoint.</summary>
+    private const int CheckpointHardBoundFactor = 2 * CheckpointBoundFactor;
+
     /// <summary>
     /// Folds the write-ahead log into the file when it has grown to <see cref="CheckpointBoundFactor"/> times
     /// <see cref="DuckDbStoreOptions.CheckpointThresholdMb"/>. DuckDB checkpoints inside a commit only when no other
@@ -236,16 +239,22 @@ public sealed partial class DuckDbStore
     /// every checkpoint compresses each table's last, partly filled row group again, so more checkpoints cost more CPU.
     /// This is the bound on the log, not the schedule. Activation is held off while it runs; a query still reading
     /// rows the log holds makes it fail, and the next commit tries again.
-    /// Between the bound and twice it the committer checkpoints only if activation is not in a step: waiting for one
-    /// idled the committer a fifth of the time flat out, while events queued behind it (docs/benchmarks.md, "A checkpoint
-    /// that does not wait for activation"); the next commit tries again. From twice the bound it waits, so the log stays bounded.
+    /// Between the bound and <see cref="CheckpointHardBoundFactor"/> the committer checkpoints only if activation is not in
+    /// a step: waiting for one idled the committer a fifth of the time flat out, while events queued behind it
+    /// (docs/benchmarks.md, "A checkpoint that does not wait for activation"); it counts the deferral
+    /// (tessera.store.checkpoint.deferred) and the next commit tries again. Past the hard bound it waits, so the log stays bounded.
     /// </summary>
     /// <returns>Whether it checkpointed.</returns>
     private bool CheckpointPastBound(long wal)
     {
-        var bound = CheckpointBoundFactor * options.CheckpointThresholdMb * 1024L * 1024L;
-        if (wal < bound) { return false; }
-        if (!_activationLock.Wait(wal < 2 * bound ? 0 : Timeout.Infinite)) { return false; }
+        var threshold = options.CheckpointThresholdMb * 1024L * 1024L;
+        if (wal < CheckpointBoundFactor * threshold) { return false; }
+        if (!_activationLock.Wait(wal < CheckpointHardBoundFactor * threshold ? 0 : Timeout.Infinite))
+        {
+            _metrics.CheckpointDeferred();
+            return false;
+        }
+
         try
         {
             using var checkpoint = Command(_writer!, "CHECKPOINT", []);
