@@ -29,6 +29,11 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private long _lastSeq;
     private long _pendingTraitRows;
 
+    private WritebackPacer? _pacer;
+
+    /// <summary>The store file's paced writeback, while open; null when it is off (<see cref="DuckDbStoreOptions.WritebackInterval"/>) or not on Linux.</summary>
+    internal WritebackPacer? Pacer => _pacer;
+
     public string Kind => "duckdb";
 
     public string Path => options.Path;
@@ -57,6 +62,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         }
 
         _writer = connection;
+        _pacer = WritebackPacer.Start(options.Path, options.WritebackInterval);
         StartCommitter();
         await ExecuteAsync(
             $"SET memory_limit = '{options.MemoryLimitMb}MB'; SET threads = {options.Threads}; SET checkpoint_threshold = '{options.CheckpointThresholdMb}MB';",
@@ -690,6 +696,9 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             await ExecuteAsync("CHECKPOINT", CancellationToken.None);
             await _writer.DisposeAsync();
             _writer = null;
+            // After DuckDB closed the file: closing the pacer's handle drops this process's locks on it.
+            _pacer?.Dispose();
+            _pacer = null;
             _metrics.Dispose();
             _commitNow.Dispose();
         }

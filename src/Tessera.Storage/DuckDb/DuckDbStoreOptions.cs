@@ -51,6 +51,13 @@ public sealed record DuckDbStoreOptions(string Path)
     /// </summary>
     public TimeSpan JournaledCommitInterval { get; init; } = TimeSpan.FromMilliseconds(25);
 
+    /// <summary>
+    /// How often the kernel is asked to start writing the store file's dirty pages (Linux; zero turns it off): a
+    /// checkpoint's writes then reach the disk as it makes them, not in one burst at its end that stalls the journal's
+    /// fsync (<see cref="WritebackPacer"/>).
+    /// </summary>
+    public TimeSpan WritebackInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+
     /// <summary>Tests only: the committer waits this long before each commit (a slow disk, a checkpoint), while appends go on.</summary>
     public TimeSpan CommitDelay { get; init; }
 
