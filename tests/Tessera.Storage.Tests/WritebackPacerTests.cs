@@ -26,16 +26,18 @@ public sealed partial class WritebackPacerTests
         RandomAccess.Write(file, block, 0);
 
         // Left alone, the kernel keeps them dirty for half a minute (dirty_expire_centisecs): the check can fail.
+        // A kernel older than 6.5 has no cachestat: then only that the pacer runs without failing is checked.
         var before = Dirty(file);
         await Task.Delay(300);
         var alone = Dirty(file);
-        Assert.True(before >= Pages * 3 / 4 && alone >= Pages * 3 / 4, $"written and not synced, {before} then {alone} of {Pages} pages were dirty");
+        Assert.True(before is null || (before >= Pages * 3 / 4 && alone >= Pages * 3 / 4), $"written and not synced, {before} then {alone} of {Pages} pages were dirty");
 
         using var pacer = WritebackPacer.Start(path, TimeSpan.FromMilliseconds(10))!;
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        long paced;
-        while ((paced = Dirty(file)) > Pages / 10 && DateTime.UtcNow < deadline) { await Task.Delay(20); }
-        Assert.True(paced <= Pages / 10, $"{paced} of {Pages} pages still dirty 5 s after pacing started");
+        long? paced;
+        while (((paced = Dirty(file)) ?? 0) > Pages / 10 && DateTime.UtcNow < deadline) { await Task.Delay(20); }
+        while (pacer.Calls == 0 && DateTime.UtcNow < deadline) { await Task.Delay(10); }
+        Assert.True(paced is null || paced <= Pages / 10, $"{paced} of {Pages} pages still dirty 5 s after pacing started");
         Assert.Null(pacer.Failure);
         Assert.True(pacer.Calls > 0);
     }
@@ -62,13 +64,15 @@ public sealed partial class WritebackPacerTests
 
     private static ProfileEngine NewEngine() => new(IdentityRules.Default, ProfileRules.Default);
 
-    /// <summary>The file's dirty pages (Linux 6.5's <c>cachestat</c>, system call 451).</summary>
-    private static long Dirty(SafeFileHandle file)
+    /// <summary>The file's dirty pages (Linux 6.5's <c>cachestat</c>, system call 451); null on a kernel without it.</summary>
+    private static long? Dirty(SafeFileHandle file)
     {
+        const int NoSuchCall = 38; // ENOSYS
         var range = new CacheStatRange(0, 0);
         if (CacheStat(451, (int)file.DangerousGetHandle(), in range, out var stat, 0) != 0)
         {
-            throw new InvalidOperationException($"cachestat failed with errno {Marshal.GetLastPInvokeError()}: this test needs Linux 6.5 or later");
+            var errno = Marshal.GetLastPInvokeError();
+            return errno == NoSuchCall ? null : throw new InvalidOperationException($"cachestat failed with errno {errno}");
         }
 
         return (long)stat.Dirty;
