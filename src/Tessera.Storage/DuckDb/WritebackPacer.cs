@@ -7,8 +7,10 @@ namespace Tessera.Storage.DuckDb;
 /// Starts the kernel writing the store file's dirty pages every <see cref="DuckDbStoreOptions.WritebackInterval"/>,
 /// so that what a DuckDB checkpoint writes over the second or so it spends compressing goes to the disk as it is made,
 /// instead of all at once at the checkpoint's closing fsync. That burst (tens of MB) held the journal's fsync, and
-/// with it every request waiting for its 200, for 50-180 ms at each checkpoint; paced, the journal's slowest fsync in a
-/// 20 s run at 10,000 events/s fell to 44-68 ms (docs/benchmarks.md, "Paced writeback of the store file").
+/// with it every request waiting for its 200, for 50-180 ms at each checkpoint; paced (first from outside the process),
+/// the journal's slowest fsync in a 20 s run at 10,000 events/s was 44-68 ms against 95-183 ms, and the 200s' p99 lower
+/// in 5 of 6 interleaved realtime pairs (docs/benchmarks.md, "Paced writeback of the store file";
+/// <c>bench/journal-timeline.sh</c> shows the stalls beside the checkpoints).
 /// </summary>
 /// <remarks>
 /// Linux only (<c>sync_file_range</c> with <c>SYNC_FILE_RANGE_WRITE</c>: it queues the writes and returns, without waiting
