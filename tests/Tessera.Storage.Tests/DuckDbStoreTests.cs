@@ -101,6 +101,27 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         Assert.Equal(102, (await store.GetStatsAsync(CancellationToken.None)).Events);
     }
 
+    /// <summary>The store file's paced writeback runs while the store is open (WritebackPacerTests shows what it does to a file).</summary>
+    [Fact]
+    public async Task a_store_paces_its_file_while_it_is_open_unless_the_interval_is_zero()
+    {
+        var directory = TempDirectory.Create("writeback-store");
+        await using (var store = new DuckDbStore(new DuckDbStoreOptions(Path.Combine(directory, "paced.duckdb")) { Threads = 1 }, NewEngine()))
+        {
+            await store.OpenAsync(CancellationToken.None);
+            var pacer = store.Pacer;
+            Assert.NotNull(pacer);
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+            while (pacer.Calls == 0 && DateTime.UtcNow < deadline) { await Task.Delay(10); }
+            Assert.True(pacer.Calls > 0, "the pacer never ran");
+            Assert.Null(pacer.Failure);
+        }
+
+        await using var unpaced = new DuckDbStore(new DuckDbStoreOptions(Path.Combine(directory, "unpaced.duckdb")) { Threads = 1, WritebackInterval = TimeSpan.Zero }, NewEngine());
+        await unpaced.OpenAsync(CancellationToken.None);
+        Assert.Null(unpaced.Pacer);
+    }
+
     /// <summary>
     /// DuckDB folds its write-ahead log into the file inside a commit only when no other transaction is running. With
     /// activation deriving deliveries right after every commit, one nearly always was, and the log grew by every

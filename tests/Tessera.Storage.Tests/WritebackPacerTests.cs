@@ -1,7 +1,5 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
-using Tessera.Core.Identity;
-using Tessera.Core.Profiles;
 using Tessera.Storage.DuckDb;
 using Tessera.Testing;
 
@@ -41,28 +39,6 @@ public sealed partial class WritebackPacerTests
         Assert.Null(pacer.Failure);
         Assert.True(pacer.Calls > 0);
     }
-
-    [Fact]
-    public async Task a_store_paces_its_file_while_it_is_open_unless_the_interval_is_zero()
-    {
-        var directory = TempDirectory.Create("writeback-store");
-        await using (var store = new DuckDbStore(new DuckDbStoreOptions(Path.Combine(directory, "paced.duckdb")) { Threads = 1 }, NewEngine()))
-        {
-            await store.OpenAsync(CancellationToken.None);
-            var pacer = store.Pacer;
-            Assert.NotNull(pacer);
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-            while (pacer.Calls == 0 && DateTime.UtcNow < deadline) { await Task.Delay(10); }
-            Assert.True(pacer.Calls > 0, "the pacer never ran");
-            Assert.Null(pacer.Failure);
-        }
-
-        await using var unpaced = new DuckDbStore(new DuckDbStoreOptions(Path.Combine(directory, "unpaced.duckdb")) { Threads = 1, WritebackInterval = TimeSpan.Zero }, NewEngine());
-        await unpaced.OpenAsync(CancellationToken.None);
-        Assert.Null(unpaced.Pacer);
-    }
-
-    private static ProfileEngine NewEngine() => new(IdentityRules.Default, ProfileRules.Default);
 
     /// <summary>The file's dirty pages (Linux 6.5's <c>cachestat</c>, system call 451); null on a kernel without it.</summary>
     private static long? Dirty(SafeFileHandle file)
