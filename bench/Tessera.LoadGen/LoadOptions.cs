@@ -24,6 +24,12 @@ internal sealed class LoadOptions
     public string? Dll { get; set; }
     public int? ServerPid { get; set; }
 
+    /// <summary>
+    /// With --spawn tessera: a DuckDB file (e.g. one Tessera.AudienceBench filled with a million profiles) copied into the
+    /// fresh data directory before the server starts, so the run measures a store that already holds that data.
+    /// </summary>
+    public string? StoreFrom { get; set; }
+
     /// <summary>With --spawn: where to write the server's output when it stops.</summary>
     public string? ServerLog { get; set; }
 
@@ -83,6 +89,7 @@ internal sealed class LoadOptions
                 case "--dll": o.Dll = Next(); break;
                 case "--server-pid": o.ServerPid = (int)Number(); break;
                 case "--server-log": o.ServerLog = Next(); break;
+                case "--store-from": o.StoreFrom = Next(); break;
                 case "--serve-arg": o.ServeArgs.Add(Next()); break;
                 case "--catch-up-timeout": o.CatchUpTimeout = Number(); break;
                 case "--label": o.Label = Next(); break;
@@ -102,6 +109,8 @@ internal sealed class LoadOptions
         }
 
         if (o.Spawn is not (null or "tessera" or "ceiling")) { throw new ArgumentException("--spawn: tessera or ceiling"); }
+        if (o.StoreFrom is not null && o.Spawn != "tessera") { throw new ArgumentException("--store-from: only with --spawn tessera"); }
+        if (o.StoreFrom is not null && !File.Exists(o.StoreFrom)) { throw new ArgumentException($"--store-from: {o.StoreFrom} not found"); }
         if (o.Spawn == "ceiling") { o.Verify = false; }
         if (o.Batch is < 1 or > 2500) { throw new ArgumentException("--batch: 1 to 2500"); }
         if (o.Connections < 1) { throw new ArgumentException("--connections: at least 1"); }

@@ -44,6 +44,12 @@ internal sealed class ServerProcess : IAsyncDisposable
         if (options.Spawn == "tessera")
         {
             dataDir = Path.Combine(Path.GetTempPath(), "tessera-bench-" + Guid.NewGuid().ToString("N")[..12]);
+            if (options.StoreFrom is not null)
+            {
+                Directory.CreateDirectory(dataDir);
+                File.Copy(options.StoreFrom, Path.Combine(dataDir, "tessera.duckdb"));
+            }
+
             foreach (var a in new[] { "serve", "--urls", url, "--data-dir", dataDir }.Concat(options.ServeArgs)) { start.ArgumentList.Add(a); }
             start.Environment["TESSERA_ADMIN_TOKEN"] = options.AdminToken;
             start.Environment["TESSERA_WRITE_KEY"] = options.WriteKey;
@@ -55,7 +61,8 @@ internal sealed class ServerProcess : IAsyncDisposable
 
         var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {dll}");
         var server = new ServerProcess(process, url, dataDir, options.ServerLog);
-        await server.WaitHealthyAsync("/health", TimeSpan.FromSeconds(60));
+        // A filled store is read into the engine before the server answers: a million profiles take minutes.
+        await server.WaitHealthyAsync("/health", TimeSpan.FromSeconds(options.StoreFrom is null ? 60 : 900));
         return server;
     }
 
