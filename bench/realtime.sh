@@ -54,3 +54,17 @@ for label in sorted({r["label"] for r in rows}):
         v = [float(x) for x in v if not isinstance(x, bool) and float(x) == float(x)] if all(not isinstance(x, bool) for x in v) else v  # NaN: a probe that saw nothing; load_average comes as text
         if v: print(f"{label:18} {k:26} median {statistics.median(v):>10.1f}  runs {v}")
 PY
+
+# Every audience probe of all runs together: a run's p99 of ~170 probes is about its second-slowest probe, so the
+# pooled p99 is the steadier figure.
+python3 - "$out" <<'PY'
+import glob, os, sys
+out = sys.argv[1]
+for label in sorted({os.path.basename(f).rsplit("-probes-", 1)[0] for f in glob.glob(f"{out}/*-probes-*.tsv")}):
+    rows = [l.rstrip("\n").split("\t") for f in sorted(glob.glob(f"{out}/{label}-probes-*.tsv")) for l in open(f).readlines()[1:]]
+    if not rows: continue
+    def p(column, q):
+        values = sorted(float(r[column]) for r in rows if r[column] not in ("", "NaN"))
+        return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+    print(f"{label:18} all {len(rows)} probes pooled: 200 p99 {p(1, .99):.1f}, visible p50 {p(2, .5):.1f} p99 {p(2, .99):.1f}, recorded p50 {p(3, .5):.1f} p99 {p(3, .99):.1f} ms")
+PY
