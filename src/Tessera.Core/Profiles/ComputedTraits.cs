@@ -45,7 +45,7 @@ public sealed class ComputedTraits
             if (definition.Property is { } property)
             {
                 if (!PropertyFilter.TryRead(message, property, out var element)) { continue; }
-                value = JsonNode.Parse(element.GetRawText());
+                value = TraitJson.From(element);
             }
 
             var key = (profileId, definition.Name);

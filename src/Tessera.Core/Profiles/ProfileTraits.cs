@@ -21,7 +21,7 @@ public sealed class ProfileTraits(ProfileRules rules, Func<string, string?>? sou
         if (traits.ValueKind != JsonValueKind.Object) { return changes; }
         foreach (var property in traits.EnumerateObject())
         {
-            var offered = new TraitValue(JsonNode.Parse(property.Value.GetRawText()), at, seq, sourceId);
+            var offered = new TraitValue(TraitJson.From(property.Value), at, seq, sourceId);
             if (Offer(profileId, property.Name, offered)) { changes.Add(new TraitChange(profileId, property.Name, offered)); }
         }
 

@@ -1,6 +1,5 @@
 using System.Data.Common;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Tessera.Core.Identity;
 using Tessera.Core.Profiles;
 
@@ -36,5 +35,5 @@ internal static class ProfileRows
     public static TraitChange ReadTrait(DbDataReader r) => new(
         r.GetString(1),
         r.GetString(2),
-        new TraitValue(r.IsDBNull(3) ? null : JsonNode.Parse(r.GetString(3)), r.GetFieldValue<DateTimeOffset>(4).ToUniversalTime(), r.GetInt64(0), r.GetString(5)));
+        new TraitValue(r.IsDBNull(3) ? null : TraitJson.Parse(r.GetString(3)), r.GetFieldValue<DateTimeOffset>(4).ToUniversalTime(), r.GetInt64(0), r.GetString(5)));
 }
