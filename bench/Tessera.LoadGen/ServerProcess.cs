@@ -61,7 +61,8 @@ internal sealed class ServerProcess : IAsyncDisposable
 
         var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {dll}");
         var server = new ServerProcess(process, url, dataDir, options.ServerLog);
-        // A filled store is read into the engine before the server answers: a million profiles take minutes.
+        // A filled store is read into the engine before the server answers: a million profiles took 15-20 s here, more
+        // on a busy machine or a larger file.
         await server.WaitHealthyAsync("/health", TimeSpan.FromSeconds(options.StoreFrom is null ? 60 : 900));
         return server;
     }

@@ -20,9 +20,14 @@ public static class TraitJson
         _ => JsonNode.Parse(value.GetRawText()),
     };
 
-    /// <summary>A stored value's JSON text, as <see cref="From"/> holds it.</summary>
+    /// <summary>
+    /// A stored value's JSON text, as <see cref="From"/> holds it, parsed once: a string, boolean or null through a
+    /// document that is let go, anything else straight into its node (the engine reads every trait at start-up).
+    /// </summary>
     public static JsonNode? Parse(string json)
     {
+        var text = json.AsSpan().TrimStart();
+        if (text.IsEmpty || text[0] is not ('"' or 't' or 'f' or 'n')) { return JsonNode.Parse(json); }
         using var document = JsonDocument.Parse(json);
         return From(document.RootElement);
     }
