@@ -1,3 +1,4 @@
+using System.Text;
 using Tessera.Core.Collection;
 using Tessera.Storage.Audiences;
 
@@ -5,16 +6,23 @@ namespace Tessera.Storage.Tests;
 
 /// <summary>
 /// The typed top-level properties written to <c>event_properties</c>: each name once, with the value a lookup by that
-/// name gives (as the in-memory evaluation reads it), nulls left out; names cached per event name stay right when
-/// the next event of that name carries other members.
+/// name gives (as the in-memory evaluation reads it), nulls left out; the text as the value reads, escapes and all,
+/// though the usual member is written from the message's own bytes.
 /// </summary>
 public sealed class EventPropertiesTests
 {
-    private static (string Name, string Kind, string? Text)[] Read(string eventName, string properties)
+    private static (string Name, string Kind, string? Text)[] Read(string eventName, string properties) =>
+        [.. ReadRows(eventName, properties).Select(r => (r.Name, r.Kind, r.Text))];
+
+    private static List<(string Name, string Kind, string Text, decimal? Number, DateTimeOffset? Instant)> ReadRows(string eventName, string properties)
     {
         var raw = $$"""{"type":"track","event":"{{eventName}}","properties":{{properties}}}""";
-        var message = new CollectedEvent("m-1", "src", MessageType.Track, eventName, "u-1", null, null, null, DateTimeOffset.UnixEpoch, null, null, DateTimeOffset.UnixEpoch, raw);
-        return [.. EventProperties.Of(message).Select(p => (p.Name, p.Value.Kind, p.Value.Text))];
+        var message = new CollectedEvent("m-1", "src", MessageType.Track, eventName, "u-1", null, null, null, DateTimeOffset.UnixEpoch, null, null, DateTimeOffset.UnixEpoch, RawJson.CopyOf(Encoding.UTF8.GetBytes(raw)));
+        var rows = new List<(string, string, string, decimal?, DateTimeOffset?)>();
+        var written = EventProperties.Write(message, rows, static (list, in row) =>
+            list.Add((Encoding.UTF8.GetString(row.Name), Encoding.UTF8.GetString(row.Kind), Encoding.UTF8.GetString(row.Text), row.Number, row.Instant)));
+        Assert.Equal(rows.Count, written);
+        return rows;
     }
 
     [Fact]
@@ -49,5 +57,32 @@ public sealed class EventPropertiesTests
 
         Assert.Equal(40, rows.Length);
         Assert.Equal(("p3", "string", "again"), rows[3]);
+    }
+
+    [Fact]
+    public void escaped_names_and_values_are_written_as_they_read_and_every_kind_is_typed()
+    {
+        var rows = ReadRows("Escapes", """{"caf\u00e9":"cr\u00e8me \"br\u00fbl\u00e9e\"","plain":"12.50","when":"2026-12-03T10:00:00Z","n":1e3,"o":{"a":[1]},"l":[true],"f":false,"empty":""}""");
+
+        Assert.Equal(
+            [
+                ("café", "string", "crème \"brûlée\"", null, null),
+                ("plain", "string", "12.50", 12.50m, null),
+                ("when", "string", "2026-12-03T10:00:00Z", null, new DateTimeOffset(2026, 12, 3, 10, 0, 0, TimeSpan.Zero)),
+                ("n", "number", "1e3", 1000m, null),
+                ("o", "object", """{"a":[1]}""", null, null),
+                ("l", "array", "[true]", null, null),
+                ("f", "boolean", "false", null, null),
+                ("empty", "string", "", null, null),
+            ],
+            rows);
+    }
+
+    [Fact]
+    public void a_name_repeated_once_escaped_and_once_not_is_one_row()
+    {
+        var rows = Read("Repeated Escaped", """{"sku":"A","s\u006bu":"B","x":1}""");
+
+        Assert.Equal([("sku", "string", "B"), ("x", "number", "1")], rows);
     }
 }

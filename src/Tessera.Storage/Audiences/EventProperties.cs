@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 using Tessera.Core.Collection;
 using Tessera.Storage.Profiles;
@@ -5,111 +7,141 @@ using Tessera.Storage.Profiles;
 namespace Tessera.Storage.Audiences;
 
 /// <summary>
+/// One row of <c>event_properties</c> as its columns take it: the name, the kind and the text as UTF-8 (spans over the
+/// message's own bytes wherever the JSON has no escapes), the number and the instant as <see cref="TypedValue"/> types them.
+/// </summary>
+internal readonly ref struct PropertyRow(ReadOnlySpan<byte> name, ReadOnlySpan<byte> kind, ReadOnlySpan<byte> text, decimal? number, DateTimeOffset? instant)
+{
+    public ReadOnlySpan<byte> Name { get; } = name;
+
+    public ReadOnlySpan<byte> Kind { get; } = kind;
+
+    public ReadOnlySpan<byte> Text { get; } = text;
+
+    public decimal? Number { get; } = number;
+
+    public DateTimeOffset? Instant { get; } = instant;
+}
+
+/// <summary>Takes one <see cref="PropertyRow"/>; its spans are valid only during the call.</summary>
+internal delegate void PropertyRowWriter<in TState>(TState state, in PropertyRow row);
+
+/// <summary>
 /// The typed copy of events' top-level properties that audience conditions read instead of the message JSON
 /// (<c>event_properties</c>: one row per event with a name and per member of its <c>properties</c> object, written in
 /// the event's own transaction). A property path without a dot names such a member (<c>PropertyFilter.TryRead</c> reads
 /// it under <c>properties</c>); longer paths and <c>context.</c>/<c>traits.</c> paths are still read from the JSON.
-/// The values are typed here by <see cref="TypedValue"/>, so SQL compares what C# compares.
+/// The values are typed here with <see cref="TypedValue"/>'s rules, so SQL compares what C# compares.
 /// </summary>
 internal static class EventProperties
 {
     /// <summary>The property path reads a top-level member of <c>properties</c>, which the table holds.</summary>
     public static bool Holds(string path) => path.Length > 0 && !path.Contains('.', StringComparison.Ordinal);
 
-    /// <summary>Beyond this many event names, property names are no longer cached per event name.</summary>
-    private const int MaxCachedEvents = 1024;
+    /// <summary>Beyond this many members, repeated names are looked for with a set of strings (the slow path).</summary>
+    private const int MaxPlainMembers = 32;
 
-    // Per thread: the property names last seen for each event name, in order. Events of one name mostly carry the same
-    // members, so their names are compared with the cached strings (no allocation) instead of decoded again.
-    [ThreadStatic]
-    private static Dictionary<string, string[]>? _namesByEvent;
+    private static readonly byte[] StringKind = "string"u8.ToArray();
+    private static readonly byte[] NumberKind = "number"u8.ToArray();
+    private static readonly byte[] BooleanKind = "boolean"u8.ToArray();
+    private static readonly byte[] ObjectKind = "object"u8.ToArray();
+    private static readonly byte[] ArrayKind = "array"u8.ToArray();
 
     /// <summary>
-    /// The present (not null) top-level members of the message's <c>properties</c>, each name once, each with the value
-    /// <c>PropertyFilter.TryRead</c> gives for that name (so a repeated key reads as it does in memory). Empty when the
-    /// message has no properties object or its event no name.
+    /// Writes the present (not null) top-level members of the message's <c>properties</c>, each name once, each with the
+    /// value <c>PropertyFilter.TryRead</c> gives for that name (so a repeated key reads as it does in memory); nothing
+    /// when the message has no properties object or its event no name. Runs once per stored event, on the committer's
+    /// thread, so the usual member (a name and a value without escapes) costs no allocation: its spans point into the
+    /// parsed message. Strings decoded and encoded back, and an array of rows per event, were a fifth of what the server
+    /// allocated flat out (docs/benchmarks.md).
     /// </summary>
-    public static (string Name, TypedValue Value)[] Of(CollectedEvent e)
+    /// <returns>The number of rows written.</returns>
+    public static int Write<TState>(CollectedEvent e, TState state, PropertyRowWriter<TState> write)
     {
-        if (e.Event is null || !e.Raw.Contains("\"properties\"") && !e.Raw.Contains("\\")) { return []; }
+        if (e.Event is null || !e.Raw.Contains("\"properties\"") && !e.Raw.Contains("\\")) { return 0; }
         using var document = e.Raw.Parse();
-        return Rows(e.Event, document.RootElement);
-    }
-
-    /// <summary>
-    /// <see cref="Of(CollectedEvent)"/> from the parsed message. Runs once per stored event, on the committer's thread:
-    /// sized exactly and without a set, as the list, the set and a name string per property were 29 % of what the
-    /// server allocated at 10,000 events/s (docs/benchmarks.md).
-    /// </summary>
-    private static (string Name, TypedValue Value)[] Rows(string eventName, JsonElement message)
-    {
+        var message = document.RootElement;
         if (message.ValueKind != JsonValueKind.Object
             || !message.TryGetProperty("properties"u8, out var properties)
             || properties.ValueKind != JsonValueKind.Object)
         {
-            return [];
+            return 0;
         }
 
-        var names = Names(eventName, properties);
-        if (names.Length == 0) { return []; }
-        var repeated = HasRepeats(names);
-        var rows = new (string Name, TypedValue Value)[names.Length];
+        return IsPlain(properties) ? WritePlain(properties, state, write) : WriteRepeated(properties, state, write);
+    }
+
+    /// <summary>No member name has an escape and none repeats: each member is a row as it stands.</summary>
+    private static bool IsPlain(JsonElement properties)
+    {
         var count = 0;
-        var index = 0;
         foreach (var member in properties.EnumerateObject())
         {
-            var name = names[index++];
-            var value = member.Value;
-            if (repeated)
+            if (++count > MaxPlainMembers) { return false; }
+            var name = JsonMarshal.GetRawUtf8PropertyName(member);
+            if (name.IndexOf((byte)'\\') >= 0) { return false; }
+            var before = 0;
+            foreach (var earlier in properties.EnumerateObject())
             {
-                // The first occurrence places the name; its value is the one a lookup finds (the last), as in memory.
-                if (Array.IndexOf(names, name) != index - 1 || !properties.TryGetProperty(name, out value)) { continue; }
-            }
-
-            if (value.ValueKind == JsonValueKind.Null) { continue; }
-            rows[count++] = (name, TypedValue.Of(value));
-        }
-
-        return count == rows.Length ? rows : rows[..count];
-    }
-
-    /// <summary>The member names in order, reusing the strings cached for this event name where the members match.</summary>
-    private static string[] Names(string eventName, JsonElement properties)
-    {
-        var cache = _namesByEvent ??= new Dictionary<string, string[]>(StringComparer.Ordinal);
-        var cached = cache.GetValueOrDefault(eventName);
-        var length = 0;
-        var same = cached is not null;
-        foreach (var member in properties.EnumerateObject())
-        {
-            same = same && length < cached!.Length && member.NameEquals(cached[length]);
-            length++;
-        }
-
-        if (same && length == cached!.Length) { return cached; }
-        var names = new string[length];
-        var i = 0;
-        foreach (var member in properties.EnumerateObject())
-        {
-            names[i] = cached is not null && i < cached.Length && member.NameEquals(cached[i]) ? cached[i] : member.Name;
-            i++;
-        }
-
-        if (cached is not null || cache.Count < MaxCachedEvents) { cache[eventName] = names; }
-        return names;
-    }
-
-    private static bool HasRepeats(string[] names)
-    {
-        if (names.Length > 32) { return new HashSet<string>(names, StringComparer.Ordinal).Count < names.Length; }
-        for (var i = 1; i < names.Length; i++)
-        {
-            for (var j = 0; j < i; j++)
-            {
-                if (string.Equals(names[i], names[j], StringComparison.Ordinal)) { return true; }
+                if (before++ == count - 1) { break; }
+                if (name.SequenceEqual(JsonMarshal.GetRawUtf8PropertyName(earlier))) { return false; }
             }
         }
 
-        return false;
+        return true;
+    }
+
+    private static int WritePlain<TState>(JsonElement properties, TState state, PropertyRowWriter<TState> write)
+    {
+        var rows = 0;
+        foreach (var member in properties.EnumerateObject())
+        {
+            if (member.Value.ValueKind == JsonValueKind.Null) { continue; }
+            WriteRow(JsonMarshal.GetRawUtf8PropertyName(member), member.Value, state, write);
+            rows++;
+        }
+
+        return rows;
+    }
+
+    /// <summary>Names with escapes or repeats: names decoded, the first occurrence placing a name with the value a lookup finds (the last), as in memory.</summary>
+    private static int WriteRepeated<TState>(JsonElement properties, TState state, PropertyRowWriter<TState> write)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var rows = 0;
+        foreach (var member in properties.EnumerateObject())
+        {
+            var name = member.Name;
+            if (!seen.Add(name) || !properties.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) { continue; }
+            WriteRow(Encoding.UTF8.GetBytes(name), value, state, write);
+            rows++;
+        }
+
+        return rows;
+    }
+
+    private static void WriteRow<TState>(ReadOnlySpan<byte> name, JsonElement value, TState state, PropertyRowWriter<TState> write)
+    {
+        var raw = JsonMarshal.GetRawUtf8Value(value);
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.String:
+                var text = raw[1..^1];
+                if (text.IndexOf((byte)'\\') >= 0) { text = Encoding.UTF8.GetBytes(value.GetString()!); }
+                write(state, new PropertyRow(name, StringKind, text, TypedValue.NumberOf(text), value.TryGetDateTimeOffset(out var at) ? at : null));
+                break;
+            case JsonValueKind.Number:
+                write(state, new PropertyRow(name, NumberKind, raw, TypedValue.NumberOf(value), null));
+                break;
+            case JsonValueKind.True or JsonValueKind.False:
+                write(state, new PropertyRow(name, BooleanKind, raw, null, null));
+                break;
+            case JsonValueKind.Object:
+                write(state, new PropertyRow(name, ObjectKind, raw, null, null));
+                break;
+            case JsonValueKind.Array:
+                write(state, new PropertyRow(name, ArrayKind, raw, null, null));
+                break;
+        }
     }
 }

@@ -1,9 +1,9 @@
+using System.Text;
 using DuckDB.NET.Data;
 using Tessera.Core.Collection;
 using Tessera.Core.Profiles;
 using Tessera.Storage.Audiences;
 using Tessera.Storage.Events;
-using Tessera.Storage.Profiles;
 
 namespace Tessera.Storage.DuckDb;
 
@@ -58,26 +58,78 @@ public sealed partial class DuckDbStore
     /// </summary>
     private static void AppendEventProperties(DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
     {
-        DuckDBAppender? appender = null;
+        using var rows = new PropertyRows(writer);
         for (var i = 0; i < events.Length; i++)
         {
             var (seq, e) = events[i];
-            foreach (var (name, value) in EventProperties.Of(e))
-            {
-                appender ??= writer.CreateAppender("event_properties");
-                AppendEventProperty(appender, seq, e, processed[i].ProfileId, name, value);
-            }
+            rows.Append(seq, e, processed[i].ProfileId);
         }
-
-        appender?.Close();
-        appender?.Dispose();
     }
 
-    private static void AppendEventProperty(DuckDBAppender appender, long seq, CollectedEvent e, string? profileId, string name, TypedValue value) =>
-        appender.CreateRow()
-            .AppendValue(seq).AppendValue(e.Event).AppendValue(e.Type == MessageType.Track).AppendValue(e.Timestamp).AppendValue(profileId)
-            .AppendValue(name).AppendValue(value.Kind).AppendValue(value.Text).AppendValue(value.Number).AppendValue(value.Instant)
-            .EndRow();
+    /// <summary>
+    /// The <c>event_properties</c> appender of one transaction (opened at its first row) and the columns its rows repeat
+    /// from their event, encoded to UTF-8 once per event into buffers kept across events: DuckDB.NET encodes every
+    /// string it is given into memory of its own, and an event has a row per property.
+    /// </summary>
+    private sealed class PropertyRows(DuckDBConnection writer) : IDisposable
+    {
+        private static readonly PropertyRowWriter<PropertyRows> AppendRow = static (rows, in row) => rows.Append(in row);
+
+        private DuckDBAppender? _appender;
+        private long _seq;
+        private CollectedEvent? _event;
+        private Utf8Column _eventName;
+        private Utf8Column _profileId;
+
+        public void Append(long seq, CollectedEvent e, string? profileId)
+        {
+            (_seq, _event) = (seq, e);
+            _eventName.Set(e.Event);
+            _profileId.Set(profileId);
+            EventProperties.Write(e, this, AppendRow);
+        }
+
+        private void Append(in PropertyRow row)
+        {
+            _appender ??= writer.CreateAppender("event_properties");
+            var e = _event!;
+            var columns = _appender.CreateRow()
+                .AppendValue(_seq).AppendUtf8(_eventName.Value).AppendValue(e.Type == MessageType.Track).AppendValue(e.Timestamp);
+            columns = _profileId.IsNull ? columns.AppendNullValue() : columns.AppendUtf8(_profileId.Value);
+            columns.AppendUtf8(row.Name).AppendUtf8(row.Kind).AppendUtf8(row.Text).AppendValue(row.Number).AppendValue(row.Instant)
+                .EndRow();
+        }
+
+        public void Dispose()
+        {
+            _appender?.Close();
+            _appender?.Dispose();
+        }
+    }
+
+    /// <summary>A string column's value as UTF-8, in a buffer reused from one value to the next; null stays null.</summary>
+    private struct Utf8Column
+    {
+        private byte[]? _buffer;
+        private int _length;
+
+        public readonly bool IsNull => _length < 0;
+
+        public readonly ReadOnlySpan<byte> Value => _length > 0 ? _buffer.AsSpan(0, _length) : [];
+
+        public void Set(string? value)
+        {
+            if (value is null)
+            {
+                _length = -1;
+                return;
+            }
+
+            var most = Encoding.UTF8.GetMaxByteCount(value.Length);
+            if (_buffer is null || _buffer.Length < most) { _buffer = new byte[Math.Max(most, 64)]; }
+            _length = Encoding.UTF8.GetBytes(value, _buffer);
+        }
+    }
 
     /// <summary>
     /// A store upgraded to the schema step that adds <c>event_properties</c> has it filled from its events here, at
@@ -90,7 +142,7 @@ public sealed partial class DuckDbStore
         var writer = _writer!;
         using var transaction = writer.BeginTransaction();
         Execute(writer, "DELETE FROM event_properties");
-        using (var appender = writer.CreateAppender("event_properties"))
+        using (var rows = new PropertyRows(writer))
         {
             using var connection = OpenReader();
             using var command = Command(connection, $"SELECT {EventReader.Columns} FROM events WHERE event IS NOT NULL", []);
@@ -98,13 +150,8 @@ public sealed partial class DuckDbStore
             while (await reader.ReadAsync(cancellationToken))
             {
                 var stored = EventReader.Read(reader);
-                foreach (var (name, value) in EventProperties.Of(stored.Message))
-                {
-                    AppendEventProperty(appender, stored.Seq, stored.Message, stored.ProfileId, name, value);
-                }
+                rows.Append(stored.Seq, stored.Message, stored.ProfileId);
             }
-
-            appender.Close();
         }
 
         using (var done = Command(writer, "DELETE FROM settings WHERE key = $1", [EventPropertiesBackfill])) { done.ExecuteNonQuery(); }

@@ -16,16 +16,30 @@ internal readonly record struct TypedValue(string Kind, string? Text, decimal? N
 
     public static TypedValue Of(JsonElement e) => e.ValueKind switch
     {
-        JsonValueKind.String => new TypedValue("string", e.GetString(), ParseNumber(e.GetString()!), e.TryGetDateTimeOffset(out var at) ? at : null),
-        JsonValueKind.Number => new TypedValue("number", e.GetRawText(), e.TryGetDecimal(out var n) ? Fit(n) : null, null),
+        JsonValueKind.String => OfString(e),
+        JsonValueKind.Number => new TypedValue("number", e.GetRawText(), NumberOf(e), null),
         JsonValueKind.True or JsonValueKind.False => new TypedValue("boolean", e.GetRawText(), null, null),
         JsonValueKind.Object => new TypedValue("object", e.GetRawText(), null, null),
         JsonValueKind.Array => new TypedValue("array", e.GetRawText(), null, null),
         _ => new TypedValue("null", null, null, null),
     };
 
-    private static decimal? ParseNumber(string text) =>
+    private static TypedValue OfString(JsonElement e)
+    {
+        var text = e.GetString()!;
+        return new TypedValue("string", text, NumberOf(text), e.TryGetDateTimeOffset(out var at) ? at : null);
+    }
+
+    /// <summary>The number a string reads as (the number column of a string value), or null.</summary>
+    private static decimal? NumberOf(string text) =>
         decimal.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) ? Fit(n) : null;
+
+    /// <inheritdoc cref="NumberOf(string)"/>
+    public static decimal? NumberOf(ReadOnlySpan<byte> utf8) =>
+        decimal.TryParse(utf8, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) ? Fit(n) : null;
+
+    /// <summary>The number column of a JSON number, or null when it does not fit.</summary>
+    public static decimal? NumberOf(JsonElement number) => number.TryGetDecimal(out var n) ? Fit(n) : null;
 
     private static decimal? Fit(decimal n) => Math.Abs(n) > NumberLimit ? null : Math.Round(n, 12);
 }
