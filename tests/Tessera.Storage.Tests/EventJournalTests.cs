@@ -31,6 +31,26 @@ public sealed class EventJournalTests
     }
 
     [Fact]
+    public void source_ids_and_event_names_that_recur_in_a_record_read_back_as_written_and_share_one_string_each()
+    {
+        // Two names that recur, then 40 others (more than the decoder looks back at, non-ASCII among them), then the first again.
+        string[] names = ["Page Viewed", "Order Completed", "Page Viewed", "Order Completed", .. Enumerable.Range(0, 40).Select(i => i % 7 == 0 ? $"Commande passée {i}" : $"Event {i}"), "Page Viewed"];
+        var written = names.Select((name, i) => new CollectedEvent(
+            $"m-{i}", i % 2 == 0 ? "src_web" : "src_app", MessageType.Track, name, $"u-{i}", null, null, null,
+            DateTimeOffset.UnixEpoch, null, null, DateTimeOffset.UnixEpoch, $$"""{"event":"{{name}}"}""")).ToList();
+        using (var journal = EventJournal.Open(_directory)) { journal.Append(written); }
+
+        using var reopened = EventJournal.Open(_directory);
+        var read = ReadAll(reopened);
+
+        Assert.Equal(written, read);
+        Assert.Same(read[0].Event, read[2].Event);
+        Assert.Same(read[1].Event, read[3].Event);
+        Assert.Same(read[0].SourceId, read[2].SourceId);
+        Assert.Same(read[1].SourceId, read[3].SourceId);
+    }
+
+    [Fact]
     public void a_reopened_journal_keeps_its_id_and_continues_at_its_end()
     {
         string id;

@@ -24,6 +24,10 @@ public sealed class AudienceEngine
     private readonly Dictionary<string, DateTimeOffset> _scheduled = new(StringComparer.Ordinal);
     private Dictionary<string, List<SelectorUse>> _selectorsByEvent = new(StringComparer.Ordinal);
     private HashSet<string> _firstNames = new(StringComparer.Ordinal);
+    private List<Audience> _timeDependent = [];
+
+    // What Affected returns, reused from one message to the next (the engine serialises its callers).
+    private readonly List<Audience> _affected = [];
 
     /// <summary>How one selector is read: the windows back from now and the absolute bounds its conditions use.</summary>
     private sealed class SelectorUse(EventSelector selector)
@@ -128,6 +132,7 @@ public sealed class AudienceEngine
 
         _selectorsByEvent = byEvent;
         _firstNames = firsts;
+        _timeDependent = [.. _audiences.Values.Where(a => _dependencies[a.Id].TimeDependent)];
         var live = uses.Keys.ToHashSet(StringComparer.Ordinal);
         foreach (var key in _facts.Keys.Where(k => !live.Contains(k.Selector)).ToList()) { _facts.Remove(key); }
         foreach (var key in _firsts.Keys.Where(k => !firsts.Contains(k.Event)).ToList()) { _firsts.Remove(key); }
@@ -199,30 +204,47 @@ public sealed class AudienceEngine
         _scheduled.Remove(profileId);
     }
 
-    /// <summary>The audiences a message may change for its profile.</summary>
-    public IEnumerable<Audience> Affected(string? trackEvent, IReadOnlyList<string> changedTraits, bool identifiersChanged, bool merged)
+    /// <summary>
+    /// The audiences a message may change for its profile. The list is reused by the next call: read it before. Runs
+    /// for every message under the engine's lock, so it allocates nothing.
+    /// </summary>
+    public IReadOnlyList<Audience> Affected(string? trackEvent, IReadOnlyList<string> changedTraits, bool identifiersChanged, bool merged)
     {
+        _affected.Clear();
         foreach (var audience in _audiences.Values)
         {
             var deps = _dependencies[audience.Id];
             if (merged
                 || (trackEvent is not null && deps.Events.Contains(trackEvent))
                 || (identifiersChanged && deps.IdentifierTypes.Count > 0)
-                || changedTraits.Any(deps.Traits.Contains))
+                || ReadsAny(deps, changedTraits))
             {
-                yield return audience;
+                _affected.Add(audience);
             }
         }
+
+        return _affected;
+    }
+
+    private static bool ReadsAny(AudienceDependencies deps, IReadOnlyList<string> traits)
+    {
+        for (var i = 0; i < traits.Count; i++)
+        {
+            if (deps.Traits.Contains(traits[i])) { return true; }
+        }
+
+        return false;
     }
 
     /// <summary>Audiences whose membership can change with time alone.</summary>
-    public IEnumerable<Audience> TimeDependent => _audiences.Values.Where(a => _dependencies[a.Id].TimeDependent);
+    public IReadOnlyList<Audience> TimeDependent => _timeDependent;
 
     /// <summary>Evaluates <paramref name="audiences"/> for one profile and records entries and exits.</summary>
-    public void Evaluate(string profileId, IAudienceFacts facts, IEnumerable<Audience> audiences, DateTimeOffset now, long? seq, string reason, List<AudienceChange> changes)
+    public void Evaluate(string profileId, IAudienceFacts facts, IReadOnlyList<Audience> audiences, DateTimeOffset now, long? seq, string reason, List<AudienceChange> changes)
     {
-        foreach (var audience in audiences)
+        for (var i = 0; i < audiences.Count; i++)
         {
+            var audience = audiences[i];
             var inside = AudienceEvaluator.Evaluate(audience.Definition, facts, now);
             var members = _members[audience.Id];
             if (inside == members.Contains(profileId)) { continue; }
@@ -264,9 +286,10 @@ public sealed class AudienceEngine
     /// <summary>
     /// Works out when time alone can next change one of the profile's memberships (an event leaving or entering a
     /// window, an absolute bound passing, a windowed computed trait changing) and schedules it. Prunes facts no
-    /// window can count any more.
+    /// window can count any more. <paramref name="computedNext"/> gives, from <paramref name="state"/>, when a computed
+    /// trait next changes by time alone (a static function over a value, so a message's call allocates nothing).
     /// </summary>
-    public void Schedule(string profileId, DateTimeOffset now, Func<string, DateTimeOffset?> computedNext)
+    public void Schedule<TState>(string profileId, DateTimeOffset now, TState state, Func<TState, string, DateTimeOffset?> computedNext)
     {
         DateTimeOffset? next = null;
         void Offer(DateTimeOffset at)
@@ -282,7 +305,9 @@ public sealed class AudienceEngine
                 if (!_facts.TryGetValue((profileId, use.Selector.Key), out var list) || list.Count == 0) { continue; }
                 if (!use.KeepAll)
                 {
-                    var oldest = now - use.Withins.Max();
+                    var longest = TimeSpan.MinValue;
+                    foreach (var within in use.Withins) { longest = within > longest ? within : longest; }
+                    var oldest = now - longest;
                     var stale = 0;
                     while (stale < list.Count && list[stale].Timestamp < oldest) { stale++; }
                     if (stale > 0) { list.RemoveRange(0, stale); }
@@ -298,11 +323,11 @@ public sealed class AudienceEngine
             }
         }
 
-        foreach (var audience in TimeDependent)
+        foreach (var audience in _timeDependent)
         {
             foreach (var name in _dependencies[audience.Id].Computed)
             {
-                if (computedNext(name) is { } at) { Offer(at + Tick); }
+                if (computedNext(state, name) is { } at) { Offer(at + Tick); }
             }
         }
 

@@ -91,7 +91,7 @@ public sealed partial class ProfileEngine
             foreach (var profile in _graph.LiveIds)
             {
                 _audiences.Evaluate(profile, _facts.For(profile), audiences, now, null, reason, changes);
-                _audiences.Schedule(profile, now, name => _computed.NextChange(profile, name, now));
+                ScheduleAudiences(profile, now);
             }
 
             return changes;
@@ -105,12 +105,12 @@ public sealed partial class ProfileEngine
         {
             var now = Clock.GetUtcNow();
             var changes = new List<AudienceChange>();
-            var timeDependent = _audiences.TimeDependent.ToList();
+            var timeDependent = _audiences.TimeDependent;
             foreach (var profile in _audiences.TakeDue(now))
             {
                 if (_graph.Find(profile) is null) { continue; }
                 _audiences.Evaluate(profile, _facts.For(profile), timeDependent, now, null, "time window passed", changes);
-                _audiences.Schedule(profile, now, name => _computed.NextChange(profile, name, now));
+                ScheduleAudiences(profile, now);
             }
 
             return changes;

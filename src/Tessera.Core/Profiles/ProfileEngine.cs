@@ -311,9 +311,10 @@ public sealed partial class ProfileEngine
             {
                 _audiences.Observe(profile, seq, e, message);
                 var merged = resolution.Merges.Count > 0;
-                var affected = _audiences.Affected(e.Type == MessageType.Track ? e.Event : null, [.. traitChanges.Select(t => t.Name)], merged || resolution.Links.Count > 0, merged);
+                IReadOnlyList<string> changedTraits = traitChanges.Count == 0 ? [] : [.. traitChanges.Select(t => t.Name)];
+                var affected = _audiences.Affected(e.Type == MessageType.Track ? e.Event : null, changedTraits, merged || resolution.Links.Count > 0, merged);
                 _audiences.Evaluate(profile, _facts.For(profile), affected, now, seq, cause.Length > 0 ? cause : ResolutionInput.CauseOf(e.MessageId), audienceChanges);
-                _audiences.Schedule(profile, now, name => _computed.NextChange(profile, name, now));
+                ScheduleAudiences(profile, now);
             }
         }
 
@@ -321,6 +322,10 @@ public sealed partial class ProfileEngine
     }
 
     private static readonly List<IdentityChange> NoChanges = [];
+
+    /// <summary>Schedules the next instant time alone can change the profile's memberships (see <see cref="AudienceEngine.Schedule"/>).</summary>
+    private void ScheduleAudiences(string profile, DateTimeOffset now) =>
+        _audiences.Schedule(profile, now, (_computed, profile, now), static (at, name) => at._computed.NextChange(at.profile, name, at.now));
 
     // alias names an earlier id without saying its type: a known user id, else an anonymous id.
     private Identifier PreviousIdentifier(string previousId)

@@ -46,6 +46,7 @@ internal static class JournalCodec
     public static void Read(ReadOnlySpan<byte> payload, List<CollectedEvent> into)
     {
         var reader = new Reader(payload);
+        var recurring = new RecurringStrings(16);
         var count = reader.Varint();
         for (var i = 0u; i < count; i++)
         {
@@ -53,8 +54,8 @@ internal static class JournalCodec
             if (typeByte > (byte)MessageType.Alias) { throw new FormatException($"event {i}: unknown message type {typeByte}"); }
             var flags = reader.Byte();
             var messageId = reader.String();
-            var sourceId = reader.String();
-            var name = (flags & HasEvent) != 0 ? reader.String() : null;
+            var sourceId = recurring.Get(reader.Bytes());
+            var name = (flags & HasEvent) != 0 ? recurring.Get(reader.Bytes()) : null;
             var userId = (flags & HasUserId) != 0 ? reader.String() : null;
             var anonymousId = (flags & HasAnonymousId) != 0 ? reader.String() : null;
             var groupId = (flags & HasGroupId) != 0 ? reader.String() : null;
