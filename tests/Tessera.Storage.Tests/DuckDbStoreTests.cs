@@ -303,6 +303,51 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// What the store holds in memory, on its meter: the events waiting for the committer (held back here by a slow
+    /// commit), the dedup index's entries, and DuckDB's buffers by tag.
+    /// </summary>
+    [Fact]
+    public async Task the_store_reports_the_events_waiting_for_their_commit_the_dedup_entries_and_duckdbs_memory()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-memory-metrics"), "tessera.duckdb");
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1, CommitDelay = TimeSpan.FromMilliseconds(800) }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+        var gauges = new Dictionary<string, long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, store.Meter) && instrument.Name is "tessera.store.staged.events" or "tessera.store.dedup.entries" or "tessera.store.duckdb.memory")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            var key = tags.Length > 0 ? $"{instrument.Name}:{tags[0].Value}" : instrument.Name;
+            lock (gauges) { gauges[key] = gauges.GetValueOrDefault(key) + value; }
+        });
+        listener.Start();
+        Dictionary<string, long> Read()
+        {
+            lock (gauges) { gauges.Clear(); }
+            listener.RecordObservableInstruments();
+            lock (gauges) { return new Dictionary<string, long>(gauges); }
+        }
+
+        var batch = Enumerable.Range(0, 250).Select(i => Event($"held-{i}")).ToList();
+        var staged = await store.StageAsync(batch, new Journal.JournalMark("memory-test", 1), CancellationToken.None);
+        var waiting = Read();
+        await staged.Committed;
+        var committed = Read();
+
+        Assert.Equal(250, waiting["tessera.store.staged.events"]);
+        Assert.Equal(250, waiting["tessera.store.dedup.entries"]);
+        Assert.Equal(0, committed["tessera.store.staged.events"]);
+        Assert.Equal(250, committed["tessera.store.dedup.entries"]);
+        Assert.Contains(committed, g => g.Key.StartsWith("tessera.store.duckdb.memory:", StringComparison.Ordinal) && g.Value > 0);
+    }
+
+    /// <summary>
     /// The committer reports on its store's own meter (<c>Tessera.Storage</c>) the events it committed, each commit's
     /// duration tagged with whether the write-ahead log was folded into the file during it, and the log's size: with a
     /// 1 MB threshold some commits checkpoint and most do not.

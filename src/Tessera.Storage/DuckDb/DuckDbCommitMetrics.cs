@@ -8,8 +8,9 @@ namespace Tessera.Storage.DuckDb;
 /// write-ahead log into the file (DuckDB checkpoints inside the commit that crosses its threshold, and the committer
 /// checkpoints past its bound), the events committed, the log's size, the checkpoints past the bound that DuckDB
 /// refused and those the committer put off because activation was in a step (either way the log keeps growing until
-/// one goes through). One meter per store, so two stores in one process
-/// (tests) are told apart.
+/// one goes through). Beside them, what the store holds in memory: the events staged for the committer, the dedup
+/// index's entries and DuckDB's own buffers by tag (with the runtime's GC counters, where the process's resident memory
+/// goes). One meter per store, so two stores in one process (tests) are told apart.
 /// </summary>
 internal sealed class DuckDbCommitMetrics : IDisposable
 {
@@ -19,6 +20,7 @@ internal sealed class DuckDbCommitMetrics : IDisposable
     private readonly Counter<long> _events;
     private readonly Counter<long> _checkpointsRefused;
     private readonly Counter<long> _checkpointsDeferred;
+    private bool _memoryObserved;
 
     public DuckDbCommitMetrics(Func<long> walSize)
     {
@@ -26,6 +28,7 @@ internal sealed class DuckDbCommitMetrics : IDisposable
         _duration = Meter.CreateHistogram<double>("tessera.store.commit.duration", "ms", "Time of one committer transaction, checkpoint included when it ran one");
         _events = Meter.CreateCounter<long>("tessera.store.commit.events", "{event}", "Events committed to the embedded store");
         Meter.CreateObservableGauge("tessera.store.wal.size", walSize, "By", "Size of DuckDB's write-ahead log");
+
         _checkpointsRefused = Meter.CreateCounter<long>("tessera.store.checkpoint.refused", "{checkpoint}",
             "Checkpoints the committer asked for past the write-ahead log's bound that DuckDB refused; the next commit asks again");
         _checkpointsDeferred = Meter.CreateCounter<long>("tessera.store.checkpoint.deferred", "{checkpoint}",
@@ -33,6 +36,16 @@ internal sealed class DuckDbCommitMetrics : IDisposable
     }
 
     public Meter Meter { get; }
+
+    /// <summary>Adds the gauges of what the store holds in memory; once, when the store opens (they read the open store).</summary>
+    public void ObserveMemory(Func<long> stagedEvents, Func<long> dedupEntries, Func<IEnumerable<Measurement<long>>> duckDbMemory)
+    {
+        if (_memoryObserved) { return; }
+        _memoryObserved = true;
+        Meter.CreateObservableGauge("tessera.store.staged.events", stagedEvents, "{event}", "Events resolved in the engine and waiting in memory for the committer");
+        Meter.CreateObservableGauge("tessera.store.dedup.entries", dedupEntries, "{entry}", "(source, messageId) pairs the dedup index holds in memory");
+        Meter.CreateObservableGauge("tessera.store.duckdb.memory", duckDbMemory, "By", "Memory DuckDB's buffer manager holds, by tag (duckdb_memory())");
+    }
 
     public void Committed(int events, double milliseconds, bool checkpointed)
     {

@@ -63,6 +63,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
         _writer = connection;
         _pacer = WritebackPacer.Start(options.Path, options.WritebackInterval);
+        _metrics.ObserveMemory(() => Volatile.Read(ref _stagedEvents), () => _messageIds.Count, DuckDbMemory);
         StartCommitter();
         await ExecuteAsync(
             $"SET memory_limit = '{options.MemoryLimitMb}MB'; SET threads = {options.Threads}; SET checkpoint_threshold = '{options.CheckpointThresholdMb}MB';",
@@ -769,6 +770,29 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     // DuckDB.NET shares one database instance among all connections to the same file in a process,
     // so a connection per read is cheap and keeps reads off the writer's connection.
+    /// <summary>
+    /// DuckDB's buffer memory by tag, for the <c>tessera.store.duckdb.memory</c> gauge (read when a listener collects:
+    /// one query of a few milliseconds). Nothing while the store is closed or closing: a gauge has no one to tell.
+    /// </summary>
+    private List<System.Diagnostics.Metrics.Measurement<long>> DuckDbMemory()
+    {
+        var measurements = new List<System.Diagnostics.Metrics.Measurement<long>>();
+        if (_writer is null || _closing) { return measurements; }
+        try
+        {
+            using var connection = OpenReader();
+            using var command = Command(connection, "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0", []);
+            using var reader = command.ExecuteReader();
+            while (reader.Read()) { measurements.Add(new(reader.GetInt64(1), new KeyValuePair<string, object?>("tag", reader.GetString(0)))); }
+        }
+        catch (Exception e) when (e is DuckDBException or ObjectDisposedException or InvalidOperationException)
+        {
+            // Closed between the check and the query.
+        }
+
+        return measurements;
+    }
+
     private DuckDBConnection OpenReader()
     {
         if (_writer is null) { throw new InvalidOperationException("The store is not open."); }

@@ -16,6 +16,9 @@ public sealed class MessageIdIndex(TimeSpan window)
 
     public TimeSpan Window { get; } = window;
 
+    /// <summary>The pairs held (a gauge may read it from another thread: a count, not a snapshot).</summary>
+    public int Count => _seen.Count;
+
     public static UInt128 Key(string sourceId, string messageId)
     {
         var length = Encoding.UTF8.GetMaxByteCount(sourceId.Length + messageId.Length + 1);

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Where the server's resident memory goes under load: runs the load generator against a spawned server (flat out, or
+# RATE events/s), with dotnet-counters (dotnet tool install -g dotnet-counters) collecting the runtime's GC counters
+# and the store's meter (Tessera.Storage: events waiting for the committer, dedup entries, DuckDB's buffers by tag)
+# every second, and /proc's resident set beside them. Prints, at the second of the highest resident set and as
+# medians over the run: RSS, the GC's committed memory, DuckDB's buffers, and the rest (runtime, native allocations
+# DuckDB makes outside its buffer manager, thread stacks). RUNS times (default 2). Results: bench/results/load-memory-<UTC>/.
+# Usage: [RATE=25000] bench/load-memory.sh [runs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-2}
+out="bench/results/load-memory-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+source bench/machine.sh
+machine_txt "$out" "${RATE:+rate $RATE events/s}${RATE:-flat out}"
+counters=~/.dotnet/tools/dotnet-counters
+[ -x "$counters" ] || { echo "needs dotnet-counters: dotnet tool install -g dotnet-counters"; exit 1; }
+dll=$PWD/src/Tessera.Cli/bin/Release/net10.0/tessera.dll
+
+for i in $(seq 1 "$runs"); do
+  dotnet bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll --label "memory-$i" --dll "$dll" --spawn tessera --connections 64 \
+    ${RATE:+--rate "$RATE"} --duration 20 --warmup 10 > "$out/load-$i.txt" 2>&1 &
+  loadgen=$!
+  pid=""
+  for _ in $(seq 1 100); do pid=$(pgrep -f "$dll serve" | head -1 || true); [ -n "$pid" ] && break; sleep 0.1; done
+  [ -n "$pid" ] || { echo "no server started; see $out/load-$i.txt"; exit 1; }
+  "$counters" collect -p "$pid" --refresh-interval 1 --format csv -o "$out/counters-$i.csv" --counters System.Runtime,Tessera.Storage > /dev/null 2>&1 &
+  while kill -0 "$pid" 2> /dev/null; do
+    awk -v t="$(date +%s)" '/^Rss:/ {print t, $2}' "/proc/$pid/smaps_rollup" >> "$out/rss-$i.txt" 2> /dev/null || true
+    sleep 1
+  done
+  wait "$loadgen" || true
+  grep -E "accepted|server:" "$out/load-$i.txt" | sed "s/^/run $i: /"
+  python3 - "$out/counters-$i.csv" "$out/rss-$i.txt" <<'PY' | tee -a "$out/results.txt"
+import csv, datetime, statistics, sys
+rows = {}
+for r in csv.reader(open(sys.argv[1])):
+    if len(r) < 5 or r[0] == "Timestamp": continue
+    t = int(datetime.datetime.strptime(r[0], "%m/%d/%Y %H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp())
+    s = rows.setdefault(t, {})
+    name = r[2]
+    v = float(r[4])
+    if name.startswith("tessera.store.duckdb.memory"): s["duckdb"] = s.get("duckdb", 0) + v
+    elif "memory.committed_size" in name: s["gc_committed"] = v
+    elif name.startswith("tessera.store.staged.events"): s["staged"] = v
+    elif name.startswith("tessera.store.dedup.entries"): s["dedup"] = v
+    elif "last_collection.heap.size" in name: s["gc_heap"] = s.get("gc_heap", 0) + v
+rss = {}
+for line in open(sys.argv[2]):
+    t, kb = line.split(); rss[int(t)] = int(kb) * 1024
+# Both sampled about every second (dotnet-counters stamps its samples in the machine's time zone: UTC here).
+for t in list(rss):
+    rss.setdefault(t + 1, rss[t])
+offset = 0
+seconds = [t for t in sorted(rows) if t + offset in rss and "gc_committed" in rows[t] and "duckdb" in rows[t]]
+def mb(v): return f"{v / 1048576:,.0f}"
+def row(t):
+    s = rows[t]; r = rss[t + offset]; d = s.get("duckdb", 0); g = s["gc_committed"]
+    return r, g, s.get("gc_heap", 0), d, r - g - d, s.get("staged", 0), s.get("dedup", 0)
+if not seconds:
+    print("no overlapping samples"); sys.exit()
+peak = max(seconds, key=lambda t: rss[t + offset])
+r, g, h, d, o, st, de = row(peak)
+print(f"at the highest RSS: rss {mb(r)} MB = gc committed {mb(g)} (heap after last gc {mb(h)}) + duckdb buffers {mb(d)} + rest {mb(o)}; staged events {st:,.0f}, dedup entries {de:,.0f}")
+med = [statistics.median(x) for x in zip(*[row(t) for t in seconds])]
+print(f"medians over {len(seconds)} s: rss {mb(med[0])} MB, gc committed {mb(med[1])}, heap {mb(med[2])}, duckdb buffers {mb(med[3])}, rest {mb(med[4])}; staged events {med[5]:,.0f}")
+PY
+done
