@@ -16,7 +16,8 @@ public sealed class JournalTests
     [Fact]
     public async Task a_read_right_after_a_write_sees_it_while_the_store_lags_the_journal()
     {
-        await using var server = await TestServer.StartAsync(configure: o => o.IndexerDelay = TimeSpan.FromMilliseconds(700));
+        // Long enough that the write's answer and the health read come first even on a loaded machine (700 ms was not, at load 11).
+        await using var server = await TestServer.StartAsync(configure: o => o.IndexerDelay = TimeSpan.FromMilliseconds(2000));
 
         var sent = await server.Collect.PostJsonAsync("v1/batch", Api.Batch(
             """{"type":"identify","messageId":"ryw-1","userId":"ryw-user","traits":{"email":"ryw@example.com","plan":"pro"}}""",
