@@ -25,6 +25,26 @@ public static class MessageTypes
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
 
+    /// <summary>The type a message's <c>type</c> field names (a JSON string, compared as UTF-8: nothing decoded).</summary>
+    public static bool TryParse(System.Text.Json.JsonElement name, out MessageType type)
+    {
+        type = default;
+        if (name.ValueKind != System.Text.Json.JsonValueKind.String) { return false; }
+        foreach (var (utf8, candidate) in Utf8Names)
+        {
+            if (name.ValueEquals(utf8))
+            {
+                type = candidate;
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static readonly (byte[] Name, MessageType Type)[] Utf8Names =
+        [.. Enum.GetValues<MessageType>().Select(t => (System.Text.Encoding.UTF8.GetBytes(t.Name()), t))];
+
     public static bool TryParse(string? name, out MessageType type)
     {
         switch (name)

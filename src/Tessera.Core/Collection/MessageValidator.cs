@@ -61,7 +61,7 @@ public static class MessageValidator
         {
             return new Rejection("type", "is required in a batch: one of identify, track, page, screen, group, alias");
         }
-        else if (typeElement.ValueKind != JsonValueKind.String || !MessageTypes.TryParse(typeElement.GetString(), out type))
+        else if (!MessageTypes.TryParse(typeElement, out type))
         {
             return new Rejection("type", $"must be one of identify, track, page, screen, group, alias, not {Show(typeElement)}");
         }
@@ -78,12 +78,12 @@ public static class MessageValidator
         switch (type)
         {
             case MessageType.Track:
-                if (ReadString(message, "event", out eventName) is { } badEvent) { return badEvent; }
+                if (ReadString(message, "event", out eventName, recurring: true) is { } badEvent) { return badEvent; }
                 if (string.IsNullOrWhiteSpace(eventName)) { return new Rejection("event", "is required for a track call and must be a non-empty string"); }
                 break;
             case MessageType.Page:
             case MessageType.Screen:
-                if (ReadString(message, "name", out eventName) is { } badName) { return badName; }
+                if (ReadString(message, "name", out eventName, recurring: true) is { } badName) { return badName; }
                 break;
             case MessageType.Group:
                 if (ReadId(message, "groupId", out groupId) is { } badGroup) { return badGroup; }
@@ -180,12 +180,18 @@ public static class MessageValidator
         }
     }
 
-    private static Rejection? ReadString(JsonElement message, string name, out string? value)
+    // Per thread: the event and page names seen last, decoded once (RecurringStrings).
+    [ThreadStatic]
+    private static RecurringStrings? _names;
+
+    /// <summary>Reads an optional string; <paramref name="recurring"/> for values that repeat across messages (event names), which are then shared.</summary>
+    private static Rejection? ReadString(JsonElement message, string name, out string? value, bool recurring = false)
     {
         value = null;
         if (!message.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null) { return null; }
         if (element.ValueKind != JsonValueKind.String) { return new Rejection(name, $"must be a string, not {Describe(element.ValueKind)}"); }
-        value = element.GetString();
+        var raw = JsonMarshal.GetRawUtf8Value(element)[1..^1];
+        value = recurring && raw.IndexOf((byte)'\\') < 0 ? (_names ??= new RecurringStrings(32)).Get(raw) : element.GetString();
         return null;
     }
 

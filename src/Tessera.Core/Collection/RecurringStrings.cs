@@ -1,14 +1,14 @@
 using System.Text;
 
-namespace Tessera.Storage.Journal;
+namespace Tessera.Core.Collection;
 
 /// <summary>
-/// Strings that recur from event to event within a journal record (its source ids and event names), each decoded once:
-/// the events of a record wait in memory for the store's commit, and a string of their own each for the same few
-/// values was garbage made twice, as allocation and as what each collection copies. Looks back at the last
-/// <c>capacity</c> distinct values; not thread-safe (one per decoding).
+/// Strings that recur from message to message (source ids, event names), each decoded from UTF-8 once: events wait in
+/// memory for the store's commit, and a string of their own each for the same few values was garbage made twice, as
+/// allocation and as what each collection copies. Looks back at the last <c>capacity</c> distinct values; not
+/// thread-safe (one per decoding, or per thread).
 /// </summary>
-internal sealed class RecurringStrings(int capacity)
+public sealed class RecurringStrings(int capacity)
 {
     /// <summary>Longer values are decoded each time: they rarely recur, and comparing them costs more than decoding.</summary>
     private const int MaxLength = 128;
