@@ -303,6 +303,33 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// The events waiting for the committer are bounded by their JSON's size as well as by their number: past
+    /// <c>MaxStagedBytes</c> (held there by a slow commit) the next append waits for the commit, then goes through.
+    /// </summary>
+    [Fact]
+    public async Task an_append_waits_while_the_json_waiting_for_the_committer_is_past_its_byte_bound()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-staged-bytes"), "tessera.duckdb");
+        await using var store = new DuckDbStore(
+            new DuckDbStoreOptions(path) { Threads = 1, MaxStagedBytes = 50_000, CommitDelay = TimeSpan.FromMilliseconds(700) }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+        var padding = new string('x', 4_000);
+        var large = Enumerable.Range(0, 20)
+            .Select(i => Event($"large-{i}") with { Raw = $$$"""{"type":"track","event":"Order Completed","userId":"u-1","properties":{"note":"{{{padding}}}"}}""" })
+            .ToList();
+
+        var first = await store.StageAsync(large, new Journal.JournalMark("bytes-test", 1), CancellationToken.None);
+        var next = store.StageAsync([Event("small-1")], new Journal.JournalMark("bytes-test", 2), CancellationToken.None);
+        await Task.Delay(300);
+        Assert.False(next.IsCompleted, "an append went ahead with 80 KB of JSON waiting against a 50 KB bound");
+
+        await first.Committed;
+        var second = await next.WaitAsync(TimeSpan.FromSeconds(10));
+        await second.Committed;
+        Assert.Equal(21, (await store.GetStatsAsync(CancellationToken.None)).Events);
+    }
+
+    /// <summary>
     /// What the store holds in memory, on its meter: the events waiting for the committer (held back here by a slow
     /// commit), the dedup index's entries, and DuckDB's buffers by tag.
     /// </summary>
@@ -316,7 +343,7 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         using var listener = new System.Diagnostics.Metrics.MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (ReferenceEquals(instrument.Meter, store.Meter) && instrument.Name is "tessera.store.staged.events" or "tessera.store.dedup.entries" or "tessera.store.duckdb.memory")
+            if (ReferenceEquals(instrument.Meter, store.Meter) && instrument.Name is "tessera.store.staged.events" or "tessera.store.staged.bytes" or "tessera.store.dedup.entries" or "tessera.store.duckdb.memory")
             {
                 l.EnableMeasurementEvents(instrument);
             }
@@ -341,8 +368,10 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         var committed = Read();
 
         Assert.Equal(250, waiting["tessera.store.staged.events"]);
+        Assert.Equal(batch.Sum(e => (long)e.Raw.Utf8Length), waiting["tessera.store.staged.bytes"]);
         Assert.Equal(250, waiting["tessera.store.dedup.entries"]);
         Assert.Equal(0, committed["tessera.store.staged.events"]);
+        Assert.Equal(0, committed["tessera.store.staged.bytes"]);
         Assert.Equal(250, committed["tessera.store.dedup.entries"]);
         Assert.Contains(committed, g => g.Key.StartsWith("tessera.store.duckdb.memory:", StringComparison.Ordinal) && g.Value > 0);
     }

@@ -62,7 +62,7 @@ public sealed partial class DuckDbStore : IAudienceStore
         {
             // Staged like an append's changes: a tick never waits for a commit (one running a checkpoint takes seconds).
             var changes = NumberChanges(_engine.TickAudiences());
-            if (changes.Count > 0) { _ = Stage(writer => AppendAudienceChanges(writer, changes), 0, changes, false, null); }
+            if (changes.Count > 0) { _ = Stage(writer => AppendAudienceChanges(writer, changes), 0, 0, changes, false, null); }
             return changes.Count;
         }
         finally

@@ -33,6 +33,7 @@ public sealed partial class DuckDbStore
     private TaskCompletionSource _room = Completed();
     private int _outstanding;
     private int _stagedEvents;
+    private long _stagedBytes;
     private Exception? _fault;
     private Thread? _committer;
     private volatile bool _closing;
@@ -52,13 +53,16 @@ public sealed partial class DuckDbStore
     private readonly SortedDictionary<long, AudienceChange> _stagedChanges = [];
 
     /// <summary>Rows for the writer, in the transaction of whatever else is committed with them.</summary>
-    private sealed class StagedCommit(Action<DuckDBConnection> write, int events, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
+    private sealed class StagedCommit(Action<DuckDBConnection> write, int events, long bytes, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
     {
         public JournalMark? Mark { get; } = mark;
 
         public Action<DuckDBConnection> Write { get; } = write;
 
         public int Events { get; } = events;
+
+        /// <summary>The events' JSON, in bytes (what <see cref="DuckDbStoreOptions.MaxStagedBytes"/> bounds).</summary>
+        public long Bytes { get; } = bytes;
 
         public IReadOnlyList<(long Id, AudienceChange Change)> Changes { get; } = changes;
 
@@ -84,9 +88,9 @@ public sealed partial class DuckDbStore
     /// Queues rows for the committer, then announces their audience changes as staged (<c>AudienceStaged</c>); called
     /// under the write lock, in the order the engine produced them.
     /// </summary>
-    private Task Stage(Action<DuckDBConnection> write, int events, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
+    private Task Stage(Action<DuckDBConnection> write, int events, long bytes, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
     {
-        var item = new StagedCommit(write, events, changes, appended, mark);
+        var item = new StagedCommit(write, events, bytes, changes, appended, mark);
         lock (_stagedGate)
         {
             if (_fault is { } fault)
@@ -97,7 +101,8 @@ public sealed partial class DuckDbStore
 
             if (_outstanding++ == 0) { _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); }
             _stagedEvents += events;
-            if (_stagedEvents > options.MaxStagedEvents && _room.Task.IsCompleted) { _room = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); }
+            _stagedBytes += bytes;
+            if (!HasRoom() && _room.Task.IsCompleted) { _room = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously); }
             foreach (var (id, change) in changes) { _stagedChanges[id] = change; }
             _staged.Enqueue(item);
             if (mark is null) { _commitNow.Set(); }
@@ -108,7 +113,13 @@ public sealed partial class DuckDbStore
         return item.Committed.Task;
     }
 
-    /// <summary>Waits while more than <see cref="DuckDbStoreOptions.MaxStagedEvents"/> events wait for their commit (memory bound).</summary>
+    /// <summary>Within both bounds on what waits for the committer (call under <see cref="_stagedGate"/>).</summary>
+    private bool HasRoom() => _stagedEvents <= options.MaxStagedEvents && _stagedBytes <= options.MaxStagedBytes;
+
+    /// <summary>
+    /// Waits while more than <see cref="DuckDbStoreOptions.MaxStagedEvents"/> events, or more than
+    /// <see cref="DuckDbStoreOptions.MaxStagedBytes"/> of their JSON, wait for their commit (memory bound).
+    /// </summary>
     private Task WaitForRoomAsync(CancellationToken cancellationToken)
     {
         lock (_stagedGate) { return _room.Task.WaitAsync(cancellationToken); }
@@ -323,10 +334,11 @@ public sealed partial class DuckDbStore
 
                 appended |= item.Appended;
                 _stagedEvents -= item.Events;
+                _stagedBytes -= item.Bytes;
                 if (failure is null && item.Mark is { } mark) { _committedMarks[mark.JournalId] = mark.Position; }
             }
 
-            if (_stagedEvents <= options.MaxStagedEvents) { _room.TrySetResult(); }
+            if (HasRoom()) { _room.TrySetResult(); }
         }
 
         foreach (var item in batch)

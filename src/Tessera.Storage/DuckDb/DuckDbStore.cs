@@ -63,7 +63,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
         _writer = connection;
         _pacer = WritebackPacer.Start(options.Path, options.WritebackInterval);
-        _metrics.ObserveMemory(() => Volatile.Read(ref _stagedEvents), () => _messageIds.Count, DuckDbMemory);
+        _metrics.ObserveMemory(() => Volatile.Read(ref _stagedEvents), () => Volatile.Read(ref _stagedBytes), () => _messageIds.Count, DuckDbMemory);
         StartCommitter();
         await ExecuteAsync(
             $"SET memory_limit = '{options.MemoryLimitMb}MB'; SET threads = {options.Threads}; SET checkpoint_threshold = '{options.CheckpointThresholdMb}MB';",
@@ -154,7 +154,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             if (fresh.Count == 0)
             {
                 // Every event was a duplicate: nothing to store, but the journal position still moves on (in order).
-                var committed = mark is { } m ? Stage(_ => { }, 0, [], false, m) : Task.CompletedTask;
+                var committed = mark is { } m ? Stage(_ => { }, 0, 0, [], false, m) : Task.CompletedTask;
                 return new StagedAppend(new AppendResult(0, events.Count), committed);
             }
 
@@ -168,7 +168,13 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             var fold = _pendingTraitRows + state.Traits.Count >= options.TraitFoldRows;
             _pendingTraitRows = fold ? 0 : _pendingTraitRows + state.Traits.Count;
             _lastSeq += fresh.Count;
-            foreach (var (e, key) in fresh) { _messageIds.Add(key, e.ReceivedAt); }
+            var bytes = 0L;
+            foreach (var (e, key) in fresh)
+            {
+                _messageIds.Add(key, e.ReceivedAt);
+                bytes += e.Raw.Utf8Length;
+            }
+
             var version = sequenced[^1].Seq;
             var task = Stage(writer =>
             {
@@ -178,7 +184,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 AppendAudienceChanges(writer, changes);
                 AppendProfileState(writer, state, version);
                 if (fold) { FoldTraitUpdates(writer); }
-            }, fresh.Count, changes, true, mark);
+            }, fresh.Count, bytes, changes, true, mark);
             return new StagedAppend(new AppendResult(fresh.Count, events.Count - fresh.Count), task);
         }
         finally
