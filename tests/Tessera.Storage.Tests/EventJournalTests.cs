@@ -250,6 +250,28 @@ public sealed class EventJournalTests
     }
 
     [Fact]
+    public void records_past_the_hand_offs_byte_bound_are_read_from_the_file()
+    {
+        // Records of equal length; a bound of a record and a half keeps only the newest in memory.
+        long recordBytes;
+        using (var sizing = EventJournal.Open(Path.Combine(TempDirectory.Create("journal-sizing"), "journal")))
+        {
+            var start = sizing.End;
+            recordBytes = sizing.Append([Event("r0-a"), Event("r0-b")]) - start;
+        }
+
+        using var journal = EventJournal.Open(_directory);
+        journal.HandOffAppends(maxEvents: 100, maxBytes: recordBytes * 3 / 2);
+        var start0 = journal.End;
+        for (var i = 0; i < 3; i++) { journal.Append([Event($"r{i}-a"), Event($"r{i}-b")]); }
+        // The first record, damaged on disk, fell out of the bound: the hand-off reader must read it there, and fails.
+        FlipByte(Directory.GetFiles(_directory, "*.tjl").Single(), start0 + 40);
+
+        using var handOff = journal.OpenReader(journal.Start, takeHandOff: true);
+        Assert.Throws<JournalException>(() => handOff.TryRead(journal.End, []));
+    }
+
+    [Fact]
     public void a_record_is_not_taken_from_the_hand_off_past_the_limit_the_reader_is_given()
     {
         using var journal = EventJournal.Open(_directory);

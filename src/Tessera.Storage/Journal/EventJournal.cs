@@ -207,10 +207,11 @@ public sealed class EventJournal : IDisposable
     }
 
     /// <summary>
-    /// Keeps up to <paramref name="maxEvents"/> events of the records appended from now on in memory for a reader opened
-    /// with <c>takeHandOff</c> (<see cref="JournalHandOff"/>); 0 keeps none. Call before appending.
+    /// Keeps up to <paramref name="maxEvents"/> events, and records of up to <paramref name="maxBytes"/> together, of the
+    /// records appended from now on in memory for a reader opened with <c>takeHandOff</c> (<see cref="JournalHandOff"/>);
+    /// 0 keeps none. Call before appending.
     /// </summary>
-    public void HandOffAppends(int maxEvents) => _handOff = maxEvents > 0 ? new JournalHandOff(maxEvents) : null;
+    public void HandOffAppends(int maxEvents, long maxBytes = 32L << 20) => _handOff = maxEvents > 0 ? new JournalHandOff(maxEvents, maxBytes) : null;
 
     /// <summary>
     /// A reader from <paramref name="position"/> (a record boundary at or after <see cref="Start"/>). With

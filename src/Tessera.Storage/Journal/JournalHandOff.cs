@@ -10,23 +10,35 @@ namespace Tessera.Storage.Journal;
 /// the file as before. Decoding was a fifth of everything the server allocated at 10,000 events/s
 /// (docs/benchmarks.md), and each allocation there brings the next collection, and its pause, nearer.
 /// </summary>
-internal sealed class JournalHandOff(int maxEvents)
+/// <remarks>
+/// Bounded by events and by the records' size in the journal (about their JSON's): 20,000 events of Segment's largest
+/// (32 KB) would otherwise be 640 MB held.
+/// </remarks>
+internal sealed class JournalHandOff(int maxEvents, long maxBytes)
 {
     private readonly Lock _gate = new();
     private readonly Queue<(long Start, long End, CollectedEvent[] Events)> _records = new();
     private int _events;
+    private long _bytes;
 
     /// <summary>Keeps the record [<paramref name="start"/>, <paramref name="end"/>) holding <paramref name="events"/> (copied: the caller reuses its list).</summary>
     public void Add(long start, long end, IReadOnlyList<CollectedEvent> events)
     {
-        if (events.Count > maxEvents) { return; }
+        if (events.Count > maxEvents || end - start > maxBytes) { return; }
         var copy = events.ToArray();
         lock (_gate)
         {
-            while (_events + copy.Length > maxEvents && _records.TryDequeue(out var oldest)) { _events -= oldest.Events.Length; }
+            while ((_events + copy.Length > maxEvents || _bytes + (end - start) > maxBytes) && _records.TryDequeue(out var oldest)) { Forget(oldest); }
             _records.Enqueue((start, end, copy));
             _events += copy.Length;
+            _bytes += end - start;
         }
+    }
+
+    private void Forget((long Start, long End, CollectedEvent[] Events) record)
+    {
+        _events -= record.Events.Length;
+        _bytes -= record.End - record.Start;
     }
 
     /// <summary>
@@ -37,16 +49,11 @@ internal sealed class JournalHandOff(int maxEvents)
     {
         lock (_gate)
         {
-            while (_records.TryPeek(out var passed) && passed.Start < position)
-            {
-                _records.Dequeue();
-                _events -= passed.Events.Length;
-            }
+            while (_records.TryPeek(out var passed) && passed.Start < position) { Forget(_records.Dequeue()); }
 
             if (_records.TryPeek(out var next) && next.Start == position && next.End <= limit)
             {
-                _records.Dequeue();
-                _events -= next.Events.Length;
+                Forget(_records.Dequeue());
                 into.AddRange(next.Events);
                 end = next.End;
                 return true;
