@@ -48,18 +48,18 @@ for r in csv.reader(open(sys.argv[1])):
 rss = {}
 for line in open(sys.argv[2]):
     t, kb = line.split(); rss[int(t)] = int(kb) * 1024
-# Both sampled about every second (dotnet-counters stamps its samples in the machine's time zone: UTC here).
-for t in list(rss):
+# Both sampled about every second (dotnet-counters stamps its samples in the machine's time zone: UTC here); a second
+# /proc was not read in takes the one before it.
+for t in sorted(rss):
     rss.setdefault(t + 1, rss[t])
-offset = 0
-seconds = [t for t in sorted(rows) if t + offset in rss and "gc_committed" in rows[t] and "duckdb" in rows[t]]
+seconds = [t for t in sorted(rows) if t in rss and "gc_committed" in rows[t] and "duckdb" in rows[t]]
 def mb(v): return f"{v / 1048576:,.0f}"
 def row(t):
-    s = rows[t]; r = rss[t + offset]; d = s.get("duckdb", 0); g = s["gc_committed"]
+    s = rows[t]; r = rss[t]; d = s.get("duckdb", 0); g = s["gc_committed"]
     return r, g, s.get("gc_heap", 0), d, r - g - d, s.get("staged", 0), s.get("dedup", 0)
 if not seconds:
     print("no overlapping samples"); sys.exit()
-peak = max(seconds, key=lambda t: rss[t + offset])
+peak = max(seconds, key=lambda t: rss[t])
 r, g, h, d, o, st, de = row(peak)
 print(f"at the highest RSS: rss {mb(r)} MB = gc committed {mb(g)} (heap after last gc {mb(h)}) + duckdb buffers {mb(d)} + rest {mb(o)}; staged events {st:,.0f}, dedup entries {de:,.0f}")
 med = [statistics.median(x) for x in zip(*[row(t) for t in seconds])]

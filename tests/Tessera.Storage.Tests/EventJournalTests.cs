@@ -33,8 +33,8 @@ public sealed class EventJournalTests
     [Fact]
     public void source_ids_and_event_names_that_recur_in_a_record_read_back_as_written_and_share_one_string_each()
     {
-        // Two names that recur, then 40 others (more than the decoder looks back at, non-ASCII among them), then the first again.
-        string[] names = ["Page Viewed", "Order Completed", "Page Viewed", "Order Completed", .. Enumerable.Range(0, 40).Select(i => i % 7 == 0 ? $"Commande passée {i}" : $"Event {i}"), "Page Viewed"];
+        // Two names that recur, then 100 others (more than the decoder's 64 slots, non-ASCII among them), then the first again.
+        string[] names = ["Page Viewed", "Order Completed", "Page Viewed", "Order Completed", .. Enumerable.Range(0, 100).Select(i => i % 7 == 0 ? $"Commande passée {i}" : $"Event {i}"), "Page Viewed"];
         var written = names.Select((name, i) => new CollectedEvent(
             $"m-{i}", i % 2 == 0 ? "src_web" : "src_app", MessageType.Track, name, $"u-{i}", null, null, null,
             DateTimeOffset.UnixEpoch, null, null, DateTimeOffset.UnixEpoch, $$"""{"event":"{{name}}"}""")).ToList();
@@ -225,7 +225,7 @@ public sealed class EventJournalTests
     public void a_reader_that_takes_the_hand_off_gets_the_appended_records_from_memory_at_the_file_positions_and_reads_the_rest_from_the_file()
     {
         using var journal = EventJournal.Open(_directory);
-        journal.HandOffAppends(maxEvents: 3);
+        journal.HandOffAppends(maxEvents: 3, maxBytes: 1 << 20);
         var ends = new List<long>();
         for (var i = 0; i < 4; i++) { ends.Add(journal.Append([Event($"r{i}-a"), Event($"r{i}-b")])); }
         using var fromFile = journal.OpenReader(journal.Start);
@@ -275,7 +275,7 @@ public sealed class EventJournalTests
     public void a_record_is_not_taken_from_the_hand_off_past_the_limit_the_reader_is_given()
     {
         using var journal = EventJournal.Open(_directory);
-        journal.HandOffAppends(maxEvents: 100);
+        journal.HandOffAppends(maxEvents: 100, maxBytes: 1 << 20);
         var first = journal.Append([Event("one")]);
         journal.Append([Event("two")]);
         using var reader = journal.OpenReader(journal.Start, takeHandOff: true);

@@ -20,7 +20,7 @@ public sealed class EventPropertiesTests
         var message = new CollectedEvent("m-1", "src", MessageType.Track, eventName, "u-1", null, null, null, DateTimeOffset.UnixEpoch, null, null, DateTimeOffset.UnixEpoch, RawJson.CopyOf(Encoding.UTF8.GetBytes(raw)));
         var rows = new List<(string, string, string, decimal?, DateTimeOffset?)>();
         var written = EventProperties.Write(message, rows, static (list, in row) =>
-            list.Add((Encoding.UTF8.GetString(row.Name), Encoding.UTF8.GetString(row.Kind), Encoding.UTF8.GetString(row.Text), row.Number, row.Instant)));
+            list.Add((Encoding.UTF8.GetString(row.Name), Encoding.UTF8.GetString(row.Value.KindUtf8), Encoding.UTF8.GetString(row.Value.Text), row.Value.Number, row.Value.Instant)));
         Assert.Equal(rows.Count, written);
         return rows;
     }
@@ -34,7 +34,7 @@ public sealed class EventPropertiesTests
     }
 
     [Fact]
-    public void the_names_cached_for_an_event_name_follow_members_that_change_from_one_event_to_the_next()
+    public void rows_follow_members_that_change_from_one_event_of_a_name_to_the_next()
     {
         var first = Read("Shape Changes", """{"sku":"A-1","price":10}""");
         var same = Read("Shape Changes", """{"sku":"B-2","price":12}""");

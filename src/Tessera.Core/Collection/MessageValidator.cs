@@ -191,7 +191,7 @@ public static class MessageValidator
         if (!message.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null) { return null; }
         if (element.ValueKind != JsonValueKind.String) { return new Rejection(name, $"must be a string, not {Describe(element.ValueKind)}"); }
         var raw = JsonMarshal.GetRawUtf8Value(element)[1..^1];
-        value = recurring && raw.IndexOf((byte)'\\') < 0 ? (_names ??= new RecurringStrings(32)).Get(raw) : element.GetString();
+        value = recurring && raw.IndexOf((byte)'\\') < 0 ? (_names ??= new RecurringStrings(256)).Get(raw) : element.GetString();
         return null;
     }
 

@@ -117,7 +117,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
             return;
         }
 
-        journal.HandOffAppends(options.JournalHandOffEvents);
+        journal.HandOffAppends(options.JournalHandOffEvents, options.JournalHandOffBytes);
         _journal = journal;
     }
 

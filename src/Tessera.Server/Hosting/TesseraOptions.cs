@@ -58,6 +58,9 @@ public sealed class TesseraOptions
     /// </summary>
     public int JournalHandOffEvents { get; set; } = 20_000;
 
+    /// <summary>The same hand-off bounded by its records' size in the journal: 20,000 events of Segment's largest (32 KB) would be 640 MB.</summary>
+    public long JournalHandOffBytes { get; set; } = 32L << 20;
+
     /// <summary>How far (bytes of journal) the store may fall behind the journal before new requests wait (back-pressure); ~320,000 typical events.</summary>
     public long MaxIndexBacklogBytes { get; set; } = 256L << 20;
 

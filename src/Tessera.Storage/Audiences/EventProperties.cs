@@ -6,21 +6,12 @@ using Tessera.Storage.Profiles;
 
 namespace Tessera.Storage.Audiences;
 
-/// <summary>
-/// One row of <c>event_properties</c> as its columns take it: the name, the kind and the text as UTF-8 (spans over the
-/// message's own bytes wherever the JSON has no escapes), the number and the instant as <see cref="TypedValue"/> types them.
-/// </summary>
-internal readonly ref struct PropertyRow(ReadOnlySpan<byte> name, ReadOnlySpan<byte> kind, ReadOnlySpan<byte> text, decimal? number, DateTimeOffset? instant)
+/// <summary>One row of <c>event_properties</c>: the member's name as UTF-8 and its value typed (<see cref="Utf8TypedValue"/>).</summary>
+internal readonly ref struct PropertyRow(ReadOnlySpan<byte> name, Utf8TypedValue value)
 {
     public ReadOnlySpan<byte> Name { get; } = name;
 
-    public ReadOnlySpan<byte> Kind { get; } = kind;
-
-    public ReadOnlySpan<byte> Text { get; } = text;
-
-    public decimal? Number { get; } = number;
-
-    public DateTimeOffset? Instant { get; } = instant;
+    public Utf8TypedValue Value { get; } = value;
 }
 
 /// <summary>Takes one <see cref="PropertyRow"/>; its spans are valid only during the call.</summary>
@@ -31,7 +22,7 @@ internal delegate void PropertyRowWriter<in TState>(TState state, in PropertyRow
 /// (<c>event_properties</c>: one row per event with a name and per member of its <c>properties</c> object, written in
 /// the event's own transaction). A property path without a dot names such a member (<c>PropertyFilter.TryRead</c> reads
 /// it under <c>properties</c>); longer paths and <c>context.</c>/<c>traits.</c> paths are still read from the JSON.
-/// The values are typed here with <see cref="TypedValue"/>'s rules, so SQL compares what C# compares.
+/// The values are typed by <see cref="Utf8TypedValue"/> (<see cref="TypedValue"/>'s rules), so SQL compares what C# compares.
 /// </summary>
 internal static class EventProperties
 {
@@ -40,12 +31,6 @@ internal static class EventProperties
 
     /// <summary>Beyond this many members, repeated names are looked for with a set of strings (the slow path).</summary>
     private const int MaxPlainMembers = 32;
-
-    private static readonly byte[] StringKind = "string"u8.ToArray();
-    private static readonly byte[] NumberKind = "number"u8.ToArray();
-    private static readonly byte[] BooleanKind = "boolean"u8.ToArray();
-    private static readonly byte[] ObjectKind = "object"u8.ToArray();
-    private static readonly byte[] ArrayKind = "array"u8.ToArray();
 
     /// <summary>
     /// Writes the present (not null) top-level members of the message's <c>properties</c>, each name once, each with the
@@ -120,28 +105,6 @@ internal static class EventProperties
         return rows;
     }
 
-    private static void WriteRow<TState>(ReadOnlySpan<byte> name, JsonElement value, TState state, PropertyRowWriter<TState> write)
-    {
-        var raw = JsonMarshal.GetRawUtf8Value(value);
-        switch (value.ValueKind)
-        {
-            case JsonValueKind.String:
-                var text = raw[1..^1];
-                if (text.IndexOf((byte)'\\') >= 0) { text = Encoding.UTF8.GetBytes(value.GetString()!); }
-                write(state, new PropertyRow(name, StringKind, text, TypedValue.NumberOf(text), value.TryGetDateTimeOffset(out var at) ? at : null));
-                break;
-            case JsonValueKind.Number:
-                write(state, new PropertyRow(name, NumberKind, raw, TypedValue.NumberOf(value), null));
-                break;
-            case JsonValueKind.True or JsonValueKind.False:
-                write(state, new PropertyRow(name, BooleanKind, raw, null, null));
-                break;
-            case JsonValueKind.Object:
-                write(state, new PropertyRow(name, ObjectKind, raw, null, null));
-                break;
-            case JsonValueKind.Array:
-                write(state, new PropertyRow(name, ArrayKind, raw, null, null));
-                break;
-        }
-    }
+    private static void WriteRow<TState>(ReadOnlySpan<byte> name, JsonElement value, TState state, PropertyRowWriter<TState> write) =>
+        write(state, new PropertyRow(name, Utf8TypedValue.Of(value)));
 }

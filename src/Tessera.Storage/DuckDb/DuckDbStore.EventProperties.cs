@@ -96,7 +96,7 @@ public sealed partial class DuckDbStore
             var columns = _appender.CreateRow()
                 .AppendValue(_seq).AppendUtf8(_eventName.Value).AppendValue(e.Type == MessageType.Track).AppendValue(e.Timestamp);
             columns = _profileId.IsNull ? columns.AppendNullValue() : columns.AppendUtf8(_profileId.Value);
-            columns.AppendUtf8(row.Name).AppendUtf8(row.Kind).AppendUtf8(row.Text).AppendValue(row.Number).AppendValue(row.Instant)
+            columns.AppendUtf8(row.Name).AppendUtf8(row.Value.KindUtf8).AppendUtf8(row.Value.Text).AppendValue(row.Value.Number).AppendValue(row.Value.Instant)
                 .EndRow();
         }
 

@@ -211,7 +211,7 @@ public sealed class EventJournal : IDisposable
     /// records appended from now on in memory for a reader opened with <c>takeHandOff</c> (<see cref="JournalHandOff"/>);
     /// 0 keeps none. Call before appending.
     /// </summary>
-    public void HandOffAppends(int maxEvents, long maxBytes = 32L << 20) => _handOff = maxEvents > 0 ? new JournalHandOff(maxEvents, maxBytes) : null;
+    public void HandOffAppends(int maxEvents, long maxBytes) => _handOff = maxEvents > 0 ? new JournalHandOff(maxEvents, maxBytes) : null;
 
     /// <summary>
     /// A reader from <paramref name="position"/> (a record boundary at or after <see cref="Start"/>). With

@@ -46,7 +46,7 @@ internal static class JournalCodec
     public static void Read(ReadOnlySpan<byte> payload, List<CollectedEvent> into)
     {
         var reader = new Reader(payload);
-        var recurring = new RecurringStrings(16);
+        var recurring = new RecurringStrings(64);
         var count = reader.Varint();
         for (var i = 0u; i < count; i++)
         {
