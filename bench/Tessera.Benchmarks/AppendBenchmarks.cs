@@ -17,6 +17,8 @@ public class AppendBenchmarks : GroupAppendBenchmark
 {
     private string _directory = "";
     private DuckDbStore _store = null!;
+    private DuckDbStore _requests = null!;
+    private long _position;
     private DuckDBConnection _bare = null!;
     private long _seq;
 
@@ -27,6 +29,11 @@ public class AppendBenchmarks : GroupAppendBenchmark
         Directory.CreateDirectory(_directory);
         _store = new DuckDbStore(new DuckDbStoreOptions(Path.Combine(_directory, "store.duckdb")), new ProfileEngine(IdentityRules.Default, ProfileRules.Default));
         _store.OpenAsync(CancellationToken.None).GetAwaiter().GetResult();
+        // Journaled appends wait for the next commit up to the interval: here, until the group's last append (not journaled) ends the wait.
+        _requests = new DuckDbStore(
+            new DuckDbStoreOptions(Path.Combine(_directory, "requests.duckdb")) { JournaledCommitInterval = TimeSpan.FromHours(1) },
+            new ProfileEngine(IdentityRules.Default, ProfileRules.Default));
+        _requests.OpenAsync(CancellationToken.None).GetAwaiter().GetResult();
         _bare = new DuckDBConnection($"Data Source={Path.Combine(_directory, "bare.duckdb")}");
         _bare.Open();
         using var command = _bare.CreateCommand();
@@ -43,6 +50,22 @@ public class AppendBenchmarks : GroupAppendBenchmark
 
     [Benchmark(OperationsPerInvoke = Group, Description = "DuckDbStore.AppendAsync, per row (groups of 5,000)")]
     public Task StoreAppend() => _store.AppendAsync(Events, CancellationToken.None);
+
+    /// <summary>
+    /// The same group as the server's indexer stages it under load: request by request (100 events each, the load
+    /// generator's batch), the 50 of them committed in one transaction.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = Group, Description = "DuckDbStore.StageAsync, 50 requests of 100 in one commit, per row")]
+    public async Task StoreRequests()
+    {
+        const int request = 100;
+        for (var start = 0; start < Group - request; start += request)
+        {
+            await _requests.StageAsync(Events.GetRange(start, request), new Tessera.Storage.Journal.JournalMark("bench", ++_position), CancellationToken.None);
+        }
+
+        await _requests.AppendAsync(Events.GetRange(Group - request, request), CancellationToken.None);
+    }
 
     [Benchmark(OperationsPerInvoke = Group, Description = "bare DuckDB appender, per row (groups of 5,000)")]
     public void BareAppend()
@@ -64,6 +87,7 @@ public class AppendBenchmarks : GroupAppendBenchmark
     public void Cleanup()
     {
         _store.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _requests.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _bare.Dispose();
         Directory.Delete(_directory, recursive: true);
     }

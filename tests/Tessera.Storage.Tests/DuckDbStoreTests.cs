@@ -101,6 +101,70 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         Assert.Equal(102, (await store.GetStatsAsync(CancellationToken.None)).Events);
     }
 
+    /// <summary>
+    /// Staged appends that share a commit write through one appender per table; a statement in between (the repointing
+    /// of merged profile ids) must still see the rows appended before it in the same transaction, and the appends after
+    /// it must still land.
+    /// </summary>
+    [Fact]
+    public async Task appends_sharing_a_commit_keep_every_row_and_a_merge_between_them_sees_the_profiles_created_before_it()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-shared-commit"), "tessera.duckdb");
+        var commits = new List<long>();
+        string? live;
+        await using (var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1, JournaledCommitInterval = TimeSpan.FromSeconds(2) }, NewEngine()))
+        {
+            await store.OpenAsync(CancellationToken.None);
+            using var listener = new System.Diagnostics.Metrics.MeterListener();
+            listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument.Meter, store.Meter) && instrument.Name == "tessera.store.commit.events") { l.EnableMeasurementEvents(instrument); }
+            };
+            listener.SetMeasurementEventCallback<long>((_, value, _, _) => { lock (commits) { commits.Add(value); } });
+            listener.Start();
+
+            // The first commit goes at once; what is staged within the interval after it shares the next one.
+            await (await store.StageAsync([Event("warm")], new Journal.JournalMark("shared", 1), CancellationToken.None)).Committed;
+            CollectedEvent[][] appends =
+            [
+                [Event("anonymous-x", userId: null, anonymousId: "a-x")],
+                [Event("user-x", userId: "u-x", anonymousId: null)],
+                [Event("links-x", userId: "u-x", anonymousId: "a-x")],
+                [Event("anonymous-y", userId: null, anonymousId: "a-y")],
+                [Event("links-y", userId: "u-x", anonymousId: "a-y")],
+            ];
+            var staged = new List<Task>();
+            for (var i = 0; i < appends.Length; i++)
+            {
+                staged.Add((await store.StageAsync(appends[i], new Journal.JournalMark("shared", i + 2), CancellationToken.None)).Committed);
+            }
+
+            await Task.WhenAll(staged);
+            live = store.Engine.FindByIdentifier(new Core.Identity.Identifier("user_id", "u-x"));
+        }
+
+        lock (commits) { Assert.Equal([1L, 5L], commits); }
+        Assert.NotNull(live);
+        await using var connection = new DuckDBConnection($"Data Source={path}");
+        await connection.OpenAsync();
+        async Task<long> CountAsync(string sql)
+        {
+            await using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            command.Parameters.Add(new DuckDBParameter(live));
+            return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        Assert.Equal(6, await CountAsync("SELECT count(*) FROM events WHERE $1 IS NOT NULL"));
+        // Every event's two properties (revenue, text).
+        Assert.Equal(12, await CountAsync("SELECT count(*) FROM event_properties WHERE $1 IS NOT NULL"));
+        // The profiles of a-x, u-x and a-y were created in the commit and merged in it: all three ids point at the live one.
+        Assert.Equal(3, await CountAsync("SELECT count(*) FROM profile_ids WHERE profile_id = $1"));
+        Assert.Equal(4, await CountAsync("SELECT count(*) FROM profile_ids WHERE $1 IS NOT NULL"));
+        // Five identifiers: u-1 and a-1 of the first commit, a-x, u-x and a-y of this one.
+        Assert.Equal(5, await CountAsync("SELECT count(DISTINCT (id_type, id_value)) FROM profile_identifiers WHERE $1 IS NOT NULL"));
+    }
+
     /// <summary>The store file's paced writeback runs while the store is open (WritebackPacerTests shows what it does to a file).</summary>
     [Fact]
     public async Task a_store_paces_its_file_while_it_is_open_unless_the_interval_is_zero()

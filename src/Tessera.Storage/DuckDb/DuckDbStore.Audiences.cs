@@ -62,7 +62,7 @@ public sealed partial class DuckDbStore : IAudienceStore
         {
             // Staged like an append's changes: a tick never waits for a commit (one running a checkpoint takes seconds).
             var changes = NumberChanges(_engine.TickAudiences());
-            if (changes.Count > 0) { _ = Stage(writer => AppendAudienceChanges(writer, changes), 0, 0, changes, false, null); }
+            if (changes.Count > 0) { _ = Stage(tables => AppendAudienceChanges(tables, changes), 0, 0, changes, false, null); }
             return changes.Count;
         }
         finally
@@ -108,7 +108,7 @@ public sealed partial class DuckDbStore : IAudienceStore
                 await command.ExecuteNonQueryAsync(cancellationToken);
             }
 
-            AppendAudienceChanges(writer, numbered);
+            using (var tables = new TableAppenders(writer)) { AppendAudienceChanges(tables, numbered); }
             transaction.Commit();
         }
         catch (DuckDBException e)
@@ -126,10 +126,10 @@ public sealed partial class DuckDbStore : IAudienceStore
     private List<(long Id, AudienceChange Change)> NumberChanges(IEnumerable<AudienceChange> changes) =>
         [.. changes.Select(c => (++_lastAudienceChange, c))];
 
-    private static void AppendAudienceChanges(DuckDBConnection writer, List<(long Id, AudienceChange Change)> changes)
+    private static void AppendAudienceChanges(TableAppenders tables, List<(long Id, AudienceChange Change)> changes)
     {
         if (changes.Count == 0) { return; }
-        using var appender = writer.CreateAppender("audience_changes");
+        var appender = tables.For("audience_changes");
         foreach (var (id, c) in changes)
         {
             appender.CreateRow()
@@ -137,8 +137,6 @@ public sealed partial class DuckDbStore : IAudienceStore
                 .AppendValue(c.At).AppendValue(c.Seq).AppendValue(c.Reason)
                 .EndRow();
         }
-
-        appender.Close();
     }
 
     private void AnnounceStaged(IReadOnlyList<(long Id, AudienceChange Change)> changes)

@@ -53,11 +53,11 @@ public sealed partial class DuckDbStore
     private readonly SortedDictionary<long, AudienceChange> _stagedChanges = [];
 
     /// <summary>Rows for the writer, in the transaction of whatever else is committed with them.</summary>
-    private sealed class StagedCommit(Action<DuckDBConnection> write, int events, long bytes, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
+    private sealed class StagedCommit(Action<TableAppenders> write, int events, long bytes, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
     {
         public JournalMark? Mark { get; } = mark;
 
-        public Action<DuckDBConnection> Write { get; } = write;
+        public Action<TableAppenders> Write { get; } = write;
 
         public int Events { get; } = events;
 
@@ -88,7 +88,7 @@ public sealed partial class DuckDbStore
     /// Queues rows for the committer, then announces their audience changes as staged (<c>AudienceStaged</c>); called
     /// under the write lock, in the order the engine produced them.
     /// </summary>
-    private Task Stage(Action<DuckDBConnection> write, int events, long bytes, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
+    private Task Stage(Action<TableAppenders> write, int events, long bytes, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
     {
         var item = new StagedCommit(write, events, bytes, changes, appended, mark);
         lock (_stagedGate)
@@ -203,8 +203,13 @@ public sealed partial class DuckDbStore
                     var walBefore = WalSize();
                     using (var transaction = _writer!.BeginTransaction())
                     {
-                        foreach (var item in batch) { item.Write(_writer); }
-                        RecordJournalPositions(_writer, batch);
+                        // One appender per table for the whole batch, not per staged append (TableAppenders).
+                        using (var tables = new TableAppenders(_writer))
+                        {
+                            foreach (var item in batch) { item.Write(tables); }
+                            RecordJournalPositions(tables.Connection, batch);
+                        }
+
                         transaction.Commit();
                     }
 

@@ -56,9 +56,9 @@ public sealed partial class DuckDbStore
     /// typing them from the engine's own parse saved a parse but put the work on the engine's path, and the
     /// event-to-membership latency rose with it (docs/benchmarks.md).
     /// </summary>
-    private static void AppendEventProperties(DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
+    private static void AppendEventProperties(TableAppenders tables, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
     {
-        using var rows = new PropertyRows(writer);
+        var rows = new PropertyRows(tables);
         for (var i = 0; i < events.Length; i++)
         {
             var (seq, e) = events[i];
@@ -67,11 +67,11 @@ public sealed partial class DuckDbStore
     }
 
     /// <summary>
-    /// The <c>event_properties</c> appender of one transaction (opened at its first row) and the columns its rows repeat
-    /// from their event, encoded to UTF-8 once per event into buffers kept across events: DuckDB.NET encodes every
-    /// string it is given into memory of its own, and an event has a row per property.
+    /// The <c>event_properties</c> rows of events, the columns they repeat from their event encoded to UTF-8 once per
+    /// event into buffers kept across events: DuckDB.NET encodes every string it is given into memory of its own, and an
+    /// event has a row per property.
     /// </summary>
-    private sealed class PropertyRows(DuckDBConnection writer) : IDisposable
+    private sealed class PropertyRows(TableAppenders tables)
     {
         private static readonly PropertyRowWriter<PropertyRows> AppendRow = static (rows, in row) => rows.Append(in row);
 
@@ -83,7 +83,7 @@ public sealed partial class DuckDbStore
 
         public void Append(long seq, CollectedEvent e, string? profileId)
         {
-            (_seq, _event) = (seq, e);
+            (_seq, _event, _appender) = (seq, e, null);
             _eventName.Set(e.Event);
             _profileId.Set(profileId);
             EventProperties.Write(e, this, AppendRow);
@@ -91,19 +91,13 @@ public sealed partial class DuckDbStore
 
         private void Append(in PropertyRow row)
         {
-            _appender ??= writer.CreateAppender("event_properties");
+            _appender ??= tables.For("event_properties");
             var e = _event!;
             var columns = _appender.CreateRow()
                 .AppendValue(_seq).AppendUtf8(_eventName.Value).AppendValue(e.Type == MessageType.Track).AppendValue(e.Timestamp);
             columns = _profileId.IsNull ? columns.AppendNullValue() : columns.AppendUtf8(_profileId.Value);
             columns.AppendUtf8(row.Name).AppendUtf8(row.Value.KindUtf8).AppendUtf8(row.Value.Text).AppendValue(row.Value.Number).AppendValue(row.Value.Instant)
                 .EndRow();
-        }
-
-        public void Dispose()
-        {
-            _appender?.Close();
-            _appender?.Dispose();
         }
     }
 
@@ -142,8 +136,9 @@ public sealed partial class DuckDbStore
         var writer = _writer!;
         using var transaction = writer.BeginTransaction();
         Execute(writer, "DELETE FROM event_properties");
-        using (var rows = new PropertyRows(writer))
+        using (var tables = new TableAppenders(writer))
         {
+            var rows = new PropertyRows(tables);
             using var connection = OpenReader();
             using var command = Command(connection, $"SELECT {EventReader.Columns} FROM events WHERE event IS NOT NULL", []);
             using var reader = await command.ExecuteReaderAsync(cancellationToken);

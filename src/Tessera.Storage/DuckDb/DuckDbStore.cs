@@ -93,7 +93,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         if (_engine.Counts().Profiles == 0 || await ScalarAsync<long>("SELECT count(*) FROM profile_ids", cancellationToken) > 0) { return; }
         var writer = _writer!;
         using var transaction = writer.BeginTransaction();
-        WriteProfileState(writer, _engine.StateSnapshot());
+        using (var tables = new TableAppenders(writer)) { WriteProfileState(tables, _engine.StateSnapshot()); }
         transaction.Commit();
     }
 
@@ -176,14 +176,14 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             }
 
             var version = sequenced[^1].Seq;
-            var task = Stage(writer =>
+            var task = Stage(tables =>
             {
-                AppendEvents(writer, sequenced, processed);
-                AppendEventProperties(writer, sequenced, processed);
-                AppendProfileChanges(writer, processed);
-                AppendAudienceChanges(writer, changes);
-                AppendProfileState(writer, state, version);
-                if (fold) { FoldTraitUpdates(writer); }
+                AppendEvents(tables, sequenced, processed);
+                AppendEventProperties(tables, sequenced, processed);
+                AppendProfileChanges(tables, processed);
+                AppendAudienceChanges(tables, changes);
+                AppendProfileState(tables, state, version);
+                if (fold) { FoldTraitUpdates(tables); }
             }, fresh.Count, bytes, changes, true, mark);
             return new StagedAppend(new AppendResult(fresh.Count, events.Count - fresh.Count), task);
         }
@@ -193,9 +193,9 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         }
     }
 
-    private static void AppendEvents(DuckDBConnection writer, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
+    private static void AppendEvents(TableAppenders tables, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
     {
-        using var appender = writer.CreateAppender("events");
+        var appender = tables.For("events");
         for (var i = 0; i < events.Length; i++)
         {
             var (seq, e) = events[i];
@@ -217,46 +217,31 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 .AppendRaw(e.Raw)
                 .EndRow();
         }
-
-        // Closing the appender flushes its rows into the open transaction; the commit after it makes them durable
-        // (DuckDB syncs its write-ahead log on commit).
-        appender.Close();
     }
 
-    private static void AppendProfileChanges(DuckDBConnection writer, IReadOnlyList<ProcessedEvent> processed, string identityTable = "identity_changes", string traitTable = "trait_changes")
+    private static void AppendProfileChanges(TableAppenders tables, IReadOnlyList<ProcessedEvent> processed, string identityTable = "identity_changes", string traitTable = "trait_changes")
     {
-        using (var identity = writer.CreateAppender(identityTable))
-        {
-            foreach (var p in processed)
-            {
-                foreach (var c in p.Changes)
-                {
-                    identity.CreateRow()
-                        .AppendValue(c.Seq).AppendValue(c.Ordinal).AppendValue(c.Kind.ToString())
-                        .AppendValue(c.ProfileId).AppendValue(c.OtherProfileId)
-                        .AppendValue(c.Identifier?.Type).AppendValue(c.Identifier?.Value)
-                        .AppendValue(c.At).AppendValue(c.Cause).AppendValue(c.Detail)
-                        .AppendValue(ProfileRows.IdentifiersJson(c.Identifiers))
-                        .EndRow();
-                }
-            }
-
-            identity.Close();
-        }
-
-        using var traits = writer.CreateAppender(traitTable);
         foreach (var p in processed)
         {
+            foreach (var c in p.Changes)
+            {
+                tables.For(identityTable).CreateRow()
+                    .AppendValue(c.Seq).AppendValue(c.Ordinal).AppendValue(c.Kind.ToString())
+                    .AppendValue(c.ProfileId).AppendValue(c.OtherProfileId)
+                    .AppendValue(c.Identifier?.Type).AppendValue(c.Identifier?.Value)
+                    .AppendValue(c.At).AppendValue(c.Cause).AppendValue(c.Detail)
+                    .AppendValue(ProfileRows.IdentifiersJson(c.Identifiers))
+                    .EndRow();
+            }
+
             foreach (var t in p.Traits)
             {
-                traits.CreateRow()
+                tables.For(traitTable).CreateRow()
                     .AppendValue(t.Value.Seq).AppendValue(t.ProfileId).AppendValue(t.Name)
                     .AppendValue(t.Value.Value?.ToJsonString()).AppendValue(t.Value.At).AppendValue(t.Value.SourceId)
                     .EndRow();
             }
         }
-
-        traits.Close();
     }
 
     /// <summary>
@@ -264,39 +249,34 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     /// (and every id that pointed at them) repointed in one update, links appended, touched profiles' traits upserted
     /// through a staging table. Merged-away profiles' trait rows stay behind: audiences only read live profiles.
     /// </summary>
-    private static void AppendProfileState(DuckDBConnection writer, ProfileStateChanges changes, long version)
+    private static void AppendProfileState(TableAppenders tables, ProfileStateChanges changes, long version)
     {
         if (changes.IsEmpty) { return; }
         if (changes.Created.Count > 0)
         {
-            using var ids = writer.CreateAppender("profile_ids");
+            var ids = tables.For("profile_ids");
             foreach (var id in changes.Created) { ids.CreateRow().AppendValue(id).AppendValue(id).EndRow(); }
-            ids.Close();
         }
 
         if (changes.Merges.Count > 0)
         {
-            using (var merges = writer.CreateAppender("profile_merges_stage"))
-            {
-                foreach (var (merged, live) in changes.Merges) { merges.CreateRow().AppendValue(merged).AppendValue(live).EndRow(); }
-                merges.Close();
-            }
-
-            Execute(writer, """
+            var merges = tables.For("profile_merges_stage");
+            foreach (var (merged, live) in changes.Merges) { merges.CreateRow().AppendValue(merged).AppendValue(live).EndRow(); }
+            Execute(tables.Connection, """
                 UPDATE profile_ids SET profile_id = s.profile_id FROM profile_merges_stage s WHERE profile_ids.profile_id = s.merged;
                 DELETE FROM profile_merges_stage;
                 """);
         }
 
-        AppendIdentifiers(writer, changes.Links);
-        if (changes.Traits.Count > 0) { AppendTraits(writer, "profile_trait_updates", changes.Traits, version); }
+        AppendIdentifiers(tables, changes.Links);
+        if (changes.Traits.Count > 0) { AppendTraits(tables, "profile_trait_updates", changes.Traits, version); }
     }
 
     /// <summary>
     /// Moves the newest value of each (profile, trait) in <c>profile_trait_updates</c> into <c>profile_traits</c>, inside
     /// the caller's transaction. Audiences read both until then (<c>DuckDbAudienceDialect.CurrentTraits</c>).
     /// </summary>
-    private static void FoldTraitUpdates(DuckDBConnection connection) => Execute(connection, """
+    private static void FoldTraitUpdates(TableAppenders tables) => Execute(tables.Connection, """
         INSERT OR REPLACE INTO profile_traits
             SELECT profile_id, name, value, kind, text, num, instant FROM profile_trait_updates
             QUALIFY row_number() OVER (PARTITION BY profile_id, name ORDER BY version DESC) = 1;
@@ -304,18 +284,14 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         """);
 
     /// <summary>Replaces the profile state tables' contents with <paramref name="snapshot"/>, on a connection inside a transaction.</summary>
-    private static void WriteProfileState(DuckDBConnection connection, ProfileStateSnapshot snapshot)
+    private static void WriteProfileState(TableAppenders tables, ProfileStateSnapshot snapshot)
     {
-        Execute(connection, "DELETE FROM profile_ids; DELETE FROM profile_identifiers; DELETE FROM profile_trait_updates;");
-        RecreateEmpty(connection, "profile_traits");
-        using (var ids = connection.CreateAppender("profile_ids"))
-        {
-            foreach (var (id, live) in snapshot.ProfileIds) { ids.CreateRow().AppendValue(id).AppendValue(live).EndRow(); }
-            ids.Close();
-        }
-
-        AppendIdentifiers(connection, snapshot.Identifiers);
-        AppendTraits(connection, "profile_traits", [.. snapshot.Traits.Select(t => TraitRow.Of(t.ProfileId, t.Name, t.Value.Value))]);
+        Execute(tables.Connection, "DELETE FROM profile_ids; DELETE FROM profile_identifiers; DELETE FROM profile_trait_updates;");
+        RecreateEmpty(tables.Connection, "profile_traits");
+        var ids = tables.For("profile_ids");
+        foreach (var (id, live) in snapshot.ProfileIds) { ids.CreateRow().AppendValue(id).AppendValue(live).EndRow(); }
+        AppendIdentifiers(tables, snapshot.Identifiers);
+        AppendTraits(tables, "profile_traits", [.. snapshot.Traits.Select(t => TraitRow.Of(t.ProfileId, t.Name, t.Value.Value))]);
     }
 
     /// <summary>
@@ -334,21 +310,20 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         Execute(connection, $"DROP TABLE {table}; {definition}");
     }
 
-    private static void AppendIdentifiers(DuckDBConnection connection, IReadOnlyList<(string ProfileId, Identifier Identifier)> links)
+    private static void AppendIdentifiers(TableAppenders tables, IReadOnlyList<(string ProfileId, Identifier Identifier)> links)
     {
         if (links.Count == 0) { return; }
-        using var identifiers = connection.CreateAppender("profile_identifiers");
+        var identifiers = tables.For("profile_identifiers");
         foreach (var (profileId, identifier) in links)
         {
             identifiers.CreateRow().AppendValue(profileId).AppendValue(identifier.Type).AppendValue(identifier.Value).EndRow();
         }
-
-        identifiers.Close();
     }
 
-    private static void AppendTraits(DuckDBConnection connection, string table, IReadOnlyList<TraitRow> rows, long? version = null)
+    private static void AppendTraits(TableAppenders tables, string table, IReadOnlyList<TraitRow> rows, long? version = null)
     {
-        using var traits = connection.CreateAppender(table);
+        if (rows.Count == 0) { return; }
+        var traits = tables.For(table);
         foreach (var t in rows)
         {
             var row = traits.CreateRow()
@@ -357,8 +332,6 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             if (version is { } v) { row.AppendValue(v); }
             row.EndRow();
         }
-
-        traits.Close();
     }
 
     private static void Execute(DuckDBConnection connection, string sql)
@@ -488,7 +461,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 UPDATE event_properties SET profile_id = r.profile_id FROM event_profiles_rebuild r WHERE event_properties.seq = r.seq;
                 """, cancellationToken);
             _mayHaveMergedIds = true;
-            WriteProfileState(rebuild, fresh.StateSnapshot());
+            using (var tables = new TableAppenders(rebuild)) { WriteProfileState(tables, fresh.StateSnapshot()); }
             if (addSeparation is { } s)
             {
                 using var insert = Command(rebuild, "INSERT INTO identity_separations VALUES ($1, $2, $3, $4, $5)",
@@ -538,7 +511,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                     profiles.Close();
                 }
 
-                AppendProfileChanges(rebuild, processed, "identity_changes_rebuild", "trait_changes_rebuild");
+                using var tables = new TableAppenders(rebuild);
+                AppendProfileChanges(tables, processed, "identity_changes_rebuild", "trait_changes_rebuild");
             }
 
             chunk.Clear();
