@@ -165,6 +165,59 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         Assert.Equal(5, await CountAsync("SELECT count(DISTINCT (id_type, id_value)) FROM profile_identifiers WHERE $1 IS NOT NULL"));
     }
 
+    /// <summary>
+    /// Activation's and the journeys' derivation steps run after every commit. A step that reads no audience change and
+    /// no event (nothing subscribes to what was committed) writes nothing, so it commits nothing either: its position is
+    /// kept in memory, used by the next step, and written to the cursor tables before a destination or journey changes
+    /// and when the store closes.
+    /// </summary>
+    [Fact]
+    public async Task derivation_steps_that_read_nothing_write_nothing_and_their_position_is_kept_for_the_next_step_and_the_next_start()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-quiet-steps"), "tessera.duckdb");
+        long Wal() => new FileInfo(path + ".wal") is { Exists: true } wal ? wal.Length : 0;
+        var now = DateTimeOffset.UtcNow;
+        var claim = new Activation.DeliveryClaim("test", now, now.AddMinutes(1));
+        await using (var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1 }, NewEngine()))
+        {
+            await store.OpenAsync(CancellationToken.None);
+            var deliveries = new Server.Activation.DeliveryDeriver(() => store.Engine, TimeProvider.System);
+            var journeys = new Server.Journeys.JourneyRunner(() => store.Engine);
+            await store.AppendAsync(Events(20, "quiet"), CancellationToken.None);
+
+            var before = Wal();
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal(0, (await store.DeriveDeliveriesAsync(deliveries, claim, null, CancellationToken.None)).Written);
+                Assert.Equal(0, (await store.DeriveJourneysAsync(journeys, now, CancellationToken.None)).Moved);
+            }
+
+            Assert.Equal(before, Wal());
+
+            // A destination saved now hears of what comes after it; the steps after it go on from where the quiet ones got to.
+            await store.SaveDestinationAsync(
+                new Core.Activation.Destination { Id = "orders", Name = "Orders", Type = "webhook", Events = ["Order Completed"], CreatedAt = now, UpdatedAt = now }, CancellationToken.None);
+            await store.AppendAsync(Events(3, "after"), CancellationToken.None);
+            Assert.Equal(3, (await store.DeriveDeliveriesAsync(deliveries, claim, null, CancellationToken.None)).Written);
+            Assert.Equal(0, (await store.DeriveDeliveriesAsync(deliveries, claim, null, CancellationToken.None)).Written);
+
+            // Events nothing subscribes to: read by no step, so the position moves in memory only, until the store closes.
+            await store.AppendAsync(Enumerable.Range(0, 5).Select(i => Event($"viewed-{i}", name: "Product Viewed")).ToList(), CancellationToken.None);
+            before = Wal();
+            Assert.Equal(0, (await store.DeriveDeliveriesAsync(deliveries, claim, null, CancellationToken.None)).Written);
+            Assert.Equal(0, (await store.DeriveJourneysAsync(journeys, now, CancellationToken.None)).Moved);
+            Assert.Equal(before, Wal());
+        }
+
+        await using var connection = new DuckDBConnection($"Data Source={path}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT (SELECT seq FROM activation_cursor), (SELECT seq FROM journey_cursor), (SELECT count(*) FROM deliveries)";
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        Assert.Equal((28L, 28L, 3L), (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2)));
+    }
+
     /// <summary>The store file's paced writeback runs while the store is open (WritebackPacerTests shows what it does to a file).</summary>
     [Fact]
     public async Task a_store_paces_its_file_while_it_is_open_unless_the_interval_is_zero()

@@ -27,6 +27,7 @@ public sealed partial class DuckDbStore : IJourneyStore
         await _activationLock.WaitAsync(cancellationToken);
         try
         {
+            await WriteAheadCursorsAsync(cancellationToken);
             using var connection = OpenReader();
             using var transaction = connection.BeginTransaction();
             var changeEnd = await ScalarOnAsync<long>(connection, "SELECT coalesce(max(id), 0) FROM audience_changes", cancellationToken);
@@ -62,6 +63,7 @@ public sealed partial class DuckDbStore : IJourneyStore
         await _activationLock.WaitAsync(cancellationToken);
         try
         {
+            await WriteAheadCursorsAsync(cancellationToken);
             using var connection = OpenReader();
             using var transaction = connection.BeginTransaction();
             if (await ExecuteOnAsync(connection, "UPDATE journeys SET status = 'deleted', updated_at = $2 WHERE id = $1 AND status <> 'deleted'", cancellationToken, id, now) == 0) { return false; }
@@ -96,7 +98,7 @@ public sealed partial class DuckDbStore : IJourneyStore
             using var connection = OpenReader();
             await LoadJourneyIdsAsync(connection, cancellationToken);
             using var transaction = connection.BeginTransaction();
-            var cursor = (await ReadOnAsync(connection, "SELECT change_id, seq FROM journey_cursor", r => new ActivationCursor(r.GetInt64(0), r.GetInt64(1)), cancellationToken))[0];
+            var cursor = AheadCursor((await ReadOnAsync(connection, "SELECT change_id, seq FROM journey_cursor", r => new ActivationCursor(r.GetInt64(0), r.GetInt64(1)), cancellationToken))[0], _journeyAhead);
             var lastChange = await ScalarOnAsync<long?>(connection, "SELECT max(id) FROM audience_changes WHERE id > $1", cancellationToken, cursor.ChangeId) ?? cursor.ChangeId;
             var changeUpTo = Math.Min(lastChange, cursor.ChangeId + JourneyRows.ChangeStep);
             var lastSeq = await ScalarOnAsync<long?>(connection, "SELECT max(seq) FROM events WHERE seq > $1", cancellationToken, cursor.Seq) ?? cursor.Seq;
@@ -107,6 +109,7 @@ public sealed partial class DuckDbStore : IJourneyStore
             var journeys = (await ReadOnAsync(connection, $"{JourneyRows.SelectJourneys} AND j.status <> 'draft' ORDER BY j.created_at, j.id", JourneyRows.ReadJourney, cancellationToken));
             var moved = 0;
             var sent = 0;
+            var read = false;
             if (journeys.Count > 0)
             {
                 var versions = await ReadOnAsync(connection, "SELECT journey_id, version, definition FROM journey_versions", JourneyRows.ReadVersion, cancellationToken);
@@ -128,7 +131,8 @@ public sealed partial class DuckDbStore : IJourneyStore
                         r => EventReader.Read(r), cancellationToken, [.. parameters]);
                 }
 
-                if (changes.Count > 0 || events.Count > 0)
+                read = changes.Count > 0 || events.Count > 0;
+                if (read)
                 {
                     var profiles = runner.Cluster(JourneyRows.CauseProfiles(changes, events)).ToList();
                     var positions = await ReadOnAsync(connection, $"SELECT {JourneyRows.PositionColumns} FROM journey_positions WHERE state = 'active' AND profile_id IN (SELECT unnest($1)) ORDER BY id",
@@ -141,8 +145,10 @@ public sealed partial class DuckDbStore : IJourneyStore
                 }
             }
 
-            await ExecuteOnAsync(connection, "UPDATE journey_cursor SET change_id = $1, seq = $2", cancellationToken, changeUpTo, seqUpTo);
+            // A step that read no change and no event wrote nothing: its cursor stays in memory (AheadCursor).
+            if (read) { await ExecuteOnAsync(connection, "UPDATE journey_cursor SET change_id = $1, seq = $2", cancellationToken, changeUpTo, seqUpTo); }
             transaction.Commit();
+            _journeyAhead = read ? null : new ActivationCursor(changeUpTo, seqUpTo);
             return new JourneyStepResult(moved, sent, more);
         }
         catch (DuckDBException e)

@@ -673,6 +673,17 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         try
         {
             await StopCommitterAsync();
+            await _activationLock.WaitAsync();
+            try
+            {
+                // The next start derives from here, not from the derivation cursors' tables (AheadCursor).
+                await WriteAheadCursorsAsync(CancellationToken.None);
+            }
+            finally
+            {
+                _activationLock.Release();
+            }
+
             // A checkpoint folds the write-ahead log into the file, so the next start does not replay it.
             await ExecuteAsync("CHECKPOINT", CancellationToken.None);
             await _writer.DisposeAsync();
