@@ -218,6 +218,55 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         Assert.Equal((28L, 28L, 3L), (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2)));
     }
 
+    /// <summary>
+    /// With no destination and no journey a derivation step moves its position to what is committed without asking
+    /// DuckDB. It still records consent stated meanwhile, and it never moves past events staged but not yet committed:
+    /// a destination saved while they wait hears of them once they are.
+    /// </summary>
+    [Fact]
+    public async Task steps_with_nothing_to_derive_still_record_consent_and_never_pass_events_not_yet_committed()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-skipped-steps"), "tessera.duckdb");
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1, CommitDelay = TimeSpan.FromMilliseconds(600) }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+        var now = DateTimeOffset.UtcNow;
+        var claim = new Activation.DeliveryClaim("test", now, now.AddMinutes(1));
+        var deliveries = new Server.Activation.DeliveryDeriver(() => store.Engine, TimeProvider.System);
+        var journeys = new Server.Journeys.JourneyRunner(() => store.Engine);
+        async Task StepAsync()
+        {
+            Assert.Equal(0, (await store.DeriveDeliveriesAsync(deliveries, claim, null, CancellationToken.None)).Written);
+            Assert.Equal(0, (await store.DeriveJourneysAsync(journeys, now, CancellationToken.None)).Moved);
+        }
+
+        await store.AppendAsync(Events(5, "first"), CancellationToken.None);
+        await StepAsync();
+        await store.AppendAsync(Events(5, "second"), CancellationToken.None);
+        await StepAsync();
+
+        // Consent stated by a message no destination subscribes to is recorded all the same.
+        var stated = Event("consent", userId: "c", anonymousId: null) with
+        {
+            Raw = """{"type":"track","userId":"c","event":"Settings Saved","context":{"consent":{"categoryPreferences":{"marketing":true}}}}""",
+        };
+        await store.AppendAsync([stated], CancellationToken.None);
+        await StepAsync();
+        await StepAsync();
+        var profile = store.Engine.FindByIdentifier(new Core.Identity.Identifier("user_id", "c"));
+        Assert.NotNull(profile);
+        var consent = Assert.Single(await store.GetConsentAsync([profile], CancellationToken.None));
+        Assert.Equal(("marketing", true), (consent.Category, consent.Granted));
+
+        // Three orders staged, their commit held back; the steps meanwhile stop at what is committed.
+        var staged = await store.StageAsync(Events(3, "orders"), new Journal.JournalMark("skipped-steps", 1), CancellationToken.None);
+        await StepAsync();
+        await store.SaveDestinationAsync(
+            new Core.Activation.Destination { Id = "orders", Name = "Orders", Type = "webhook", Events = ["Order Completed"], CreatedAt = now, UpdatedAt = now }, CancellationToken.None);
+        Assert.False(staged.Committed.IsCompleted, "the orders were committed before the destination was saved: the test proves nothing");
+        await staged.Committed;
+        Assert.Equal(3, (await store.DeriveDeliveriesAsync(deliveries, claim, null, CancellationToken.None)).Written);
+    }
+
     /// <summary>The store file's paced writeback runs while the store is open (WritebackPacerTests shows what it does to a file).</summary>
     [Fact]
     public async Task a_store_paces_its_file_while_it_is_open_unless_the_interval_is_zero()

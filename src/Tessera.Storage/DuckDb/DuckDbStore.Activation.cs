@@ -17,15 +17,6 @@ public sealed partial class DuckDbStore : IActivationStore
     private readonly SemaphoreSlim _activationLock = new(1, 1);
     private long _lastDeliveryId = -1;
 
-    /// <summary>
-    /// Where activation's derivation has got to past <c>activation_cursor</c>, after steps that read nothing to derive
-    /// from (under <see cref="_activationLock"/>); null when the table is up to date. See <see cref="AheadCursor"/>.
-    /// </summary>
-    private ActivationCursor? _activationAhead;
-
-    /// <summary>Likewise for <c>journey_cursor</c>.</summary>
-    private ActivationCursor? _journeyAhead;
-
     public async Task<IReadOnlyList<StoredDestination>> ListDestinationsAsync(CancellationToken cancellationToken) =>
         await ReadAllAsync($"SELECT {ActivationRows.DestinationColumns} FROM destinations ORDER BY created_at, id", ActivationRows.ReadDestination, cancellationToken);
 
@@ -38,6 +29,7 @@ public sealed partial class DuckDbStore : IActivationStore
         try
         {
             await WriteAheadCursorsAsync(cancellationToken);
+            _destinationsKnown = null;
             var config = ActivationRows.ConfigJson(destination);
             var updated = await ExecuteAsync("UPDATE destinations SET name = $2, type = $3, config = $4, updated_at = $5 WHERE id = $1", cancellationToken,
                 destination.Id, destination.Name, destination.Type, config, destination.UpdatedAt);
@@ -60,6 +52,7 @@ public sealed partial class DuckDbStore : IActivationStore
         try
         {
             await WriteAheadCursorsAsync(cancellationToken);
+            _destinationsKnown = null;
             if (await ExecuteAsync("DELETE FROM destinations WHERE id = $1", cancellationToken, id) == 0) { return false; }
             await ExecuteAsync("UPDATE deliveries SET status = 'cancelled', reason = 'destination deleted', updated_at = $2 WHERE destination_id = $1 AND status = 'pending'",
                 cancellationToken, id, DateTimeOffset.UtcNow);
@@ -76,10 +69,11 @@ public sealed partial class DuckDbStore : IActivationStore
         await _activationLock.WaitAsync(cancellationToken);
         try
         {
+            if (SkipQuietActivationStep()) { return new DerivationResult([], 0, false); }
             using var connection = OpenReader();
             await LoadDeliveryIdsAsync(connection, cancellationToken);
             using var transaction = connection.BeginTransaction();
-            var cursor = AheadCursor((await ReadOnAsync(connection, "SELECT change_id, seq FROM activation_cursor", r => new ActivationCursor(r.GetInt64(0), r.GetInt64(1)), cancellationToken))[0], _activationAhead);
+            var cursor = _activationAt.From((await ReadOnAsync(connection, "SELECT change_id, seq FROM activation_cursor", r => new ActivationCursor(r.GetInt64(0), r.GetInt64(1)), cancellationToken))[0]);
             var destinations = await ReadOnAsync(connection, $"SELECT {ActivationRows.DestinationColumns} FROM destinations ORDER BY created_at, id", ActivationRows.ReadDestination, cancellationToken);
 
             // Bounded steps; the upper bounds come from this transaction's snapshot, so nothing below them can still appear.
@@ -149,7 +143,7 @@ public sealed partial class DuckDbStore : IActivationStore
                 appender.Close();
             }
 
-            // A step that read no change and no event wrote nothing: its cursor stays in memory (AheadCursor).
+            // A step that read no change and no event wrote nothing: its position stays in memory (DerivationPosition).
             var read = changes.Count > 0 || events.Count > 0;
             if (read)
             {
@@ -159,7 +153,8 @@ public sealed partial class DuckDbStore : IActivationStore
 
             if (pending.Count > 0) { beforeCommit?.Invoke(pending); }
             transaction.Commit();
-            _activationAhead = read ? null : new ActivationCursor(changeUpTo, seqUpTo);
+            _activationAt.Moved(new ActivationCursor(changeUpTo, seqUpTo), written: read);
+            _destinationsKnown = destinations;
             return new DerivationResult(pending, derived.Count, lastChange > changeUpTo || lastSeq > seqUpTo);
         }
         catch (DuckDBException e)
@@ -171,33 +166,6 @@ public sealed partial class DuckDbStore : IActivationStore
         finally
         {
             _activationLock.Release();
-        }
-    }
-
-    /// <summary>
-    /// The cursor a derivation step starts from: <paramref name="stored"/> (the table's), or <paramref name="ahead"/>
-    /// where steps since the table's last update read no change and no event. Those steps wrote nothing, so they did not
-    /// commit a cursor update either: at 40 commits a second that was 80 transactions with a log sync each, for nothing.
-    /// After a crash the steps past the table's cursor run again and again find nothing, as nothing they read has changed:
-    /// the events and changes are the same, and the destinations and journeys are too, because any change to them first
-    /// writes these cursors to their tables (<see cref="WriteAheadCursorsAsync"/>), as closing the store does.
-    /// </summary>
-    private static ActivationCursor AheadCursor(ActivationCursor stored, ActivationCursor? ahead) =>
-        ahead is { } a && a.ChangeId >= stored.ChangeId && a.Seq >= stored.Seq ? a : stored;
-
-    /// <summary>Writes the cursors kept in memory to their tables (call under <see cref="_activationLock"/>).</summary>
-    private async Task WriteAheadCursorsAsync(CancellationToken cancellationToken)
-    {
-        if (_activationAhead is { } activation)
-        {
-            await ExecuteAsync("UPDATE activation_cursor SET change_id = greatest(change_id, $1), seq = greatest(seq, $2)", cancellationToken, activation.ChangeId, activation.Seq);
-            _activationAhead = null;
-        }
-
-        if (_journeyAhead is { } journeys)
-        {
-            await ExecuteAsync("UPDATE journey_cursor SET change_id = greatest(change_id, $1), seq = greatest(seq, $2)", cancellationToken, journeys.ChangeId, journeys.Seq);
-            _journeyAhead = null;
         }
     }
 

@@ -62,7 +62,7 @@ public sealed partial class DuckDbStore : IAudienceStore
         {
             // Staged like an append's changes: a tick never waits for a commit (one running a checkpoint takes seconds).
             var changes = NumberChanges(_engine.TickAudiences());
-            if (changes.Count > 0) { _ = Stage(tables => AppendAudienceChanges(tables, changes), 0, 0, changes, false, null); }
+            if (changes.Count > 0) { _ = Stage(tables => AppendAudienceChanges(tables, changes), 0, 0, 0, changes, false, null); }
             return changes.Count;
         }
         finally
@@ -110,6 +110,7 @@ public sealed partial class DuckDbStore : IAudienceStore
 
             using (var tables = new TableAppenders(writer)) { AppendAudienceChanges(tables, numbered); }
             transaction.Commit();
+            NoteCommitted(0, numbered.Count > 0 ? numbered[^1].Id : 0);
         }
         catch (DuckDBException e)
         {
@@ -153,6 +154,7 @@ public sealed partial class DuckDbStore : IAudienceStore
     private async Task RestoreAudiencesAsync(ProfileEngine engine, CancellationToken cancellationToken)
     {
         _lastAudienceChange = await ScalarAsync<long>("SELECT coalesce(max(id), 0) FROM audience_changes", cancellationToken);
+        NoteCommitted(0, _lastAudienceChange);
         var audiences = await ReadAllAsync($"SELECT {AudienceRows.AudienceColumns} FROM audiences ORDER BY created_at, id", AudienceRows.ReadAudience, cancellationToken);
         if (audiences.Count == 0) { return; }
         foreach (var audience in audiences) { engine.DefineAudience(audience); }

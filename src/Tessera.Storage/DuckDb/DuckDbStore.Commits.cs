@@ -53,7 +53,7 @@ public sealed partial class DuckDbStore
     private readonly SortedDictionary<long, AudienceChange> _stagedChanges = [];
 
     /// <summary>Rows for the writer, in the transaction of whatever else is committed with them.</summary>
-    private sealed class StagedCommit(Action<TableAppenders> write, int events, long bytes, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
+    private sealed class StagedCommit(Action<TableAppenders> write, int events, long bytes, long lastSeq, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
     {
         public JournalMark? Mark { get; } = mark;
 
@@ -63,6 +63,9 @@ public sealed partial class DuckDbStore
 
         /// <summary>The events' JSON, in bytes (what <see cref="DuckDbStoreOptions.MaxStagedBytes"/> bounds).</summary>
         public long Bytes { get; } = bytes;
+
+        /// <summary>The seq of the last event it writes; 0 when it writes none.</summary>
+        public long LastSeq { get; } = lastSeq;
 
         public IReadOnlyList<(long Id, AudienceChange Change)> Changes { get; } = changes;
 
@@ -88,9 +91,9 @@ public sealed partial class DuckDbStore
     /// Queues rows for the committer, then announces their audience changes as staged (<c>AudienceStaged</c>); called
     /// under the write lock, in the order the engine produced them.
     /// </summary>
-    private Task Stage(Action<TableAppenders> write, int events, long bytes, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
+    private Task Stage(Action<TableAppenders> write, int events, long bytes, long lastSeq, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
     {
-        var item = new StagedCommit(write, events, bytes, changes, appended, mark);
+        var item = new StagedCommit(write, events, bytes, lastSeq, changes, appended, mark);
         lock (_stagedGate)
         {
             if (_fault is { } fault)
@@ -341,6 +344,7 @@ public sealed partial class DuckDbStore
                     if (failure is null) { changes.Add(change); }
                 }
 
+                if (failure is null) { NoteCommitted(item.LastSeq, item.Changes.Count > 0 ? item.Changes[^1].Id : 0); }
                 appended |= item.Appended;
                 _stagedEvents -= item.Events;
                 _stagedBytes -= item.Bytes;

@@ -28,6 +28,7 @@ public sealed partial class DuckDbStore : IJourneyStore
         try
         {
             await WriteAheadCursorsAsync(cancellationToken);
+            _journeysKnown = null;
             using var connection = OpenReader();
             using var transaction = connection.BeginTransaction();
             var changeEnd = await ScalarOnAsync<long>(connection, "SELECT coalesce(max(id), 0) FROM audience_changes", cancellationToken);
@@ -64,6 +65,7 @@ public sealed partial class DuckDbStore : IJourneyStore
         try
         {
             await WriteAheadCursorsAsync(cancellationToken);
+            _journeysKnown = null;
             using var connection = OpenReader();
             using var transaction = connection.BeginTransaction();
             if (await ExecuteOnAsync(connection, "UPDATE journeys SET status = 'deleted', updated_at = $2 WHERE id = $1 AND status <> 'deleted'", cancellationToken, id, now) == 0) { return false; }
@@ -95,16 +97,22 @@ public sealed partial class DuckDbStore : IJourneyStore
         await _activationLock.WaitAsync(cancellationToken);
         try
         {
+            if (SkipQuietJourneysStep()) { return new JourneyStepResult(0, 0, false); }
             using var connection = OpenReader();
             await LoadJourneyIdsAsync(connection, cancellationToken);
             using var transaction = connection.BeginTransaction();
-            var cursor = AheadCursor((await ReadOnAsync(connection, "SELECT change_id, seq FROM journey_cursor", r => new ActivationCursor(r.GetInt64(0), r.GetInt64(1)), cancellationToken))[0], _journeyAhead);
+            var cursor = _journeysAt.From((await ReadOnAsync(connection, "SELECT change_id, seq FROM journey_cursor", r => new ActivationCursor(r.GetInt64(0), r.GetInt64(1)), cancellationToken))[0]);
             var lastChange = await ScalarOnAsync<long?>(connection, "SELECT max(id) FROM audience_changes WHERE id > $1", cancellationToken, cursor.ChangeId) ?? cursor.ChangeId;
             var changeUpTo = Math.Min(lastChange, cursor.ChangeId + JourneyRows.ChangeStep);
             var lastSeq = await ScalarOnAsync<long?>(connection, "SELECT max(seq) FROM events WHERE seq > $1", cancellationToken, cursor.Seq) ?? cursor.Seq;
             var seqUpTo = Math.Min(lastSeq, cursor.Seq + JourneyRows.EventStep);
             var more = lastChange > changeUpTo || lastSeq > seqUpTo;
-            if (changeUpTo == cursor.ChangeId && seqUpTo == cursor.Seq) { return new JourneyStepResult(0, 0, false); }
+            if (changeUpTo == cursor.ChangeId && seqUpTo == cursor.Seq)
+            {
+                // Nothing new: the first step still learns where the table's cursor is.
+                if (_journeysAt.At is null) { _journeysAt.Moved(cursor, written: true); }
+                return new JourneyStepResult(0, 0, false);
+            }
 
             var journeys = (await ReadOnAsync(connection, $"{JourneyRows.SelectJourneys} AND j.status <> 'draft' ORDER BY j.created_at, j.id", JourneyRows.ReadJourney, cancellationToken));
             var moved = 0;
@@ -145,10 +153,11 @@ public sealed partial class DuckDbStore : IJourneyStore
                 }
             }
 
-            // A step that read no change and no event wrote nothing: its cursor stays in memory (AheadCursor).
+            // A step that read no change and no event wrote nothing: its position stays in memory (DerivationPosition).
             if (read) { await ExecuteOnAsync(connection, "UPDATE journey_cursor SET change_id = $1, seq = $2", cancellationToken, changeUpTo, seqUpTo); }
             transaction.Commit();
-            _journeyAhead = read ? null : new ActivationCursor(changeUpTo, seqUpTo);
+            _journeysAt.Moved(new ActivationCursor(changeUpTo, seqUpTo), written: read);
+            _journeysKnown = journeys;
             return new JourneyStepResult(moved, sent, more);
         }
         catch (DuckDBException e)

@@ -70,6 +70,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             cancellationToken);
         await MigrateAsync(cancellationToken);
         _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
+        NoteCommitted(_lastSeq, 0);
         await LoadMessageIdsAsync(cancellationToken);
         foreach (var source in await ListSourcesAsync(cancellationToken)) { _engine.KnowSource(source.Id, source.Name); }
         // A store kept at an older schema (tests building an old release's file) has no profile tables to restore from.
@@ -154,13 +155,14 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             if (fresh.Count == 0)
             {
                 // Every event was a duplicate: nothing to store, but the journal position still moves on (in order).
-                var committed = mark is { } m ? Stage(_ => { }, 0, 0, [], false, m) : Task.CompletedTask;
+                var committed = mark is { } m ? Stage(_ => { }, 0, 0, 0, [], false, m) : Task.CompletedTask;
                 return new StagedAppend(new AppendResult(0, events.Count), committed);
             }
 
             var sequenced = new (long Seq, CollectedEvent Event)[fresh.Count];
             for (var i = 0; i < fresh.Count; i++) { sequenced[i] = (_lastSeq + 1 + i, fresh[i].Event); }
             var processed = _engine.Process(sequenced);
+            NoteConsent(sequenced);
             var changes = NumberChanges(AudienceRows.All(processed));
             var state = ProfileStateChanges.Of(processed, _engine);
             // Raised before the commit (a query that raced it runs again): see DuckDbStore.EventProperties.cs.
@@ -184,7 +186,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 AppendAudienceChanges(tables, changes);
                 AppendProfileState(tables, state, version);
                 if (fold) { FoldTraitUpdates(tables); }
-            }, fresh.Count, bytes, changes, true, mark);
+            }, fresh.Count, bytes, version, changes, true, mark);
             return new StagedAppend(new AppendResult(fresh.Count, events.Count - fresh.Count), task);
         }
         finally
@@ -676,7 +678,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             await _activationLock.WaitAsync();
             try
             {
-                // The next start derives from here, not from the derivation cursors' tables (AheadCursor).
+                // The next start derives from here, not from the derivation cursors' tables (DerivationPosition).
                 await WriteAheadCursorsAsync(CancellationToken.None);
             }
             finally
