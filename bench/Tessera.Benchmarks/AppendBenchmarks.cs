@@ -56,15 +56,21 @@ public class AppendBenchmarks : GroupAppendBenchmark
     /// generator's batch), the 50 of them committed in one transaction.
     /// </summary>
     [Benchmark(OperationsPerInvoke = Group, Description = "DuckDbStore.StageAsync, 50 requests of 100 in one commit, per row")]
-    public async Task StoreRequests()
+    public Task StoreRequests() => StageInOneCommit(100);
+
+    /// <summary>The group as two large staged appends in one transaction (the indexer's chunks when it is behind).</summary>
+    [Benchmark(OperationsPerInvoke = Group, Description = "DuckDbStore.StageAsync, 2 appends of 2,500 in one commit, per row")]
+    public Task StoreLargeAppends() => StageInOneCommit(2_500);
+
+    /// <summary>Stages the group in appends of <paramref name="size"/> events; the last, not journaled, ends the committer's wait.</summary>
+    private async Task StageInOneCommit(int size)
     {
-        const int request = 100;
-        for (var start = 0; start < Group - request; start += request)
+        for (var start = 0; start < Group - size; start += size)
         {
-            await _requests.StageAsync(Events.GetRange(start, request), new Tessera.Storage.Journal.JournalMark("bench", ++_position), CancellationToken.None);
+            await _requests.StageAsync(Events.GetRange(start, size), new Tessera.Storage.Journal.JournalMark("bench", ++_position), CancellationToken.None);
         }
 
-        await _requests.AppendAsync(Events.GetRange(Group - request, request), CancellationToken.None);
+        await _requests.AppendAsync(Events.GetRange(Group - size, size), CancellationToken.None);
     }
 
     [Benchmark(OperationsPerInvoke = Group, Description = "bare DuckDB appender, per row (groups of 5,000)")]

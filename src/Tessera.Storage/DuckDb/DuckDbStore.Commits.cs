@@ -206,16 +206,10 @@ public sealed partial class DuckDbStore
                     var walBefore = WalSize();
                     using (var transaction = _writer!.BeginTransaction())
                     {
-                        // One appender per table for the staged appends of the batch (TableAppenders); a large one still
-                        // moves its rows into the transaction at its end, as before (no gain measured from holding them).
+                        // One appender per table for every staged append of the batch (TableAppenders).
                         using (var tables = new TableAppenders(_writer))
                         {
-                            foreach (var item in batch)
-                            {
-                                item.Write(tables);
-                                if (item.Events >= SharedAppendersBelow) { tables.Close(); }
-                            }
-
+                            foreach (var item in batch) { item.Write(tables); }
                             RecordJournalPositions(tables.Connection, batch);
                         }
 
@@ -248,13 +242,6 @@ public sealed partial class DuckDbStore
         var left = options.JournaledCommitInterval - Stopwatch.GetElapsedTime(lastStart);
         if (left > TimeSpan.Zero) { _commitNow.Wait(left); }
     }
-
-    /// <summary>
-    /// Staged appends of fewer events than this share the batch's appenders with the next ones (a request staged alone
-    /// is 100 events under load); larger ones close them at their end. Three appends of 20,000 in one transaction took
-    /// 14-18 µs an event either way in a scratch loop, so large appends keep the behaviour they had.
-    /// </summary>
-    private const int SharedAppendersBelow = 1_000;
 
     /// <summary>The write-ahead log's bound, in multiples of <see cref="DuckDbStoreOptions.CheckpointThresholdMb"/>.</summary>
     private const int CheckpointBoundFactor = 4;

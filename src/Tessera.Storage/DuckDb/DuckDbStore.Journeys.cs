@@ -107,12 +107,7 @@ public sealed partial class DuckDbStore : IJourneyStore
             var lastSeq = await ScalarOnAsync<long?>(connection, "SELECT max(seq) FROM events WHERE seq > $1", cancellationToken, cursor.Seq) ?? cursor.Seq;
             var seqUpTo = Math.Min(lastSeq, cursor.Seq + JourneyRows.EventStep);
             var more = lastChange > changeUpTo || lastSeq > seqUpTo;
-            if (changeUpTo == cursor.ChangeId && seqUpTo == cursor.Seq)
-            {
-                // Nothing new: the first step still learns where the table's cursor is.
-                if (_journeysAt.At is null) { _journeysAt.Moved(cursor, written: true); }
-                return new JourneyStepResult(0, 0, false);
-            }
+            if (changeUpTo == cursor.ChangeId && seqUpTo == cursor.Seq) { return new JourneyStepResult(0, 0, false); }
 
             var journeys = (await ReadOnAsync(connection, $"{JourneyRows.SelectJourneys} AND j.status <> 'draft' ORDER BY j.created_at, j.id", JourneyRows.ReadJourney, cancellationToken));
             var moved = 0;

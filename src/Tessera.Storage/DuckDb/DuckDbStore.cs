@@ -271,7 +271,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         }
 
         AppendIdentifiers(tables, changes.Links);
-        if (changes.Traits.Count > 0) { AppendTraits(tables, "profile_trait_updates", changes.Traits, version); }
+        AppendTraits(tables, "profile_trait_updates", changes.Traits, version);
     }
 
     /// <summary>
