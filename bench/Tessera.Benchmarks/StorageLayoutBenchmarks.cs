@@ -78,8 +78,15 @@ public class StorageLayoutBenchmarks
             using var definition = _connection.CreateCommand();
             definition.CommandText = $"SELECT sql FROM duckdb_tables() WHERE database_name = 'store' AND table_name = '{source}'";
             var sql = (string)definition.ExecuteScalar()!;
-            Execute(sql.Replace($"CREATE TABLE {source}(", "CREATE TABLE target(", StringComparison.Ordinal)
-                .Replace("raw VARCHAR NOT NULL", $"raw VARCHAR NOT NULL USING COMPRESSION {rawCompression}", StringComparison.Ordinal));
+            var target = sql.Replace($"CREATE TABLE {source}(", "CREATE TABLE target(", StringComparison.Ordinal)
+                .Replace("raw VARCHAR NOT NULL", $"raw VARCHAR NOT NULL USING COMPRESSION {rawCompression}", StringComparison.Ordinal);
+            // A definition that no longer reads as expected would measure the plain table under this layout's name.
+            if (!target.Contains("CREATE TABLE target(", StringComparison.Ordinal) || !target.Contains("USING COMPRESSION", StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException($"The store's definition of {source} changed; cannot name raw's compression in: {sql}");
+            }
+
+            Execute(target);
         }
 
         Execute("DETACH store");
