@@ -21,9 +21,7 @@ for i in $(seq 1 "$runs"); do
   dotnet bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll --label "memory-$i" --dll "$dll" --spawn tessera --connections 64 \
     ${RATE:+--rate "$RATE"} --duration 20 --warmup 10 > "$out/load-$i.txt" 2>&1 &
   loadgen=$!
-  pid=""
-  for _ in $(seq 1 100); do pid=$(pgrep -f "$dll serve" | head -1 || true); [ -n "$pid" ] && break; sleep 0.1; done
-  [ -n "$pid" ] || { echo "no server started; see $out/load-$i.txt"; exit 1; }
+  pid=$(spawned_server_pid "$dll" "$out/load-$i.txt")
   "$counters" collect -p "$pid" --refresh-interval 1 --format csv -o "$out/counters-$i.csv" --counters System.Runtime,Tessera.Storage > /dev/null 2>&1 &
   while kill -0 "$pid" 2> /dev/null; do
     awk -v t="$(date +%s)" '/^Rss:/ {print t, $2}' "/proc/$pid/smaps_rollup" >> "$out/rss-$i.txt" 2> /dev/null || true

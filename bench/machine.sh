@@ -11,3 +11,12 @@ machine_txt() {
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   } | tee "$dir/machine.txt"
 }
+
+# spawned_server_pid DLL LOG: the pid of the server the load generator spawned from DLL, waiting up to 10 s for it;
+# without one, says where to look (LOG, the load generator's output) and fails.
+spawned_server_pid() {
+  local dll=$1 log=$2 pid=""
+  for _ in $(seq 1 100); do pid=$(pgrep -f "$dll serve" | head -1 || true); [ -n "$pid" ] && break; sleep 0.1; done
+  [ -n "$pid" ] || { echo "no server started; see $log" >&2; return 1; }
+  echo "$pid"
+}

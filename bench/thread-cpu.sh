@@ -31,9 +31,7 @@ for i in $(seq 1 "$runs"); do
   dotnet bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll --label "threads-$i" --dll "$dll" --spawn tessera --connections 64 \
     ${RATE:+--rate "$RATE"} --duration $((window + 10)) --warmup 10 > "$out/load-$i.txt" 2>&1 &
   loadgen=$!
-  pid=""
-  for _ in $(seq 1 100); do pid=$(pgrep -f "$dll serve" | head -1 || true); [ -n "$pid" ] && break; sleep 0.1; done
-  [ -n "$pid" ] || { echo "no server started; see $out/load-$i.txt"; exit 1; }
+  pid=$(spawned_server_pid "$dll" "$out/load-$i.txt")
   sleep 15
   snapshot "$pid" > "$out/threads-$i-start.txt"
   vmstat 1 "$window" > "$out/vmstat-$i.txt" &

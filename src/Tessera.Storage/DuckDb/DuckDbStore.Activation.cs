@@ -29,7 +29,7 @@ public sealed partial class DuckDbStore : IActivationStore
         try
         {
             await WriteAheadCursorsAsync(cancellationToken);
-            _destinationsKnown = null;
+            _noDestinations = null;
             var config = ActivationRows.ConfigJson(destination);
             var updated = await ExecuteAsync("UPDATE destinations SET name = $2, type = $3, config = $4, updated_at = $5 WHERE id = $1", cancellationToken,
                 destination.Id, destination.Name, destination.Type, config, destination.UpdatedAt);
@@ -52,7 +52,7 @@ public sealed partial class DuckDbStore : IActivationStore
         try
         {
             await WriteAheadCursorsAsync(cancellationToken);
-            _destinationsKnown = null;
+            _noDestinations = null;
             if (await ExecuteAsync("DELETE FROM destinations WHERE id = $1", cancellationToken, id) == 0) { return false; }
             await ExecuteAsync("UPDATE deliveries SET status = 'cancelled', reason = 'destination deleted', updated_at = $2 WHERE destination_id = $1 AND status = 'pending'",
                 cancellationToken, id, DateTimeOffset.UtcNow);
@@ -154,7 +154,7 @@ public sealed partial class DuckDbStore : IActivationStore
             if (pending.Count > 0) { beforeCommit?.Invoke(pending); }
             transaction.Commit();
             _activationAt.Moved(new ActivationCursor(changeUpTo, seqUpTo), written: read);
-            _destinationsKnown = destinations;
+            _noDestinations = destinations.Count == 0;
             return new DerivationResult(pending, derived.Count, lastChange > changeUpTo || lastSeq > seqUpTo);
         }
         catch (DuckDBException e)

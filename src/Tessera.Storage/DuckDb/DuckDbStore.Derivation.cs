@@ -1,6 +1,5 @@
 using Tessera.Core.Activation;
 using Tessera.Storage.Activation;
-using Tessera.Storage.Journeys;
 
 namespace Tessera.Storage.DuckDb;
 
@@ -19,11 +18,11 @@ public sealed partial class DuckDbStore
     private readonly DerivationPosition _activationAt = new();
     private readonly DerivationPosition _journeysAt = new();
 
-    /// <summary>The destinations as the last activation step read them; null until then and after any change to them.</summary>
-    private IReadOnlyList<StoredDestination>? _destinationsKnown;
+    /// <summary>Whether the last activation step found no destination; null until a step has read them and after any change to them.</summary>
+    private bool? _noDestinations;
 
-    /// <summary>The journeys (not drafts) as the last journeys step read them; null until then and after any change.</summary>
-    private IReadOnlyList<StoredJourney>? _journeysKnown;
+    /// <summary>Whether the last journeys step found no journey but drafts; null until a step has read them and after any change.</summary>
+    private bool? _noJourneys;
 
     /// <summary>The last event seq and audience change id committed (set after each commit).</summary>
     private long _committedSeq;
@@ -72,7 +71,7 @@ public sealed partial class DuckDbStore
     /// </summary>
     private bool SkipQuietActivationStep()
     {
-        if (_destinationsKnown is not { Count: 0 } || _activationAt.At is not { } at || Volatile.Read(ref _lastConsentSeq) > at.Seq) { return false; }
+        if (_noDestinations != true || _activationAt.At is not { } at || Volatile.Read(ref _lastConsentSeq) > at.Seq) { return false; }
         _activationAt.Moved(CommittedFrom(at), written: false);
         return true;
     }
@@ -80,7 +79,7 @@ public sealed partial class DuckDbStore
     /// <summary>A journeys step with nothing to read: no journey but drafts. Moves the position likewise.</summary>
     private bool SkipQuietJourneysStep()
     {
-        if (_journeysKnown is not { Count: 0 } || _journeysAt.At is not { } at) { return false; }
+        if (_noJourneys != true || _journeysAt.At is not { } at) { return false; }
         _journeysAt.Moved(CommittedFrom(at), written: false);
         return true;
     }

@@ -28,7 +28,7 @@ public sealed partial class DuckDbStore : IJourneyStore
         try
         {
             await WriteAheadCursorsAsync(cancellationToken);
-            _journeysKnown = null;
+            _noJourneys = null;
             using var connection = OpenReader();
             using var transaction = connection.BeginTransaction();
             var changeEnd = await ScalarOnAsync<long>(connection, "SELECT coalesce(max(id), 0) FROM audience_changes", cancellationToken);
@@ -65,7 +65,7 @@ public sealed partial class DuckDbStore : IJourneyStore
         try
         {
             await WriteAheadCursorsAsync(cancellationToken);
-            _journeysKnown = null;
+            _noJourneys = null;
             using var connection = OpenReader();
             using var transaction = connection.BeginTransaction();
             if (await ExecuteOnAsync(connection, "UPDATE journeys SET status = 'deleted', updated_at = $2 WHERE id = $1 AND status <> 'deleted'", cancellationToken, id, now) == 0) { return false; }
@@ -152,7 +152,7 @@ public sealed partial class DuckDbStore : IJourneyStore
             if (read) { await ExecuteOnAsync(connection, "UPDATE journey_cursor SET change_id = $1, seq = $2", cancellationToken, changeUpTo, seqUpTo); }
             transaction.Commit();
             _journeysAt.Moved(new ActivationCursor(changeUpTo, seqUpTo), written: read);
-            _journeysKnown = journeys;
+            _noJourneys = journeys.Count == 0;
             return new JourneyStepResult(moved, sent, more);
         }
         catch (DuckDBException e)

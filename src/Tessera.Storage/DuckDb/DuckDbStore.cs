@@ -223,11 +223,13 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     private static void AppendProfileChanges(TableAppenders tables, IReadOnlyList<ProcessedEvent> processed, string identityTable = "identity_changes", string traitTable = "trait_changes")
     {
+        // Each appender looked up at its table's first row, so a table without rows gets none.
+        DuckDBAppender? identity = null, traits = null;
         foreach (var p in processed)
         {
             foreach (var c in p.Changes)
             {
-                tables.For(identityTable).CreateRow()
+                (identity ??= tables.For(identityTable)).CreateRow()
                     .AppendValue(c.Seq).AppendValue(c.Ordinal).AppendValue(c.Kind.ToString())
                     .AppendValue(c.ProfileId).AppendValue(c.OtherProfileId)
                     .AppendValue(c.Identifier?.Type).AppendValue(c.Identifier?.Value)
@@ -238,7 +240,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
             foreach (var t in p.Traits)
             {
-                tables.For(traitTable).CreateRow()
+                (traits ??= tables.For(traitTable)).CreateRow()
                     .AppendValue(t.Value.Seq).AppendValue(t.ProfileId).AppendValue(t.Name)
                     .AppendValue(t.Value.Value?.ToJsonString()).AppendValue(t.Value.At).AppendValue(t.Value.SourceId)
                     .EndRow();
