@@ -48,6 +48,19 @@ public sealed class PostgresCluster : IAsyncDisposable
         });
     }
 
+    /// <summary>The last <paramref name="lines"/> lines of the server's log, for a test's output when a read fails.</summary>
+    public string LogTail(int lines = 30)
+    {
+        try
+        {
+            return string.Join('\n', File.ReadLines(Path.Combine(_data, "server.log")).TakeLast(lines));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"(no server.log: {e.Message})";
+        }
+    }
+
     private bool LogSays(string text)
     {
         try
