@@ -16,9 +16,16 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     protected override int LatestSchemaVersion => DuckDbMigrations.Steps[^1].Version;
 
     // DuckDB's memory at the store's default: an audience that refers to itself is inlined 32 times (as in memory), and
-    // that query, with the typed event properties in memory beside the other tables, can need more than 128 MB.
+    // that query, with the typed event properties in memory beside the other tables, can need more than 128 MB. The raw
+    // JSON's dictionaries are trained after 20 messages and again every 300, so the suite reads rows of every stored
+    // form: plain text, and compressed with one dictionary or another.
     protected override ITesseraStore CreateStore(TimeSpan dedupWindow, int? migrateUpTo) =>
-        new DuckDbStore(new DuckDbStoreOptions(_path) { DedupWindow = dedupWindow, MemoryLimitMb = 256, Threads = 1, MigrateUpTo = migrateUpTo, TraitFoldRows = 5 }, NewEngine());
+        new DuckDbStore(Options(dedupWindow, migrateUpTo), NewEngine());
+
+    private int _rawDictionarySamples = 20;
+
+    private DuckDbStoreOptions Options(TimeSpan dedupWindow, int? migrateUpTo = null) =>
+        new(_path) { DedupWindow = dedupWindow, MemoryLimitMb = 256, Threads = 1, MigrateUpTo = migrateUpTo, TraitFoldRows = 5, RawDictionarySamples = _rawDictionarySamples, RawDictionaryEvery = 300 };
 
     protected override async Task InsertAtVersion1Async(IReadOnlyList<CollectedEvent> events)
     {
@@ -690,6 +697,7 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     public async Task a_store_upgraded_to_typed_event_properties_fills_them_from_its_events_as_appends_would()
     {
         var data = new RandomAudienceData(7);
+        _rawDictionarySamples = int.MaxValue;
         var store = await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
         foreach (var batch in data.Messages(people: 40).Chunk(50)) { await store.AppendAsync(batch, CancellationToken.None); }
         var definition = new Core.Audiences.EventCondition(
@@ -700,7 +708,14 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         var written = await QueryRowsAsync(rows);
         Assert.NotEmpty(written);
         Assert.NotEmpty(members);
-        await ExecuteSqlAsync("DROP TABLE event_properties; DELETE FROM schema_migrations WHERE version = 10;");
+        // The file as schema 9 left it: no typed properties, the raw JSON as text (no dictionary was trained, so the
+        // column holds the text), so steps 10 and 11 both run at the next open.
+        Assert.Empty(await QueryRowsAsync("SELECT id FROM raw_dictionaries"));
+        await ExecuteSqlAsync("""
+            DROP TABLE event_properties; DROP TABLE raw_dictionaries;
+            ALTER TABLE events ALTER raw SET DATA TYPE VARCHAR USING decode(raw);
+            DELETE FROM schema_migrations WHERE version >= 10;
+            """);
 
         var upgraded = await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
 
@@ -709,6 +724,41 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         await CloseAsync(upgraded);
         Assert.Equal(written, await QueryRowsAsync(rows));
         Assert.Empty(await QueryRowsAsync("SELECT key FROM settings WHERE key LIKE 'backfill:%'"));
+    }
+
+    [Fact]
+    public async Task raw_messages_are_stored_compressed_once_a_dictionary_is_trained_and_read_back_byte_for_byte_after_a_reopen()
+    {
+        var data = new RandomAudienceData(11);
+        var messages = data.Messages(people: 150);
+        Assert.True(messages.Count > 700, $"{messages.Count} messages");
+        var store = (DuckDbStore)await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
+        // Appended a few at a time, as the indexer does: each dictionary is taken up by the appends after its training.
+        foreach (var batch in messages.Chunk(10)) { await store.AppendAsync(batch, CancellationToken.None); }
+        var expected = messages.ToDictionary(m => m.MessageId, m => m.Raw.ToString());
+        Assert.Equal(expected, (await ReadAllAsync(store)).ToDictionary(e => e.Message.MessageId, e => e.Message.Raw.ToString()));
+        await CloseAsync(store);
+
+        var dictionaries = await QueryRowsAsync("SELECT id, first_seq, samples, octet_length(dictionary) > 0 FROM raw_dictionaries ORDER BY id");
+        Assert.True(dictionaries.Count >= 2, $"dictionaries: {string.Join("; ", dictionaries)}");
+        var firstSeq = long.Parse(dictionaries[0].Split('|')[1], System.Globalization.CultureInfo.InvariantCulture);
+        // Before the first dictionary's rows: the text itself; from them on: compressed, to a fraction of the text.
+        Assert.Equal(["True"], await QueryRowsAsync($"SELECT bool_and(starts_with(hex(raw), '7B')) FROM events WHERE seq < {firstSeq}"));
+        Assert.Equal(["True"], await QueryRowsAsync($"SELECT bool_and(starts_with(hex(raw), '01')) FROM events WHERE seq >= {firstSeq}"));
+        var storedBytes = double.Parse((await QueryRowsAsync($"SELECT avg(octet_length(raw)) FROM events WHERE seq >= {firstSeq}")).Single(), System.Globalization.CultureInfo.InvariantCulture);
+        var textBytes = messages.Average(m => m.Raw.Utf8Length);
+        Assert.True(storedBytes < textBytes / 2, $"stored {storedBytes:F0} B a message against {textBytes:F0} B of text");
+
+        // Reopened: the dictionaries are read from the file, every message reads back the same, SQL reads the text, and
+        // new appends go on compressing.
+        var reopened = (DuckDbStore)await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
+        Assert.Equal(expected, (await ReadAllAsync(reopened)).ToDictionary(e => e.Message.MessageId, e => e.Message.Raw.ToString()));
+        var more = new RandomAudienceData(12).Messages(people: 20).Select(m => m with { MessageId = "more-" + m.MessageId }).ToList();
+        foreach (var batch in more.Chunk(10)) { await reopened.AppendAsync(batch, CancellationToken.None); }
+        var all = (await ReadAllAsync(reopened)).ToDictionary(e => e.Message.MessageId, e => e.Message.Raw.ToString());
+        Assert.All(more, m => Assert.Equal(m.Raw.ToString(), all[m.MessageId]));
+        await CloseAsync(reopened);
+        Assert.Equal(["True"], await QueryRowsAsync($"SELECT bool_and(starts_with(hex(raw), '01')) FROM events WHERE message_id LIKE 'more-%'"));
     }
 
     private async Task<List<string>> QueryRowsAsync(string sql)

@@ -36,10 +36,11 @@ internal static class ActivationRows
     /// <summary>
     /// The SQL condition on events for <paramref name="interest"/>, besides the seq range: the subscribed events,
     /// and any message that states consent (the store records those for every profile, subscribed or not).
+    /// <paramref name="rawText"/> is the message's JSON text in the store's SQL (DuckDB keeps it compressed).
     /// </summary>
-    public static string EventCondition(EventInterest interest, Func<object, string> bind)
+    public static string EventCondition(EventInterest interest, Func<object, string> bind, string rawText = "raw")
     {
-        var consent = $"raw LIKE {bind("%" + Consent.Marker + "%")}";
+        var consent = $"{rawText} LIKE {bind("%" + Consent.Marker + "%")}";
         if (interest.AnyTrack) { return $"(type = 'track' OR {consent})"; }
         if (interest.Names.Count == 0) { return consent; }
         return $"((type = 'track' AND event IN ({string.Join(", ", interest.Names.Select(n => bind(n)))})) OR {consent})";

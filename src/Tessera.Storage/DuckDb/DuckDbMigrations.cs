@@ -252,5 +252,17 @@ internal static class DuckDbMigrations
             );
             INSERT INTO settings (key, value) SELECT 'backfill:event_properties', 'due' WHERE EXISTS (SELECT 1 FROM events);
             """),
+        // The raw JSON compressed with dictionaries trained on the store's own messages (RawCodec): the column becomes
+        // a BLOB, and the rows already there keep their text as UTF-8 (a value starting with '{' is plain text).
+        (11, "raw JSON compressed with trained dictionaries", """
+            ALTER TABLE events ALTER raw SET DATA TYPE BLOB USING encode(raw);
+            CREATE TABLE raw_dictionaries (
+                id INTEGER PRIMARY KEY,
+                first_seq BIGINT NOT NULL,
+                trained_at TIMESTAMPTZ NOT NULL,
+                samples INTEGER NOT NULL,
+                dictionary BLOB NOT NULL
+            );
+            """),
     ];
 }

@@ -89,13 +89,13 @@ public sealed partial class DuckDbStore : IActivationStore
             if (seqUpTo > cursor.Seq)
             {
                 var parameters = new List<object?> { cursor.Seq, seqUpTo };
-                var condition = ActivationRows.EventCondition(deriver.Interest(destinations), value =>
+                var condition = ActivationRows.EventCondition(deriver.Interest(destinations), rawText: "tessera_raw(raw)", bind: value =>
                 {
                     parameters.Add(value);
                     return $"${parameters.Count}";
                 });
                 events = await ReadOnAsync(connection, $"SELECT {EventReader.Columns} FROM events WHERE seq > $1 AND seq <= $2 AND profile_id IS NOT NULL AND {condition} ORDER BY seq",
-                    r => EventReader.Read(r), cancellationToken, [.. parameters]);
+                    r => EventReader.Read(r, _raw), cancellationToken, [.. parameters]);
             }
 
             // Consent first: the preferences stated up to this step count for the deliveries it derives.

@@ -183,7 +183,7 @@ public sealed partial class DuckDbStore : IAudienceStore
         var chunk = new List<(string, long, Core.Collection.CollectedEvent)>(50_000);
         while (await reader.ReadAsync(cancellationToken))
         {
-            var stored = EventReader.Read(reader);
+            var stored = EventReader.Read(reader, _raw);
             chunk.Add((stored.ProfileId!, stored.Seq, stored.Message));
             if (chunk.Count == chunk.Capacity)
             {

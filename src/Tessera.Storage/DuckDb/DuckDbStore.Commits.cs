@@ -165,6 +165,7 @@ public sealed partial class DuckDbStore
         _messageIds.Clear();
         await LoadMessageIdsAsync(CancellationToken.None);
         _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", CancellationToken.None);
+        await LoadRawDictionariesAsync(CancellationToken.None);
         _pendingTraitRows = await ScalarAsync<long>("SELECT count(*) FROM profile_trait_updates", CancellationToken.None);
         await RestoreProfilesAsync(CancellationToken.None);
     }

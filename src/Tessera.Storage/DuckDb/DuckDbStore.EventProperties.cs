@@ -144,7 +144,7 @@ public sealed partial class DuckDbStore
             using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                var stored = EventReader.Read(reader);
+                var stored = EventReader.Read(reader, _raw);
                 rows.Append(stored.Seq, stored.Message, stored.ProfileId);
             }
         }

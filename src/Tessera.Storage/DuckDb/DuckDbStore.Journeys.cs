@@ -131,7 +131,7 @@ public sealed partial class DuckDbStore : IJourneyStore
                         return $"${parameters.Count}";
                     });
                     events = await ReadOnAsync(connection, $"SELECT {EventReader.Columns} FROM events WHERE seq > $1 AND seq <= $2 AND profile_id IS NOT NULL AND {condition} ORDER BY seq",
-                        r => EventReader.Read(r), cancellationToken, [.. parameters]);
+                        r => EventReader.Read(r, _raw), cancellationToken, [.. parameters]);
                 }
 
                 read = changes.Count > 0 || events.Count > 0;

@@ -24,6 +24,10 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private ProfileEngine _engine = engine;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly MessageIdIndex _messageIds = new(options.DedupWindow);
+    private readonly RawCodec _raw = new(options.RawDictionarySamples, options.RawDictionaryEvery);
+
+    // A file kept at a schema before the compressed raw column (tests building an older release's file) takes text.
+    private bool _rawAsText;
     private readonly DuckDbCommitMetrics _metrics = new(() => WalSizeOf(options));
     private DuckDBConnection? _writer;
     private long _lastSeq;
@@ -70,6 +74,9 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             cancellationToken);
         await MigrateAsync(cancellationToken);
         _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
+        _rawAsText = options.MigrateUpTo < RawCodecVersion;
+        RegisterRawFunction(connection);
+        await LoadRawDictionariesAsync(cancellationToken);
         NoteCommitted(_lastSeq, 0);
         await LoadMessageIdsAsync(cancellationToken);
         foreach (var source in await ListSourcesAsync(cancellationToken)) { _engine.KnowSource(source.Id, source.Name); }
@@ -83,6 +90,50 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         await WriteProfileStateIfMissingAsync(cancellationToken);
         await BackfillEventPropertiesAsync(cancellationToken);
         await DetectMergedIdsAsync(cancellationToken);
+    }
+
+    private const int RawCodecVersion = 11;
+
+    /// <summary>
+    /// <c>tessera_raw(raw)</c>: a message's JSON text in SQL (audience conditions on paths the typed properties do not
+    /// hold, activation's consent scan). Registered once per database; every connection to it sees it.
+    /// </summary>
+    private void RegisterRawFunction(DuckDBConnection connection)
+    {
+        var codec = _raw;
+        connection.RegisterScalarFunction<byte[], string>("tessera_raw", (readers, writer, count) =>
+        {
+            var input = readers[0];
+            for (ulong i = 0; i < count; i++)
+            {
+                if (!input.IsValid(i)) { continue; }
+                using var stream = input.GetValue<UnmanagedMemoryStream>(i);
+                writer.WriteValue(RawText(codec, stream), i);
+            }
+        }, new ScalarFunctionOptions { IsPureFunction = true });
+    }
+
+    private static unsafe string RawText(RawCodec codec, UnmanagedMemoryStream stream) =>
+        codec.DecodeToString(new ReadOnlySpan<byte>(stream.PositionPointer, checked((int)stream.Length)));
+
+    /// <summary>The raw JSON's dictionaries, as committed (at open, and after a failed commit took back staged ones).</summary>
+    private async Task LoadRawDictionariesAsync(CancellationToken cancellationToken)
+    {
+        if (_rawAsText) { return; }
+        using var connection = OpenReader();
+        using var command = Command(connection, "SELECT id, first_seq, trained_at, samples, dictionary FROM raw_dictionaries ORDER BY id", []);
+        var dictionaries = new List<RawDictionary>();
+        using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                using var bytes = new MemoryStream();
+                await using (var stream = reader.GetStream(4)) { await stream.CopyToAsync(bytes, cancellationToken); }
+                dictionaries.Add(new RawDictionary(reader.GetInt32(0), reader.GetInt64(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetInt32(3), bytes.ToArray()));
+            }
+        }
+
+        _raw.Load(dictionaries, _lastSeq);
     }
 
     /// <summary>
@@ -178,9 +229,20 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             }
 
             var version = sequenced[^1].Seq;
+            // Compressed here, on the caller's thread, not on the committer's; a dictionary trained meanwhile is
+            // committed with the first rows it compresses.
+            var dictionary = _rawAsText ? null : _raw.TakeTrained(sequenced[0].Seq);
+            byte[][]? raws = null;
+            if (!_rawAsText)
+            {
+                raws = new byte[sequenced.Length][];
+                for (var i = 0; i < sequenced.Length; i++) { raws[i] = _raw.Encode(sequenced[i].Event.Raw, sequenced[i].Seq); }
+            }
+
             var task = Stage(tables =>
             {
-                AppendEvents(tables, sequenced, processed);
+                if (dictionary is not null) { AppendRawDictionary(tables, dictionary); }
+                AppendEvents(tables, sequenced, processed, raws);
                 AppendEventProperties(tables, sequenced, processed);
                 AppendProfileChanges(tables, processed);
                 AppendAudienceChanges(tables, changes);
@@ -195,13 +257,19 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         }
     }
 
-    private static void AppendEvents(TableAppenders tables, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
+    private static void AppendRawDictionary(TableAppenders tables, RawDictionary d) =>
+        tables.For("raw_dictionaries").CreateRow()
+            .AppendValue(d.Id).AppendValue(d.FirstSeq).AppendValue(d.TrainedAt).AppendValue(d.Samples).AppendValue(d.Bytes)
+            .EndRow();
+
+    /// <summary>The events' rows; <paramref name="raws"/> holds each one's stored raw value (null: a file that takes the text).</summary>
+    private static void AppendEvents(TableAppenders tables, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed, byte[][]? raws)
     {
         var appender = tables.For("events");
         for (var i = 0; i < events.Length; i++)
         {
             var (seq, e) = events[i];
-            appender.CreateRow()
+            var row = appender.CreateRow()
                 .AppendValue(seq)
                 .AppendValue(e.MessageId)
                 .AppendValue(e.SourceId)
@@ -215,9 +283,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 .AppendValue(e.Timestamp)
                 .AppendValue(e.OriginalTimestamp)
                 .AppendValue(e.SentAt)
-                .AppendValue(e.ReceivedAt)
-                .AppendRaw(e.Raw)
-                .EndRow();
+                .AppendValue(e.ReceivedAt);
+            (raws is null ? row.AppendRaw(e.Raw) : row.AppendValue(raws[i])).EndRow();
         }
     }
 
@@ -383,7 +450,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         var placeholders = string.Join(", ", names.Select((_, i) => $"${i + 1}"));
         var rows = await ReadAllAsync(
             $"SELECT {EventReader.Columns} FROM events WHERE profile_id IS NOT NULL AND event IN ({placeholders}) ORDER BY seq",
-            r => EventReader.Read(r), cancellationToken, names);
+            r => EventReader.Read(r, _raw), cancellationToken, names);
         _engine.Backfill(rows.Select(r => (r.ProfileId!, r.Message)), only);
     }
 
@@ -525,7 +592,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
         while (await reader.ReadAsync(cancellationToken))
         {
-            var stored = EventReader.Read(reader);
+            var stored = EventReader.Read(reader, _raw);
             chunk.Add((stored.Seq, stored.Message));
             storedUnder.Add(stored.ProfileId);
             if (chunk.Count == chunk.Capacity) { Flush(); }
@@ -585,7 +652,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             command.Parameters.Add(new DuckDBParameter(value));
             return $"${command.Parameters.Count}";
         });
-        return await EventReader.ReadPageAsync(command, query.Limit, cancellationToken);
+        return await EventReader.ReadPageAsync(command, query.Limit, cancellationToken, _raw);
     }
 
     public async Task<AudiencePreview> PreviewAudienceAsync(
@@ -669,6 +736,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         if (_writer is null)
         {
             _metrics.Dispose();
+            _raw.Dispose();
             _commitNow.Dispose();
             return;
         }
@@ -696,6 +764,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             _pacer?.Dispose();
             _pacer = null;
             _metrics.Dispose();
+            _raw.Dispose();
             _commitNow.Dispose();
         }
         finally

@@ -65,6 +65,17 @@ public sealed record DuckDbStoreOptions(string Path)
     /// </summary>
     public TimeSpan WritebackInterval { get; init; } = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>
+    /// Messages sampled to train a zstd dictionary for the raw JSON (<see cref="RawCodec"/>): the first dictionary is
+    /// trained from the store's first messages (rows before it are kept as plain text), each later one from the last
+    /// messages before every <see cref="RawDictionaryEvery"/> events. 2,000 of the load generator's messages train a
+    /// 32 KB dictionary in ~110 ms, off the append path.
+    /// </summary>
+    public int RawDictionarySamples { get; init; } = 2_000;
+
+    /// <summary>Events after which a new dictionary is trained from the latest messages (what the sources send changes).</summary>
+    public long RawDictionaryEvery { get; init; } = 1_000_000;
+
     /// <summary>Tests only: the committer waits this long before each commit (a slow disk, a checkpoint), while appends go on.</summary>
     public TimeSpan CommitDelay { get; init; }
 

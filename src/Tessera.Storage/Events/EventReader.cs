@@ -45,13 +45,13 @@ internal static class EventReader
             """;
     }
 
-    public static async Task<EventPage> ReadPageAsync(DbCommand command, int limit, CancellationToken cancellationToken)
+    public static async Task<EventPage> ReadPageAsync(DbCommand command, int limit, CancellationToken cancellationToken, DuckDb.RawCodec? raw = null)
     {
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var items = new List<StoredEvent>(Math.Min(limit + 1, 1000));
         while (await reader.ReadAsync(cancellationToken))
         {
-            items.Add(Read(reader));
+            items.Add(Read(reader, raw));
         }
 
         long? next = null;
@@ -64,7 +64,11 @@ internal static class EventReader
         return new EventPage(items, next);
     }
 
-    public static StoredEvent Read(DbDataReader r)
+    /// <summary>
+    /// One row of <see cref="Columns"/>. <paramref name="raw"/> reads the DuckDB store's <c>raw</c> BLOB
+    /// (<see cref="DuckDb.RawCodec"/>); a text column (PostgreSQL, or a DuckDB file at an older schema) is read as it is.
+    /// </summary>
+    public static StoredEvent Read(DbDataReader r, DuckDb.RawCodec? raw = null)
     {
         string? Text(int i) => r.IsDBNull(i) ? null : r.GetString(i);
         DateTimeOffset? Time(int i) => r.IsDBNull(i) ? null : r.GetFieldValue<DateTimeOffset>(i).ToUniversalTime();
@@ -86,7 +90,21 @@ internal static class EventReader
             OriginalTimestamp: Time(11),
             SentAt: Time(12),
             ReceivedAt: Time(13)!.Value,
-            Raw: r.GetString(14));
+            Raw: RawOf(r, 14, raw));
         return new StoredEvent(r.GetInt64(0), message, Text(9));
+    }
+
+    private static unsafe RawJson RawOf(DbDataReader r, int i, DuckDb.RawCodec? codec)
+    {
+        if (codec is null || r.GetFieldType(i) == typeof(string)) { return r.GetString(i); }
+        using var stream = r.GetStream(i);
+        if (stream is UnmanagedMemoryStream native)
+        {
+            return new RawJson(codec.Decode(new ReadOnlySpan<byte>(native.PositionPointer, checked((int)native.Length))));
+        }
+
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return new RawJson(codec.Decode(copy.GetBuffer().AsSpan(0, (int)copy.Length)));
     }
 }

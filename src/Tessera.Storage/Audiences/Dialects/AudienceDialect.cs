@@ -18,7 +18,10 @@ internal abstract class AudienceDialect
     protected const string InstantPattern =
         @"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,16})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$";
 
-    /// <summary>The event's JSON document from its <c>raw</c> column, as the JSON functions take it.</summary>
+    /// <summary>The event's JSON text from its <c>raw</c> column (DuckDB keeps it compressed: <c>DuckDb.RawCodec</c>).</summary>
+    public abstract string RawText(string raw);
+
+    /// <summary>A JSON text (<see cref="RawText"/> of an event's, a computed value's) as the JSON functions take it.</summary>
     public abstract string Document(string raw);
 
     /// <summary>Appended to a subquery that computes <see cref="Document"/>, so the planner computes it once per row.</summary>

@@ -11,6 +11,8 @@ internal sealed class DuckDbAudienceDialect : AudienceDialect
     private const string Decimal38 = "DECIMAL(38, 12)";
     private const string NumberTypes = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')";
 
+    public override string RawText(string raw) => $"tessera_raw({raw})";
+
     public override string Document(string raw) => raw;
 
     public override string Fence => "";

@@ -8,6 +8,8 @@ internal sealed class PostgresAudienceDialect : AudienceDialect
 {
     public static readonly PostgresAudienceDialect Instance = new();
 
+    public override string RawText(string raw) => raw;
+
     public override string Document(string raw) => $"{raw}::jsonb";
 
     // OFFSET 0 keeps the planner from pulling the subquery up and parsing the JSON once per use.

@@ -99,7 +99,8 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
                 _ => null,
             };
             if (strings is null || strings.Any(text => text.Length == 0)) { continue; }
-            parts.Add("(" + string.Join(" OR ", strings.Select(text => d.Contains("e.raw", b.Bind(text)))) + $" OR {d.Contains("e.raw", "'\\'")})");
+            var raw = d.RawText("e.raw");
+            parts.Add("(" + string.Join(" OR ", strings.Select(text => d.Contains(raw, b.Bind(text)))) + $" OR {d.Contains(raw, "'\\'")})");
         }
 
         return parts.Count == 0 ? null : string.Join(" AND ", parts);
@@ -233,7 +234,7 @@ internal sealed class EventSource(AudienceSqlBuilder b, string alias, string eve
         }
 
         // Fenced layers: the document is parsed once per row, each property taken out of it once, then described once.
-        var parsed = $"SELECT q.pid, q.ts, q.seq, {d.Document("q.raw")} AS doc FROM ({events}) q{d.Fence}";
+        var parsed = $"SELECT q.pid, q.ts, q.seq, {d.Document(d.RawText("q.raw"))} AS doc FROM ({events}) q{d.Fence}";
         var extractedSql = $"SELECT r.pid, r.ts, r.seq, {string.Join(", ", extractedColumns)} FROM ({parsed}) r{d.Fence}";
         var kindsSql = $"SELECT s.pid, s.ts, s.seq, {string.Join(", ", kinds)} FROM ({extractedSql}) s{d.Fence}";
         return $"(SELECT d.pid, d.ts, d.seq, {string.Join(", ", described)} FROM ({kindsSql}) d{d.Fence}) {alias}";

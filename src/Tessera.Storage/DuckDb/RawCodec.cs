@@ -1,0 +1,203 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Text;
+using Tessera.Core.Collection;
+using ZstdSharp;
+
+namespace Tessera.Storage.DuckDb;
+
+/// <summary>A zstd dictionary trained on the store's own messages: its number, the first seq it compressed, its bytes.</summary>
+internal sealed record RawDictionary(int Id, long FirstSeq, DateTimeOffset TrainedAt, int Samples, byte[] Bytes);
+
+/// <summary>
+/// How the DuckDB store keeps each message's raw JSON in <c>events.raw</c> (a BLOB): zstd with a dictionary trained on
+/// the store's own messages, which takes a typical Segment message from ~700 bytes to ~80 and DuckDB's work per event
+/// with it (docs/benchmarks.md, "The raw JSON compressed with a trained dictionary"). A value is one of:
+/// <list type="bullet">
+/// <item>the JSON text itself, as UTF-8 (its first byte is <c>{</c>): rows written before the first dictionary, and
+/// every row of a store upgraded from the text column;</item>
+/// <item><c>0x01</c>, the dictionary's number (4 bytes, little-endian), then a zstd frame made with it.</item>
+/// </list>
+/// The first dictionary is trained from the first <see cref="DuckDbStoreOptions.RawDictionarySamples"/> messages, and a
+/// new one from the latest messages every <see cref="DuckDbStoreOptions.RawDictionaryEvery"/> events, so the
+/// dictionary follows what the sources send; every dictionary is kept (in <c>raw_dictionaries</c>, committed with the
+/// first rows it compressed), since rows compressed with it stay. Training runs off the append path. Encoding is
+/// called by one writer at a time; decoding from any thread (the store's readers and DuckDB's, through
+/// <c>tessera_raw</c>).
+/// </summary>
+internal sealed class RawCodec : IDisposable
+{
+    public const byte Compressed = 0x01;
+    private const int HeaderLength = 5;
+    private const int Level = 3;
+    private const int DictionaryBytes = 32 * 1024;
+
+    private readonly int _samplesWanted;
+    private readonly long _every;
+    private readonly ConcurrentDictionary<int, RawDictionary> _dictionaries = new();
+    private readonly ConcurrentDictionary<int, ConcurrentBag<Decompressor>> _decompressors = new();
+    private readonly List<byte[]> _samples = [];
+    private RawDictionary? _current;
+    private Compressor? _compressor;
+    private Task<RawDictionary?>? _training;
+    private long _trainFromSeq;
+
+    public RawCodec(int samples, long every)
+    {
+        _samplesWanted = samples;
+        _every = every;
+    }
+
+    /// <summary>The dictionaries the store holds, as read at open; the newest becomes the current one.</summary>
+    public void Load(IEnumerable<RawDictionary> dictionaries, long lastSeq)
+    {
+        var held = dictionaries.ToDictionary(d => d.Id);
+        // One staged with a commit that failed is not in the file: its number will be given again.
+        foreach (var id in _dictionaries.Keys.Where(id => !held.ContainsKey(id)).ToList())
+        {
+            _dictionaries.TryRemove(id, out _);
+            if (_decompressors.TryRemove(id, out var pool)) { foreach (var d in pool) { d.Dispose(); } }
+        }
+
+        foreach (var d in held.Values) { _dictionaries[d.Id] = d; }
+        _current = _dictionaries.Values.MaxBy(d => d.Id);
+        if (_current is not null) { Use(_current); }
+        else
+        {
+            _compressor?.Dispose();
+            _compressor = null;
+        }
+
+        _trainFromSeq = NextTraining(lastSeq);
+    }
+
+    public int DictionaryCount => _dictionaries.Count;
+
+    private long NextTraining(long lastSeq) =>
+        _current is null ? lastSeq + 1 : Math.Max(lastSeq + 1, _current.FirstSeq + _every - _samplesWanted);
+
+    /// <summary>
+    /// A dictionary trained since the last call, to be committed with the first rows it compresses (so no row is ever
+    /// committed before the dictionary it needs): from here on <see cref="Encode"/> uses it.
+    /// </summary>
+    public RawDictionary? TakeTrained(long firstSeq)
+    {
+        if (_training is not { IsCompleted: true } training) { return null; }
+        _training = null;
+        var trained = training.IsCompletedSuccessfully ? training.Result : null;
+        if (trained is null)
+        {
+            // Too few or too alike samples for zstd's trainer: try again on the next ones.
+            _trainFromSeq = firstSeq;
+            return null;
+        }
+
+        var dictionary = trained with { Id = (_current?.Id ?? 0) + 1, FirstSeq = firstSeq };
+        _dictionaries[dictionary.Id] = dictionary;
+        _current = dictionary;
+        Use(dictionary);
+        _trainFromSeq = firstSeq + _every - _samplesWanted;
+        return dictionary;
+    }
+
+    private void Use(RawDictionary dictionary)
+    {
+        _compressor?.Dispose();
+        _compressor = new Compressor(Level);
+        _compressor.LoadDictionary(dictionary.Bytes);
+    }
+
+    /// <summary>The value to store for the message numbered <paramref name="seq"/>; also keeps it as a training sample when one is due.</summary>
+    public byte[] Encode(RawJson raw, long seq)
+    {
+        var utf8 = raw.Utf8.Span;
+        if (seq >= _trainFromSeq && _training is null) { Sample(utf8); }
+        if (_compressor is null || _current is null) { return utf8.ToArray(); }
+
+        var rented = ArrayPool<byte>.Shared.Rent(HeaderLength + Compressor.GetCompressBound(utf8.Length));
+        try
+        {
+            rented[0] = Compressed;
+            BinaryPrimitives.WriteInt32LittleEndian(rented.AsSpan(1), _current.Id);
+            var length = _compressor.Wrap(utf8, rented.AsSpan(HeaderLength));
+            return rented.AsSpan(0, HeaderLength + length).ToArray();
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private void Sample(ReadOnlySpan<byte> utf8)
+    {
+        _samples.Add(utf8.ToArray());
+        if (_samples.Count < _samplesWanted) { return; }
+        var samples = _samples.ToArray();
+        _samples.Clear();
+        _training = Task.Run(() => Train(samples));
+    }
+
+    private static RawDictionary? Train(byte[][] samples)
+    {
+        try
+        {
+            var bytes = DictBuilder.TrainFromBuffer(samples, DictionaryBytes).ToArray();
+            return new RawDictionary(0, 0, DateTimeOffset.UtcNow, samples.Length, bytes);
+        }
+        catch (ZstdException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Waits for a training in progress (tests and benchmarks that need the dictionary in use).</summary>
+    public Task TrainingDone => _training ?? Task.CompletedTask;
+
+    /// <summary>The JSON text of a stored value, as UTF-8.</summary>
+    public byte[] Decode(ReadOnlySpan<byte> value)
+    {
+        if (value.Length == 0 || value[0] != Compressed) { return value.ToArray(); }
+        if (value.Length < HeaderLength) { throw new StoreException("A stored raw message is cut short: its header is incomplete."); }
+        var id = BinaryPrimitives.ReadInt32LittleEndian(value[1..]);
+        var frame = value[HeaderLength..];
+        var size = Decompressor.GetDecompressedSize(frame);
+        var output = new byte[checked((int)size)];
+        var decompressor = Rent(id);
+        try
+        {
+            var written = decompressor.Unwrap(frame, output);
+            return written == output.Length ? output : output[..written];
+        }
+        finally
+        {
+            _decompressors[id].Add(decompressor);
+        }
+    }
+
+    public string DecodeToString(ReadOnlySpan<byte> value) =>
+        value.Length == 0 || value[0] != Compressed ? Encoding.UTF8.GetString(value) : Encoding.UTF8.GetString(Decode(value));
+
+    private Decompressor Rent(int id)
+    {
+        var pool = _decompressors.GetOrAdd(id, _ => []);
+        if (pool.TryTake(out var decompressor)) { return decompressor; }
+        if (!_dictionaries.TryGetValue(id, out var dictionary))
+        {
+            throw new StoreException($"A stored raw message names compression dictionary {id}, which the store does not hold.");
+        }
+
+        decompressor = new Decompressor();
+        decompressor.LoadDictionary(dictionary.Bytes);
+        return decompressor;
+    }
+
+    public void Dispose()
+    {
+        _compressor?.Dispose();
+        foreach (var pool in _decompressors.Values)
+        {
+            while (pool.TryTake(out var d)) { d.Dispose(); }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+using System.Text;
+using Tessera.Core.Collection;
+using Tessera.Storage.DuckDb;
+
+namespace Tessera.Storage.Tests;
+
+/// <summary>The raw JSON's stored form in the embedded store: plain until a dictionary is trained, zstd with it after.</summary>
+public sealed class RawCodecTests
+{
+    private static string Message(int i) =>
+        "{\"type\":\"track\",\"messageId\":\"m-" + i + "\",\"userId\":\"user_" + (i % 97) + "\",\"event\":\"Product Viewed\"," +
+        "\"properties\":{\"product_id\":\"prod_" + i + "\",\"price\":" + (i % 50) + ".99,\"name\":\"Linen shirt \u00e9t\u00e9 " + i + "\",\"currency\":\"EUR\"}," +
+        "\"context\":{\"library\":{\"name\":\"analytics.js\",\"version\":\"npm:next-1.74.0\"},\"locale\":\"fr-FR\",\"userAgent\":\"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X)\"}}";
+
+    [Fact]
+    public async Task messages_are_kept_as_text_until_a_dictionary_is_trained_then_compressed_and_both_decode_to_the_same_bytes()
+    {
+        using var codec = new RawCodec(samples: 50, every: 1_000_000);
+        codec.Load([], lastSeq: 0);
+        var stored = new List<(string Text, byte[] Value)>();
+        for (var seq = 1; seq <= 50; seq++) { stored.Add((Message(seq), codec.Encode(new RawJson(Message(seq)), seq))); }
+        Assert.All(stored, s => Assert.Equal(Encoding.UTF8.GetBytes(s.Text), s.Value));
+
+        await codec.TrainingDone;
+        var dictionary = codec.TakeTrained(firstSeq: 51);
+        Assert.NotNull(dictionary);
+        Assert.Equal(1, dictionary.Id);
+        Assert.Equal(51, dictionary.FirstSeq);
+        Assert.Equal(50, dictionary.Samples);
+        for (var seq = 51; seq <= 300; seq++) { stored.Add((Message(seq), codec.Encode(new RawJson(Message(seq)), seq))); }
+
+        var compressed = stored.Skip(50).ToList();
+        Assert.All(compressed, s => Assert.Equal(RawCodec.Compressed, s.Value[0]));
+        Assert.True(compressed.Average(s => s.Value.Length) < compressed.Average(s => Encoding.UTF8.GetByteCount(s.Text)) / 3.0,
+            $"compressed {compressed.Average(s => s.Value.Length):F0} B against {compressed.Average(s => Encoding.UTF8.GetByteCount(s.Text)):F0} B of text");
+        Assert.All(stored, s => Assert.Equal(Encoding.UTF8.GetBytes(s.Text), codec.Decode(s.Value)));
+        Assert.All(stored, s => Assert.Equal(s.Text, codec.DecodeToString(s.Value)));
+
+        // Another codec that loads the same dictionary (a reopened store) reads them, from several threads at once.
+        using var reopened = new RawCodec(samples: 50, every: 1_000_000);
+        reopened.Load([dictionary], lastSeq: 300);
+        Parallel.ForEach(stored, new ParallelOptions { MaxDegreeOfParallelism = 4 }, s => Assert.Equal(s.Text, reopened.DecodeToString(s.Value)));
+    }
+
+    [Fact]
+    public async Task a_new_dictionary_is_trained_every_so_many_events_and_rows_of_each_stay_readable()
+    {
+        using var codec = new RawCodec(samples: 20, every: 100);
+        codec.Load([], lastSeq: 0);
+        var stored = new List<(string Text, byte[] Value)>();
+        var dictionaries = new List<RawDictionary>();
+        for (var seq = 1; seq <= 400; seq++)
+        {
+            if (seq % 10 == 0)
+            {
+                await codec.TrainingDone;
+                if (codec.TakeTrained(seq) is { } d) { dictionaries.Add(d); }
+            }
+
+            stored.Add((Message(seq), codec.Encode(new RawJson(Message(seq)), seq)));
+        }
+
+        Assert.True(dictionaries.Count >= 3, $"{dictionaries.Count} dictionaries over 400 events, one every 100 expected");
+        Assert.Equal(Enumerable.Range(1, dictionaries.Count), dictionaries.Select(d => d.Id));
+        Assert.All(dictionaries.Zip(dictionaries.Skip(1)), p => Assert.True(p.Second.FirstSeq - p.First.FirstSeq >= 100));
+        using var reader = new RawCodec(samples: 20, every: 100);
+        reader.Load(dictionaries, lastSeq: 400);
+        Assert.All(stored, s => Assert.Equal(s.Text, reader.DecodeToString(s.Value)));
+    }
+
+    [Fact]
+    public async Task a_dictionary_missing_from_the_store_is_an_error_that_names_it_and_a_reload_forgets_one_never_committed()
+    {
+        using var codec = new RawCodec(samples: 20, every: 1_000_000);
+        codec.Load([], lastSeq: 0);
+        for (var seq = 1; seq <= 20; seq++) { codec.Encode(new RawJson(Message(seq)), seq); }
+        await codec.TrainingDone;
+        var dictionary = codec.TakeTrained(21)!;
+        var value = codec.Encode(new RawJson(Message(21)), 21);
+
+        using var other = new RawCodec(samples: 20, every: 1_000_000);
+        other.Load([], lastSeq: 21);
+        var error = Assert.Throws<StoreException>(() => other.Decode(value));
+        Assert.Contains("dictionary 1", error.Message, StringComparison.Ordinal);
+
+        // The commit that held the dictionary failed: reloaded from the file, the codec is back to plain text, and the
+        // next dictionary it trains takes the same number.
+        codec.Load([], lastSeq: 20);
+        Assert.Equal(0, codec.DictionaryCount);
+        Assert.Equal(Encoding.UTF8.GetBytes(Message(22)), codec.Encode(new RawJson(Message(22)), 22));
+        Assert.Throws<StoreException>(() => codec.Decode(value));
+        Assert.Equal(1, dictionary.Id);
+    }
+}
