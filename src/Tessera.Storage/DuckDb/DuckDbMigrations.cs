@@ -253,9 +253,30 @@ internal static class DuckDbMigrations
             INSERT INTO settings (key, value) SELECT 'backfill:event_properties', 'due' WHERE EXISTS (SELECT 1 FROM events);
             """),
         // The raw JSON compressed with dictionaries trained on the store's own messages (RawCodec): the column becomes
-        // a BLOB, and the rows already there keep their text as UTF-8 (a value starting with '{' is plain text).
+        // a BLOB, and the rows already there keep their text as UTF-8 (a value starting with '{' is plain text). A
+        // copy, not ALTER … SET DATA TYPE … USING: DuckDB 1.5.6 cannot replay that statement from its log ("no default
+        // database set"), so a crash before the next checkpoint would leave a file it cannot open.
         (11, "raw JSON compressed with trained dictionaries", """
-            ALTER TABLE events ALTER raw SET DATA TYPE BLOB USING encode(raw);
+            CREATE TABLE events_v11 (
+                seq BIGINT NOT NULL,
+                message_id VARCHAR NOT NULL,
+                source_id VARCHAR NOT NULL,
+                type VARCHAR NOT NULL,
+                event VARCHAR,
+                user_id VARCHAR,
+                anonymous_id VARCHAR,
+                group_id VARCHAR,
+                previous_id VARCHAR,
+                profile_id VARCHAR,
+                timestamp TIMESTAMPTZ NOT NULL,
+                original_timestamp TIMESTAMPTZ,
+                sent_at TIMESTAMPTZ,
+                received_at TIMESTAMPTZ NOT NULL,
+                raw BLOB NOT NULL
+            );
+            INSERT INTO events_v11 SELECT * REPLACE (encode(raw) AS raw) FROM events ORDER BY seq;
+            DROP TABLE events;
+            ALTER TABLE events_v11 RENAME TO events;
             CREATE TABLE raw_dictionaries (
                 id INTEGER PRIMARY KEY,
                 first_seq BIGINT NOT NULL,
