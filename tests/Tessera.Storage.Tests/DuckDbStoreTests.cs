@@ -761,6 +761,30 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         Assert.Equal(["True"], await QueryRowsAsync($"SELECT bool_and(starts_with(hex(raw), '01')) FROM events WHERE message_id LIKE 'more-%'"));
     }
 
+    [Fact]
+    public async Task a_store_upgraded_to_the_compressed_raw_column_reopens_from_its_log_as_a_crash_right_after_the_upgrade_leaves_it()
+    {
+        var messages = Enumerable.Range(0, 60)
+            .Select(i => Message($"m-{i}", Core.Collection.MessageType.Track, $$$"""{"type":"track","event":"Viewed","userId":"u-{{{i}}}","properties":{"text":"caf\u00e9 \\x41 {{{i}}}"}}"""))
+            .ToList();
+        var old = await OpenAsync(migrateUpTo: 10);
+        await old.AppendAsync(messages, CancellationToken.None);
+        await CloseAsync(old);
+
+        // Upgraded at open; the files copied while it is open are what a kill -9 leaves: the step only in the log.
+        var upgraded = await OpenAsync();
+        var crashed = Path.Combine(TempDirectory.Create("duckdb-crashed"), "tessera.duckdb");
+        File.Copy(_path, crashed);
+        Assert.True(File.Exists(_path + ".wal"), "the upgrade should still be in the log, not yet checkpointed");
+        File.Copy(_path + ".wal", crashed + ".wal");
+        await CloseAsync(upgraded);
+
+        await using var reopened = new DuckDbStore(new DuckDbStoreOptions(crashed) { Threads = 1 }, NewEngine());
+        await reopened.OpenAsync(CancellationToken.None);
+        Assert.Equal(messages.ToDictionary(m => m.MessageId, m => m.Raw.ToString()),
+            (await ReadAllAsync(reopened)).ToDictionary(e => e.Message.MessageId, e => e.Message.Raw.ToString()));
+    }
+
     private async Task<List<string>> QueryRowsAsync(string sql)
     {
         await using var connection = new DuckDBConnection($"Data Source={_path}");
