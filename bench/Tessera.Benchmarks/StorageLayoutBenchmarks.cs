@@ -74,13 +74,13 @@ public class StorageLayoutBenchmarks
         if (rawAsText)
         {
             // The messages' text, by messageId, in place of the stored (compressed) value.
-            Execute("CREATE TEMP TABLE texts (message_id VARCHAR, raw VARCHAR)");
-            using (var appender = _connection.CreateAppender("temp", "texts"))
+            Execute("CREATE TABLE texts (message_id VARCHAR, raw VARCHAR)");
+            using (var appender = _connection.CreateAppender("texts"))
             {
                 foreach (var e in events) { appender.CreateRow().AppendValue(e.MessageId).AppendValue(e.Raw.ToString()).EndRow(); }
             }
 
-            Execute("CREATE OR REPLACE TEMP TABLE source AS SELECT s.* REPLACE (t.raw AS raw) FROM temp.source s JOIN temp.texts t USING (message_id) ORDER BY s.seq");
+            Execute("CREATE OR REPLACE TEMP TABLE source AS SELECT s.* REPLACE (t.raw AS raw) FROM temp.source s JOIN texts t USING (message_id) ORDER BY s.seq; DROP TABLE texts; CHECKPOINT");
         }
 
         Execute($"CREATE TABLE target AS SELECT {columns} FROM temp.source LIMIT 0");
