@@ -91,4 +91,35 @@ public sealed class RawCodecTests
         Assert.Throws<StoreException>(() => codec.Decode(value));
         Assert.Equal(1, dictionary.Id);
     }
+
+    [Fact]
+    public async Task dictionaries_are_trained_without_the_ids_ip_and_traits_of_the_sampled_messages()
+    {
+        const string Secret = "ada.lovelace.secret@example.com";
+        string Identify(int i) =>
+            "{\"type\":\"identify\",\"messageId\":\"msg-secret-" + (i % 3) + "\",\"userId\":\"user-secret-4711\",\"anonymousId\":\"anon-secret-0815\"," +
+            "\"traits\":{\"email\":\"" + Secret + "\",\"name\":\"Ada Lovelace Secret\"},\"context\":{\"ip\":\"203.0.113.77\",\"traits\":{\"phone\":\"+441632960961\"}," +
+            "\"library\":{\"name\":\"analytics.js\",\"version\":\"npm:next-1.74.0\"}},\"properties\":{\"plan\":\"pro\",\"n\":" + i + "}}";
+        var stripped = Encoding.UTF8.GetString(RawCodec.WithoutIdentities(Encoding.UTF8.GetBytes(Identify(1))));
+        Assert.Equal(
+            """{"type":"identify","messageId":"","userId":"","anonymousId":"","traits":{},"context":{"ip":"","traits":{},"library":{"name":"analytics.js","version":"npm:next-1.74.0"}},"properties":{"plan":"pro","n":1}}""",
+            stripped);
+
+        using var codec = new RawCodec(samples: 200, every: 1_000_000);
+        codec.Load([], lastSeq: 0);
+        for (var seq = 1; seq <= 200; seq++) { codec.Encode(new RawJson(Identify(seq)), seq); }
+        await codec.TrainingDone;
+        var dictionary = codec.TakeTrained(201);
+        Assert.NotNull(dictionary);
+        var text = Encoding.Latin1.GetString(dictionary.Bytes);
+        foreach (var secret in new[] { "secret", "4711", "0815", "Lovelace", "203.0.113", "1632960961" })
+        {
+            Assert.DoesNotContain(secret, text, StringComparison.Ordinal);
+        }
+
+        // What is not personal is learnt: the library's name, common to every sample.
+        Assert.Contains("analytics.js", text, StringComparison.Ordinal);
+        var value = codec.Encode(new RawJson(Identify(201)), 201);
+        Assert.Equal(Identify(201), codec.DecodeToString(value));
+    }
 }

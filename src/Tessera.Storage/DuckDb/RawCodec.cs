@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Tessera.Core.Collection;
 using ZstdSharp;
 
@@ -131,12 +133,49 @@ internal sealed class RawCodec : IDisposable
 
     private void Sample(ReadOnlySpan<byte> utf8)
     {
-        _samples.Add(utf8.ToArray());
+        var sample = WithoutIdentities(utf8);
+        if (sample.Length > 0) { _samples.Add(sample); }
         if (_samples.Count < _samplesWanted) { return; }
         var samples = _samples.ToArray();
         _samples.Clear();
         _training = Task.Run(() => Train(samples));
     }
+
+    /// <summary>
+    /// The sample a dictionary learns from, without what identifies a person: a dictionary is kept as long as any row
+    /// compressed with it, so it must not hold the identifiers and traits a deletion on request removes from the
+    /// rows (the ids, the IP, every trait, emptied; values elsewhere in the message are kept, and may be learnt when
+    /// frequent). A message that does not parse is not sampled.
+    /// </summary>
+    internal static byte[] WithoutIdentities(ReadOnlySpan<byte> utf8)
+    {
+        JsonObject message;
+        try
+        {
+            if (JsonNode.Parse(utf8) is not JsonObject parsed) { return []; }
+            message = parsed;
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
+
+        foreach (var name in IdentityMembers)
+        {
+            if (message[name] is JsonValue) { message[name] = ""; }
+        }
+
+        if (message["traits"] is JsonObject) { message["traits"] = new JsonObject(); }
+        if (message["context"] is JsonObject context)
+        {
+            if (context["ip"] is JsonValue) { context["ip"] = ""; }
+            if (context["traits"] is JsonObject) { context["traits"] = new JsonObject(); }
+        }
+
+        return JsonSerializer.SerializeToUtf8Bytes(message);
+    }
+
+    private static readonly string[] IdentityMembers = ["userId", "anonymousId", "previousId", "groupId", "messageId"];
 
     private static RawDictionary? Train(byte[][] samples)
     {
@@ -161,27 +200,30 @@ internal sealed class RawCodec : IDisposable
         if (value.Length < HeaderLength) { throw new StoreException("A stored raw message is cut short: its header is incomplete."); }
         var id = BinaryPrimitives.ReadInt32LittleEndian(value[1..]);
         var frame = value[HeaderLength..];
-        var size = Decompressor.GetDecompressedSize(frame);
-        var output = new byte[checked((int)size)];
-        var decompressor = Rent(id);
+        var (decompressor, pool) = Rent(id);
         try
         {
+            var output = new byte[checked((int)Decompressor.GetDecompressedSize(frame))];
             var written = decompressor.Unwrap(frame, output);
             return written == output.Length ? output : output[..written];
         }
+        catch (ZstdException e)
+        {
+            throw new StoreException($"A stored raw message does not decompress with dictionary {id}: {e.Message}");
+        }
         finally
         {
-            _decompressors[id].Add(decompressor);
+            pool.Add(decompressor);
         }
     }
 
     public string DecodeToString(ReadOnlySpan<byte> value) =>
         value.Length == 0 || value[0] != Compressed ? Encoding.UTF8.GetString(value) : Encoding.UTF8.GetString(Decode(value));
 
-    private Decompressor Rent(int id)
+    private (Decompressor Decompressor, ConcurrentBag<Decompressor> Pool) Rent(int id)
     {
         var pool = _decompressors.GetOrAdd(id, _ => []);
-        if (pool.TryTake(out var decompressor)) { return decompressor; }
+        if (pool.TryTake(out var decompressor)) { return (decompressor, pool); }
         if (!_dictionaries.TryGetValue(id, out var dictionary))
         {
             throw new StoreException($"A stored raw message names compression dictionary {id}, which the store does not hold.");
@@ -189,7 +231,7 @@ internal sealed class RawCodec : IDisposable
 
         decompressor = new Decompressor();
         decompressor.LoadDictionary(dictionary.Bytes);
-        return decompressor;
+        return (decompressor, pool);
     }
 
     public void Dispose()
