@@ -14,7 +14,7 @@ internal sealed record RawDictionary(int Id, long FirstSeq, DateTimeOffset Train
 
 /// <summary>
 /// How the DuckDB store keeps each message's raw JSON in <c>events.raw</c> (a BLOB): zstd with a dictionary trained on
-/// the store's own messages, which takes a typical Segment message from ~700 bytes to ~80 and DuckDB's work per event
+/// the store's own messages, which takes the load generator's messages from ~670 bytes to ~150 and DuckDB's work per event
 /// with it (docs/benchmarks.md, "The raw JSON compressed with a trained dictionary"). A value is one of:
 /// <list type="bullet">
 /// <item>the JSON text itself, as UTF-8 (its first byte is <c>{</c>): rows written before the first dictionary, and
