@@ -106,7 +106,12 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             var input = readers[0];
             for (ulong i = 0; i < count; i++)
             {
-                if (!input.IsValid(i)) { continue; }
+                if (!input.IsValid(i))
+                {
+                    writer.WriteNull(i);
+                    continue;
+                }
+
                 using var stream = input.GetValue<UnmanagedMemoryStream>(i);
                 writer.WriteValue(RawText(codec, stream), i);
             }
