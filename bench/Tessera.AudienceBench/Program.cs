@@ -80,6 +80,11 @@ await using (store)
                          {"event":"Order Completed","where":[{"property":"product_id","op":"eq","value":"p-7"}]}],
              "within":"15m"}
             """),
+        // A path event_properties does not hold: read from each message's raw JSON (its text pre-filter included),
+        // which the DuckDB store keeps compressed (decoded per row read).
+        ("json_path", """
+            {"event":"Order Completed","where":[{"property":"context.campaign.source","op":"eq","value":"newsletter"}],"within":"90d"}
+            """),
     };
     foreach (var (name, json) in audiences)
     {
