@@ -87,9 +87,13 @@ public sealed class RawCodecTests
         // next dictionary it trains takes the same number.
         codec.Load([], lastSeq: 20);
         Assert.Equal(0, codec.DictionaryCount);
-        Assert.Equal(Encoding.UTF8.GetBytes(Message(22)), codec.Encode(new RawJson(Message(22)), 22));
         Assert.Throws<StoreException>(() => codec.Decode(value));
-        Assert.Equal(1, dictionary.Id);
+        for (var seq = 21; seq <= 40; seq++) { Assert.Equal(Encoding.UTF8.GetBytes(Message(seq)), codec.Encode(new RawJson(Message(seq)), seq)); }
+        await codec.TrainingDone;
+        var again = codec.TakeTrained(41);
+        Assert.NotNull(again);
+        Assert.Equal(dictionary.Id, again.Id);
+        Assert.Equal(Message(41), codec.DecodeToString(codec.Encode(new RawJson(Message(41)), 41)));
     }
 
     [Fact]

@@ -6,6 +6,9 @@ namespace Tessera.Storage.DuckDb;
 /// </summary>
 internal static class DuckDbMigrations
 {
+    /// <summary>The step from which <c>events.raw</c> is a BLOB written by <see cref="RawCodec"/> (text before it).</summary>
+    public const int CompressedRawVersion = 11;
+
     public static readonly IReadOnlyList<(int Version, string Description, string Sql)> Steps =
     [
         (1, "events, sources, settings", """
@@ -256,7 +259,7 @@ internal static class DuckDbMigrations
         // a BLOB, and the rows already there keep their text as UTF-8 (a value starting with '{' is plain text). A
         // copy, not ALTER … SET DATA TYPE … USING: DuckDB 1.5.6 cannot replay that statement from its log ("no default
         // database set"), so a crash before the next checkpoint would leave a file it cannot open.
-        (11, "raw JSON compressed with trained dictionaries", """
+        (CompressedRawVersion, "raw JSON compressed with trained dictionaries", """
             CREATE TABLE events_v11 (
                 seq BIGINT NOT NULL,
                 message_id VARCHAR NOT NULL,

@@ -2,6 +2,7 @@ using DuckDB.NET.Data;
 using Tessera.Core.Activation;
 using Tessera.Storage.Activation;
 using Tessera.Storage.Audiences;
+using Tessera.Storage.Audiences.Dialects;
 using Tessera.Storage.Events;
 
 namespace Tessera.Storage.DuckDb;
@@ -89,7 +90,7 @@ public sealed partial class DuckDbStore : IActivationStore
             if (seqUpTo > cursor.Seq)
             {
                 var parameters = new List<object?> { cursor.Seq, seqUpTo };
-                var condition = ActivationRows.EventCondition(deriver.Interest(destinations), rawText: "tessera_raw(raw)", bind: value =>
+                var condition = ActivationRows.EventCondition(deriver.Interest(destinations), rawText: DuckDbAudienceDialect.Instance.RawText("raw"), bind: value =>
                 {
                     parameters.Add(value);
                     return $"${parameters.Count}";

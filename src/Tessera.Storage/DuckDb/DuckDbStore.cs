@@ -74,7 +74,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             cancellationToken);
         await MigrateAsync(cancellationToken);
         _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
-        _rawAsText = options.MigrateUpTo < RawCodecVersion;
+        _rawAsText = options.MigrateUpTo < DuckDbMigrations.CompressedRawVersion;
         RegisterRawFunction(connection);
         await LoadRawDictionariesAsync(cancellationToken);
         NoteCommitted(_lastSeq, 0);
@@ -91,8 +91,6 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         await BackfillEventPropertiesAsync(cancellationToken);
         await DetectMergedIdsAsync(cancellationToken);
     }
-
-    private const int RawCodecVersion = 11;
 
     /// <summary>
     /// <c>tessera_raw(raw)</c>: a message's JSON text in SQL (audience conditions on paths the typed properties do not
@@ -113,13 +111,10 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 }
 
                 using var stream = input.GetValue<UnmanagedMemoryStream>(i);
-                writer.WriteValue(RawText(codec, stream), i);
+                writer.WriteValue(codec.DecodeToString(stream), i);
             }
         }, new ScalarFunctionOptions { IsPureFunction = true });
     }
-
-    private static unsafe string RawText(RawCodec codec, UnmanagedMemoryStream stream) =>
-        codec.DecodeToString(new ReadOnlySpan<byte>(stream.PositionPointer, checked((int)stream.Length)));
 
     /// <summary>The raw JSON's dictionaries, as committed (at open, and after a failed commit took back staged ones).</summary>
     private async Task LoadRawDictionariesAsync(CancellationToken cancellationToken)
@@ -132,9 +127,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         {
             while (await reader.ReadAsync(cancellationToken))
             {
-                using var bytes = new MemoryStream();
-                await using (var stream = reader.GetStream(4)) { await stream.CopyToAsync(bytes, cancellationToken); }
-                dictionaries.Add(new RawDictionary(reader.GetInt32(0), reader.GetInt64(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetInt32(3), bytes.ToArray()));
+                using var bytes = reader.GetStream(4);
+                dictionaries.Add(new RawDictionary(reader.GetInt32(0), reader.GetInt64(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetInt32(3), RawCodec.Bytes(bytes)));
             }
         }
 

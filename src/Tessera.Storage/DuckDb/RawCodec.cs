@@ -177,7 +177,8 @@ internal sealed class RawCodec : IDisposable
 
     private static readonly string[] IdentityMembers = ["userId", "anonymousId", "previousId", "groupId", "messageId"];
 
-    private static RawDictionary? Train(byte[][] samples)
+    /// <summary>A dictionary trained on <paramref name="samples"/> (as <see cref="WithoutIdentities"/> leaves them), or null when zstd's trainer cannot.</summary>
+    internal static RawDictionary? Train(byte[][] samples)
     {
         try
         {
@@ -215,6 +216,29 @@ internal sealed class RawCodec : IDisposable
         {
             pool.Add(decompressor);
         }
+    }
+
+    /// <summary><see cref="Decode(ReadOnlySpan{byte})"/> of a BLOB as DuckDB.NET hands it over.</summary>
+    public byte[] Decode(Stream value) => OverBytes(value, Decode);
+
+    /// <summary><see cref="DecodeToString(ReadOnlySpan{byte})"/> of a BLOB as DuckDB.NET hands it over.</summary>
+    public string DecodeToString(Stream value) => OverBytes(value, DecodeToString);
+
+    /// <summary>A BLOB's bytes, copied out of DuckDB.NET's stream.</summary>
+    public static byte[] Bytes(Stream value) => OverBytes(value, bytes => bytes.ToArray());
+
+    private delegate T SpanReader<T>(ReadOnlySpan<byte> bytes);
+
+    /// <summary>
+    /// Reads a BLOB through <paramref name="read"/>: in place when DuckDB.NET hands over its vector's memory (an
+    /// <see cref="UnmanagedMemoryStream"/>, valid while the row is), else copied first.
+    /// </summary>
+    private static unsafe T OverBytes<T>(Stream value, SpanReader<T> read)
+    {
+        if (value is UnmanagedMemoryStream native) { return read(new ReadOnlySpan<byte>(native.PositionPointer, checked((int)native.Length))); }
+        using var copy = new MemoryStream();
+        value.CopyTo(copy);
+        return read(copy.GetBuffer().AsSpan(0, checked((int)copy.Length)));
     }
 
     public string DecodeToString(ReadOnlySpan<byte> value) =>

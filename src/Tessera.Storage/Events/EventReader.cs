@@ -94,17 +94,10 @@ internal static class EventReader
         return new StoredEvent(r.GetInt64(0), message, Text(9));
     }
 
-    private static unsafe RawJson RawOf(DbDataReader r, int i, DuckDb.RawCodec? codec)
+    private static RawJson RawOf(DbDataReader r, int i, DuckDb.RawCodec? codec)
     {
         if (codec is null || r.GetFieldType(i) == typeof(string)) { return r.GetString(i); }
         using var stream = r.GetStream(i);
-        if (stream is UnmanagedMemoryStream native)
-        {
-            return new RawJson(codec.Decode(new ReadOnlySpan<byte>(native.PositionPointer, checked((int)native.Length))));
-        }
-
-        using var copy = new MemoryStream();
-        stream.CopyTo(copy);
-        return new RawJson(codec.Decode(copy.GetBuffer().AsSpan(0, (int)copy.Length)));
+        return new RawJson(codec.Decode(stream));
     }
 }
