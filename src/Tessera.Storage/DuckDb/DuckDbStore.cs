@@ -27,7 +27,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private readonly RawCodec _raw = new(options.RawDictionarySamples, options.RawDictionaryEvery);
 
     // A file kept at a schema before the compressed raw column (tests building an older release's file) takes text.
-    private bool _rawAsText;
+    private bool RawAsText => options.MigrateUpTo < DuckDbMigrations.CompressedRawVersion;
     private readonly DuckDbCommitMetrics _metrics = new(() => WalSizeOf(options));
     private DuckDBConnection? _writer;
     private long _lastSeq;
@@ -74,7 +74,6 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             cancellationToken);
         await MigrateAsync(cancellationToken);
         _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
-        _rawAsText = options.MigrateUpTo < DuckDbMigrations.CompressedRawVersion;
         RegisterRawFunction(connection);
         await LoadRawDictionariesAsync(cancellationToken);
         NoteCommitted(_lastSeq, 0);
@@ -119,7 +118,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     /// <summary>The raw JSON's dictionaries, as committed (at open, and after a failed commit took back staged ones).</summary>
     private async Task LoadRawDictionariesAsync(CancellationToken cancellationToken)
     {
-        if (_rawAsText) { return; }
+        if (RawAsText) { return; }
         using var connection = OpenReader();
         using var command = Command(connection, "SELECT id, first_seq, trained_at, samples, dictionary FROM raw_dictionaries ORDER BY id", []);
         var dictionaries = new List<RawDictionary>();
@@ -230,10 +229,11 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             var version = sequenced[^1].Seq;
             // Compressed here, on the caller's thread, not on the committer's; a dictionary trained meanwhile is
             // committed with the first rows it compresses.
-            var dictionary = _rawAsText ? null : _raw.TakeTrained(sequenced[0].Seq);
+            RawDictionary? dictionary = null;
             byte[][]? raws = null;
-            if (!_rawAsText)
+            if (!RawAsText)
             {
+                dictionary = _raw.TakeTrained(sequenced[0].Seq);
                 raws = new byte[sequenced.Length][];
                 for (var i = 0; i < sequenced.Length; i++) { raws[i] = _raw.Encode(sequenced[i].Event.Raw, sequenced[i].Seq); }
             }
