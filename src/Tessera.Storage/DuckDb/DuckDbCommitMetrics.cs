@@ -38,13 +38,14 @@ internal sealed class DuckDbCommitMetrics : IDisposable
     public Meter Meter { get; }
 
     /// <summary>Adds the gauges of what the store holds in memory; once, when the store opens (they read the open store).</summary>
-    public void ObserveMemory(Func<long> stagedEvents, Func<long> stagedBytes, Func<long> dedupEntries, Func<IEnumerable<Measurement<long>>> duckDbMemory)
+    public void ObserveMemory(Func<long> stagedEvents, Func<long> stagedBytes, Func<long> dedupEntries, Func<long> dedupBytes, Func<IEnumerable<Measurement<long>>> duckDbMemory)
     {
         if (_memoryObserved) { return; }
         _memoryObserved = true;
         Meter.CreateObservableGauge("tessera.store.staged.events", stagedEvents, "{event}", "Events resolved in the engine and waiting in memory for the committer");
         Meter.CreateObservableGauge("tessera.store.staged.bytes", stagedBytes, "By", "The JSON of the events waiting for the committer");
         Meter.CreateObservableGauge("tessera.store.dedup.entries", dedupEntries, "{entry}", "(source, messageId) pairs the dedup index holds in memory");
+        Meter.CreateObservableGauge("tessera.store.dedup.bytes", dedupBytes, "By", "The dedup index's table, in native memory");
         Meter.CreateObservableGauge("tessera.store.duckdb.memory", duckDbMemory, "By", "Memory DuckDB's buffer manager holds, by tag (duckdb_memory())");
     }
 

@@ -67,7 +67,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
         _writer = connection;
         _pacer = WritebackPacer.Start(options.Path, options.WritebackInterval);
-        _metrics.ObserveMemory(() => Volatile.Read(ref _stagedEvents), () => Volatile.Read(ref _stagedBytes), () => _messageIds.Count, DuckDbMemory);
+        _metrics.ObserveMemory(() => Volatile.Read(ref _stagedEvents), () => Volatile.Read(ref _stagedBytes), () => _messageIds.Count, () => _messageIds.Bytes, DuckDbMemory);
         StartCommitter();
         await ExecuteAsync(
             $"SET memory_limit = '{options.MemoryLimitMb}MB'; SET threads = {options.Threads}; SET checkpoint_threshold = '{options.CheckpointThresholdMb}MB';",
@@ -736,6 +736,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         {
             _metrics.Dispose();
             _raw.Dispose();
+            _messageIds.Dispose();
             _commitNow.Dispose();
             return;
         }
@@ -764,6 +765,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             _pacer = null;
             _metrics.Dispose();
             _raw.Dispose();
+            _messageIds.Dispose();
             _commitNow.Dispose();
         }
         finally
