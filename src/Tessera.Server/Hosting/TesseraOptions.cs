@@ -82,6 +82,13 @@ public sealed class TesseraOptions
     /// <summary>DuckDB's memory cap in MB.</summary>
     public int DuckDbMemoryLimitMb { get; set; } = 256;
 
+    /// <summary>
+    /// DuckDB's write-ahead log size, in MB, at which a commit checkpoints it into the file. The rows committed since
+    /// the last checkpoint stay in DuckDB's memory (about four times the log's size), so this bounds that part of the
+    /// resident set; smaller checkpoints more often (docs/benchmarks.md, "The dedup index in native memory").
+    /// </summary>
+    public int DuckDbCheckpointThresholdMb { get; set; } = 64;
+
     /// <summary>DuckDB's memory cap in MB while a re-resolve is applied (one transaction rewrites the identity log and the profile state).</summary>
     public int DuckDbReresolveMemoryLimitMb { get; set; } = 4096;
 
