@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Where the server's resident memory goes under load: runs the load generator against a spawned server (flat out, or
 # RATE events/s), with dotnet-counters (dotnet tool install -g dotnet-counters) collecting the runtime's GC counters
-# and the store's meter (Tessera.Storage: events waiting for the committer, dedup entries, DuckDB's buffers by tag)
+# and the store's meter (Tessera.Storage: events waiting for the committer, dedup entries and the dedup table's bytes, DuckDB's buffers by tag)
 # every second, and /proc's resident set beside them. Prints, at the second of the highest resident set and as
-# medians over the run: RSS, the GC's committed memory, DuckDB's buffers, and the rest (runtime, native allocations
+# medians over the run: RSS, the GC's committed memory, DuckDB's buffers, the dedup table (native), and the rest (runtime, native allocations
 # DuckDB makes outside its buffer manager, thread stacks). RUNS times (default 2). Results: bench/results/load-memory-<UTC>/.
 # Usage: [RATE=25000] bench/load-memory.sh [runs]
 set -euo pipefail
@@ -42,6 +42,7 @@ for r in csv.reader(open(sys.argv[1])):
     elif "memory.committed_size" in name: s["gc_committed"] = v
     elif name.startswith("tessera.store.staged.events"): s["staged"] = v
     elif name.startswith("tessera.store.dedup.entries"): s["dedup"] = v
+    elif name.startswith("tessera.store.dedup.bytes"): s["dedup_bytes"] = v
     elif "last_collection.heap.size" in name: s["gc_heap"] = s.get("gc_heap", 0) + v
 rss = {}
 for line in open(sys.argv[2]):
@@ -53,14 +54,14 @@ for t in sorted(rss):
 seconds = [t for t in sorted(rows) if t in rss and "gc_committed" in rows[t] and "duckdb" in rows[t]]
 def mb(v): return f"{v / 1048576:,.0f}"
 def row(t):
-    s = rows[t]; r = rss[t]; d = s.get("duckdb", 0); g = s["gc_committed"]
-    return r, g, s.get("gc_heap", 0), d, r - g - d, s.get("staged", 0), s.get("dedup", 0)
+    s = rows[t]; r = rss[t]; d = s.get("duckdb", 0); g = s["gc_committed"]; x = s.get("dedup_bytes", 0)
+    return r, g, s.get("gc_heap", 0), d, r - g - d - x, s.get("staged", 0), s.get("dedup", 0), x
 if not seconds:
     print("no overlapping samples"); sys.exit()
 peak = max(seconds, key=lambda t: rss[t])
-r, g, h, d, o, st, de = row(peak)
-print(f"at the highest RSS: rss {mb(r)} MB = gc committed {mb(g)} (heap after last gc {mb(h)}) + duckdb buffers {mb(d)} + rest {mb(o)}; staged events {st:,.0f}, dedup entries {de:,.0f}")
+r, g, h, d, o, st, de, x = row(peak)
+print(f"at the highest RSS: rss {mb(r)} MB = gc committed {mb(g)} (heap after last gc {mb(h)}) + duckdb buffers {mb(d)} + dedup table {mb(x)} + rest {mb(o)}; staged events {st:,.0f}, dedup entries {de:,.0f}")
 med = [statistics.median(x) for x in zip(*[row(t) for t in seconds])]
-print(f"medians over {len(seconds)} s: rss {mb(med[0])} MB, gc committed {mb(med[1])}, heap {mb(med[2])}, duckdb buffers {mb(med[3])}, rest {mb(med[4])}; staged events {med[5]:,.0f}")
+print(f"medians over {len(seconds)} s: rss {mb(med[0])} MB, gc committed {mb(med[1])}, heap {mb(med[2])}, duckdb buffers {mb(med[3])}, dedup table {mb(med[7])}, rest {mb(med[4])}; staged events {med[5]:,.0f}")
 PY
 done

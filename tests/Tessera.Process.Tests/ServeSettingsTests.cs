@@ -1,0 +1,49 @@
+using System.Security.Cryptography;
+using System.Text;
+using Tessera.Testing;
+
+namespace Tessera.Process.Tests;
+
+/// <summary>Settings of <c>tessera serve</c> that change how the embedded store uses memory, through the real process.</summary>
+public sealed class ServeSettingsTests
+{
+    [Fact]
+    public async Task a_checkpoint_threshold_under_one_mb_is_refused_with_the_flag_named()
+    {
+        var (exitCode, output) = await TesseraProcess.RunAsync("serve", "--data-dir", TempDirectory.Create("checkpoint-0"), "--duckdb-checkpoint-mb", "0");
+
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("--duckdb-checkpoint-mb must be at least 1", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task with_a_one_mb_checkpoint_threshold_the_write_ahead_log_is_folded_into_the_file_as_events_arrive()
+    {
+        var dataDir = TempDirectory.Create("checkpoint-1");
+        await using var tessera = await TesseraProcess.StartServeAsync(dataDir, "--duckdb-checkpoint-mb", "1");
+        using var collect = Http.Collect(tessera.BaseAddress);
+        using var admin = Http.Admin(tessera.BaseAddress);
+
+        // 3,000 events with 2 KB of random hex each: about 12 MB of log (the raw JSON, which random text does not
+        // compress, and the property's row), which would all still be in the log at the default 64 MB.
+        var ids = new List<string>();
+        for (var b = 0; b < 30; b++)
+        {
+            var batch = Enumerable.Range(0, 100).Select(i => $"ck-{b}-{i}").ToList();
+            ids.AddRange(batch);
+            var body = "{\"batch\":[" + string.Join(",", batch.Select(id =>
+                "{\"type\":\"track\",\"userId\":\"u-" + id + "\",\"event\":\"Padded\",\"messageId\":\"" + id +
+                "\",\"properties\":{\"pad\":\"" + Convert.ToHexString(RandomNumberGenerator.GetBytes(1024)) + "\"}}")) + "]}";
+            (await collect.PostAsync("v1/batch", new StringContent(body, Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+        }
+
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((await Http.StoredMessageIdsAsync(admin)).Count < ids.Count && DateTime.UtcNow < deadline) { await Task.Delay(200); }
+        Assert.Equal(ids.ToHashSet(), await Http.StoredMessageIdsAsync(admin));
+
+        var wal = new FileInfo(Path.Combine(dataDir, "tessera.duckdb.wal"));
+        var walBytes = wal.Exists ? wal.Length : 0;
+        Assert.True(walBytes < 4L << 20, $"the write-ahead log holds {walBytes:N0} bytes; with a 1 MB threshold it is checkpointed at each commit past 1 MB");
+        Assert.True(new FileInfo(Path.Combine(dataDir, "tessera.duckdb")).Length > 3L << 20, "the events' data is in the file");
+    }
+}
