@@ -6,8 +6,9 @@ namespace Tessera.Benchmarks;
 /// <summary>
 /// The embedded store's dedup index (<see cref="MessageIdIndex"/>, native open addressing) against the
 /// <c>Dictionary&lt;UInt128, long&gt;</c> it replaced (the baseline, kept here as it was): filling it with a million
-/// (source, messageId) hashes as the append path does, then looking each one up, and a million keys it does not hold (what a new message asks). The managed bytes allocated are the
-/// dictionary's arrays, every one it grew through; the native table's size is printed at setup.
+/// (source, messageId) hashes as the append path does, then looking each one up, and a million keys it does not hold
+/// (what a new message asks). The managed bytes allocated are the dictionary's arrays, every one it grew through; the
+/// native table's size is printed at setup.
 /// </summary>
 [MemoryDiagnoser]
 public class MessageIdIndexBenchmarks

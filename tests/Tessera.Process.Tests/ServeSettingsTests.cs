@@ -13,7 +13,7 @@ public sealed class ServeSettingsTests
         var (exitCode, output) = await TesseraProcess.RunAsync("serve", "--data-dir", TempDirectory.Create("checkpoint-0"), "--duckdb-checkpoint-mb", "0");
 
         Assert.NotEqual(0, exitCode);
-        Assert.Contains("--duckdb-checkpoint-mb must be at least 1", output, StringComparison.Ordinal);
+        Assert.Contains("--duckdb-checkpoint-mb: must be at least 1 (MB), got 0.", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -12,8 +12,7 @@ internal static class ServeCommand
         var demo = new Option<bool>("--demo") { Description = "Seed a realistic demo data set when the store is empty" };
         var journalDir = new Option<string?>("--journal-dir") { Description = "Directory of the journal (default: journal in --data-dir); one process per directory" };
         var noJournal = new Option<bool>("--no-journal") { Description = "Answer only after the store's commit instead of after the journal's fsync (slower)" };
-        var checkpointMb = new Option<int>("--duckdb-checkpoint-mb") { Description = "DuckDB's write-ahead log size (MB) at which it is checkpointed into the file; the rows since then stay in memory", DefaultValueFactory = _ => 64 };
-        checkpointMb.Validators.Add(r => { if (r.GetValue(checkpointMb) < 1) { r.AddError("--duckdb-checkpoint-mb must be at least 1"); } });
+        var checkpointMb = new Option<int>("--duckdb-checkpoint-mb") { Description = "DuckDB's write-ahead log size (MB) at which it is checkpointed into the file; the rows since then stay in memory", DefaultValueFactory = _ => new TesseraOptions().DuckDbCheckpointThresholdMb };
         var indexerDelay = new Option<int>("--indexer-delay-ms") { Description = "Tests only: delay every indexer commit", Hidden = true };
         var command = new Command("serve", "Run the Tessera server.") { urls, demo, journalDir, noJournal, checkpointMb, indexerDelay };
         store.AddTo(command);

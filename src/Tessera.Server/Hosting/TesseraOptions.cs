@@ -85,7 +85,7 @@ public sealed class TesseraOptions
     /// <summary>
     /// DuckDB's write-ahead log size, in MB, at which a commit checkpoints it into the file. The rows committed since
     /// the last checkpoint stay in DuckDB's memory (about four times the log's size), so this bounds that part of the
-    /// resident set; smaller checkpoints more often (docs/benchmarks.md, "The dedup index in native memory").
+    /// resident set; smaller checkpoints more often (docs/benchmarks.md, "The dedup index in native memory, and what the GC's share is made of").
     /// </summary>
     public int DuckDbCheckpointThresholdMb { get; set; } = 64;
 

@@ -73,7 +73,7 @@ public static class TesseraServer
         var engine = CreateEngine(options);
         return options.Store switch
         {
-            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = options.DuckDbMemoryLimitMb, CheckpointThresholdMb = options.DuckDbCheckpointThresholdMb, ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay }, engine),
+            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = options.DuckDbMemoryLimitMb, CheckpointThresholdMb = options.DuckDbCheckpointThresholdMb >= 1 ? options.DuckDbCheckpointThresholdMb : throw new ArgumentException($"--duckdb-checkpoint-mb: must be at least 1 (MB), got {options.DuckDbCheckpointThresholdMb}."), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay }, engine),
             "postgres" => new PostgresStore(
                 new PostgresStoreOptions(options.Postgres is { Length: > 0 } cs
                     ? cs

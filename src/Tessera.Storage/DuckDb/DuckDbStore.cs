@@ -734,10 +734,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     {
         if (_writer is null)
         {
-            _metrics.Dispose();
-            _raw.Dispose();
-            _messageIds.Dispose();
-            _commitNow.Dispose();
+            DisposeInMemoryParts();
             return;
         }
 
@@ -763,15 +760,21 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             // After DuckDB closed the file: closing the pacer's handle drops this process's locks on it.
             _pacer?.Dispose();
             _pacer = null;
-            _metrics.Dispose();
-            _raw.Dispose();
-            _messageIds.Dispose();
-            _commitNow.Dispose();
+            DisposeInMemoryParts();
         }
         finally
         {
             _writeLock.Release();
         }
+    }
+
+    /// <summary>What the store holds beside DuckDB's connection: its meter, the raw codec, the dedup table (native memory).</summary>
+    private void DisposeInMemoryParts()
+    {
+        _metrics.Dispose();
+        _raw.Dispose();
+        _messageIds.Dispose();
+        _commitNow.Dispose();
     }
 
     private async Task MigrateAsync(CancellationToken cancellationToken)

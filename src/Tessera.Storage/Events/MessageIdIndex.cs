@@ -18,7 +18,7 @@ namespace Tessera.Storage.Events;
 /// an entry is 16 bytes (64 bits of the key; then 22 more of it above 42 bits of milliseconds since 2000, which last
 /// until 2139; all zero is a free slot), the table holds 35-70 % of its slots, and the old table is freed the moment
 /// it is replaced. Linear probing: the key is already a uniform hash, so its low bits pick the slot.
-/// docs/benchmarks.md, "The dedup index in native memory".
+/// docs/benchmarks.md, "The dedup index in native memory, and what the GC's share is made of".
 /// </remarks>
 public sealed unsafe class MessageIdIndex : IDisposable
 {
@@ -167,7 +167,7 @@ public sealed unsafe class MessageIdIndex : IDisposable
         var slots = _slots;
         var previous = _capacity;
         var count = 0L;
-        var next = (Slot*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)sizeof(Slot));
+        var next = NewTable(capacity);
         for (var i = 0L; i < previous; i++)
         {
             if (slots[i].IsFree || slots[i].Ticks < oldest) { continue; }
@@ -181,9 +181,11 @@ public sealed unsafe class MessageIdIndex : IDisposable
         Volatile.Write(ref _count, count);
     }
 
+    private static Slot* NewTable(long capacity) => (Slot*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)sizeof(Slot));
+
     private void Allocate(long capacity)
     {
-        _slots = (Slot*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)sizeof(Slot));
+        _slots = NewTable(capacity);
         Volatile.Write(ref _capacity, capacity);
         Volatile.Write(ref _count, 0);
     }
