@@ -44,6 +44,7 @@ for r in csv.reader(open(sys.argv[1])):
     elif name.startswith("tessera.store.dedup.entries"): s["dedup"] = v
     elif name.startswith("tessera.store.dedup.bytes"): s["dedup_bytes"] = v
     elif "last_collection.heap.size" in name: s["gc_heap"] = s.get("gc_heap", 0) + v
+    elif name.startswith("tessera.store.commit.duration") and "checkpointed=False;Percentile=50" in name: s["commit_p50"] = v
 rss = {}
 for line in open(sys.argv[2]):
     t, kb = line.split(); rss[int(t)] = int(kb) * 1024
@@ -62,6 +63,13 @@ peak = max(seconds, key=lambda t: rss[t])
 r, g, h, d, o, st, de, x = row(peak)
 print(f"at the highest RSS: rss {mb(r)} MB = gc committed {mb(g)} (heap after last gc {mb(h)}) + duckdb buffers {mb(d)} + dedup table {mb(x)} + rest {mb(o)}; staged events {st:,.0f}, dedup entries {de:,.0f}")
 med = [statistics.median(x) for x in zip(*[row(t) for t in seconds])]
+# Whether the store kept up: a store that keeps up commits a few hundred events every few tens of milliseconds; one
+# that fell behind commits the backlog in transactions of ~20,000 that take a second (docs/benchmarks.md, "A slow
+# start that stays slow"). The last second whose median commit (checkpoints apart) took over 200 ms:
+slow = [t for t in sorted(rows) if rows[t].get("commit_p50", 0) > 200]
+first = min(rows)
+print("events waiting for the committer each second (thousands): " + " ".join(f"{rows[t].get('staged', 0) / 1000:.0f}" for t in sorted(rows)))
+print(f"store behind (median commit over 200 ms) until second {max(slow) - first if slow else 0} of {max(rows) - first}")
 print(f"medians over {len(seconds)} s: rss {mb(med[0])} MB, gc committed {mb(med[1])}, heap {mb(med[2])}, duckdb buffers {mb(med[3])}, dedup table {mb(med[7])}, rest {mb(med[4])}; staged events {med[5]:,.0f}")
 PY
 done
