@@ -65,7 +65,7 @@ print(f"at the highest RSS: rss {mb(r)} MB = gc committed {mb(g)} (heap after la
 med = [statistics.median(x) for x in zip(*[row(t) for t in seconds])]
 # Whether the store kept up: a store that keeps up commits a few hundred events every few tens of milliseconds; one
 # that fell behind commits the backlog in transactions of ~20,000 that take a second (docs/benchmarks.md, "A slow
-# start that stays slow"). The last second whose median commit (checkpoints apart) took over 200 ms:
+# start that stays slow, and the quick JIT"). The last second whose median commit (checkpoints apart) took over 200 ms:
 slow = [t for t in sorted(rows) if rows[t].get("commit_p50", 0) > 200]
 first = min(rows)
 print("events waiting for the committer each second (thousands): " + " ".join(f"{rows[t].get('staged', 0) / 1000:.0f}" for t in sorted(rows)))
