@@ -105,7 +105,7 @@ public sealed class JournalTests
     }
 
     [Fact]
-    public async Task a_record_damaged_on_disk_while_running_stops_the_indexer_there_and_health_says_so()
+    public async Task a_record_damaged_on_disk_while_running_stops_the_indexer_there_health_says_so_and_new_events_get_503()
     {
         await using var server = await TestServer.StartAsync(configure: o =>
         {
@@ -130,6 +130,7 @@ public sealed class JournalTests
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while ((health = await server.Anonymous.GetAsync("health")).StatusCode == HttpStatusCode.OK && DateTime.UtcNow < deadline) { await Task.Delay(100); }
         var read = await server.Admin.GetAsync("api/events");
+        var refused = await server.Collect.PostJsonAsync("v1/batch", Api.Batch(Api.Track("dmg-3")));
         var stored = await server.Store.QueryAsync(new EventQuery(Limit: 10), CancellationToken.None);
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
@@ -137,6 +138,13 @@ public sealed class JournalTests
         Assert.Contains("journal indexer stopped", detail, StringComparison.Ordinal);
         Assert.Contains($"{segment}: the record at offset {secondAt}", detail, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, read.StatusCode);
+        // The journal is closed once its indexer stopped: events are refused, saying why, not failed with a 500.
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.NotNull(refused.Headers.RetryAfter);
+        Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+        var refusal = (await refused.ReadObjectAsync())["detail"]!.GetValue<string>();
+        Assert.Contains("journal indexer stopped", refusal, StringComparison.Ordinal);
+        Assert.Contains("until it is restarted", refusal, StringComparison.Ordinal);
         // The record before the damage was indexed; the damaged one was not skipped over, nor anything after it.
         Assert.Equal(["dmg-1"], stored.Items.Select(e => e.Message.MessageId));
     }

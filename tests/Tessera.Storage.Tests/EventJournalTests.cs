@@ -71,6 +71,20 @@ public sealed class EventJournalTests
     }
 
     [Fact]
+    public void a_closed_journal_refuses_appends_with_a_journal_error_and_keeps_what_it_had()
+    {
+        var journal = EventJournal.Open(_directory);
+        journal.Append([Event("kept")]);
+        journal.Dispose();
+
+        var refused = Assert.Throws<JournalException>(() => journal.Append([Event("late")]));
+
+        Assert.Contains("the journal is closed", refused.Message, StringComparison.Ordinal);
+        using var reopened = EventJournal.Open(_directory);
+        Assert.Equal(["kept"], ReadAll(reopened).Select(e => e.MessageId));
+    }
+
+    [Fact]
     public void a_second_process_cannot_open_the_same_journal()
     {
         using var journal = EventJournal.Open(_directory);

@@ -116,7 +116,9 @@ public sealed partial class EventWriter(IEventStore store, JournalIndexer indexe
             {
                 // Expected while the database restarts (or the disk is full): one line per commit, not a stack trace each.
                 LogCommitUnavailable(logger, events.Count, e.Message);
-                var unavailable = e as StoreUnavailableException ?? new StoreUnavailableException(e.Message, e);
+                // A journal closed under the group because the indexer stopped: the indexer's reason is the one to give.
+                var unavailable = indexer.Stopped ? new StoreUnavailableException(indexer.StoppedMessage, e)
+                    : e as StoreUnavailableException ?? new StoreUnavailableException(e.Message, e);
                 foreach (var pending in group) { pending.Done.TrySetException(unavailable); }
             }
             catch (Exception e)

@@ -60,6 +60,10 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     /// <summary>True once the indexer gave up (a record it cannot read): acknowledged events then wait in the journal for a restart.</summary>
     public bool Stopped => _stopped;
 
+    /// <summary>What a request that brings events is told once the indexer <see cref="Stopped"/> (its journal is closed then).</summary>
+    public string StoppedMessage =>
+        $"The journal indexer stopped: {LastError?.TrimEnd('.')}. Tessera takes no events until it is restarted; every event it acknowledged is in the journal and is indexed at the next start.";
+
     /// <summary>
     /// Opens the journal and indexes what it holds beyond the store's recorded position. With the journal off, a
     /// journal left by an earlier run is still replayed (then closed), so turning it off never strands events.
@@ -154,9 +158,13 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
         Volatile.Write(ref _applied, position);
     }
 
-    /// <summary>Back-pressure: waits while the store is more than <see cref="TesseraOptions.MaxIndexBacklogBytes"/> behind; 503 past the timeout.</summary>
+    /// <summary>
+    /// Back-pressure: waits while the store is more than <see cref="TesseraOptions.MaxIndexBacklogBytes"/> behind; 503 past
+    /// the timeout, and at once when the indexer stopped.
+    /// </summary>
     public async Task WaitForRoomAsync(CancellationToken cancellationToken)
     {
+        if (_stopped) { throw new StoreUnavailableException(StoppedMessage); }
         if (_journal is not { } journal || journal.End - Indexed <= options.MaxIndexBacklogBytes) { return; }
         if (!await WaitUntilAsync(() => journal.End - Indexed <= options.MaxIndexBacklogBytes, options.BackPressureTimeout, cancellationToken))
         {

@@ -43,6 +43,7 @@ public sealed class EventJournal : IDisposable
     private long _end;
     private string? _faulted;
     private JournalHandOff? _handOff;
+    private volatile bool _closed;
 
     internal sealed record Segment(long Base, string Path);
 
@@ -161,6 +162,7 @@ public sealed class EventJournal : IDisposable
     public long Append(IReadOnlyList<CollectedEvent> events)
     {
         if (_faulted is not null) { throw new JournalException(_faulted); }
+        if (_closed) { throw Closed(); }
         _buffer.ResetWrittenCount();
         _buffer.GetSpan(HeaderBytes);
         _buffer.Advance(HeaderBytes);
@@ -196,6 +198,11 @@ public sealed class EventJournal : IDisposable
             }
 
             throw new JournalException($"{Directory}: could not write to the journal: {e.Message}", e);
+        }
+        catch (ObjectDisposedException) when (_closed)
+        {
+            // Closed by another thread meanwhile (its indexer stopped): nothing was acknowledged.
+            throw Closed();
         }
 
         _activeLength += record.Length;
@@ -237,8 +244,11 @@ public sealed class EventJournal : IDisposable
         return deleted;
     }
 
+    private JournalException Closed() => new($"{Directory}: the journal is closed and takes no more records.");
+
     public void Dispose()
     {
+        _closed = true;
         _active.Dispose();
         _lockFile.Dispose();
     }
