@@ -43,7 +43,12 @@ public sealed class ServeSettingsTests
 
         var wal = new FileInfo(Path.Combine(dataDir, "tessera.duckdb.wal"));
         var walBytes = wal.Exists ? wal.Length : 0;
-        Assert.True(walBytes < 4L << 20, $"the write-ahead log holds {walBytes:N0} bytes; with a 1 MB threshold it is checkpointed at each commit past 1 MB");
+        // DuckDB folds the log at a commit past the threshold only when no read is running (this test's own reads can
+        // be), and the committer's own checkpoint past 4 × the threshold waits for an activation step only past 8 ×
+        // (DuckDbStore.CheckpointPastBound): 8 MB is the bound a commit leaves the log under, unless a read is running
+        // at that moment too (then the next commit folds it). At the default 64 MB
+        // the whole ~12 MB stays in it (13.7 MB measured).
+        Assert.True(walBytes < 8L << 20, $"the write-ahead log holds {walBytes:N0} bytes; with a 1 MB threshold no commit leaves it over 8 MB");
         Assert.True(new FileInfo(Path.Combine(dataDir, "tessera.duckdb")).Length > 3L << 20, "the events' data is in the file");
     }
 }
