@@ -157,12 +157,26 @@ public sealed class EventJournal : IDisposable
 
     /// <summary>
     /// Appends one record holding <paramref name="events"/>, syncs it to disk, and returns the new <see cref="End"/>.
-    /// One caller at a time (the group commit's thread).
+    /// One caller at a time (the group commit's thread). Once the journal is disposed (its indexer stopped), throws
+    /// <see cref="JournalException"/>, also when the close races the write.
     /// </summary>
     public long Append(IReadOnlyList<CollectedEvent> events)
     {
-        if (_faulted is not null) { throw new JournalException(_faulted); }
         if (_closed) { throw Closed(); }
+        try
+        {
+            return AppendOpen(events);
+        }
+        catch (ObjectDisposedException) when (_closed)
+        {
+            // Closed by another thread meanwhile (its indexer stopped), mid-write or mid-roll: nothing was acknowledged.
+            throw Closed();
+        }
+    }
+
+    private long AppendOpen(IReadOnlyList<CollectedEvent> events)
+    {
+        if (_faulted is not null) { throw new JournalException(_faulted); }
         _buffer.ResetWrittenCount();
         _buffer.GetSpan(HeaderBytes);
         _buffer.Advance(HeaderBytes);
@@ -198,11 +212,6 @@ public sealed class EventJournal : IDisposable
             }
 
             throw new JournalException($"{Directory}: could not write to the journal: {e.Message}", e);
-        }
-        catch (ObjectDisposedException) when (_closed)
-        {
-            // Closed by another thread meanwhile (its indexer stopped): nothing was acknowledged.
-            throw Closed();
         }
 
         _activeLength += record.Length;
