@@ -67,13 +67,17 @@ public static class TesseraServer
 
     private static void UseConfiguredStore(TesseraStorageBuilder builder, TesseraOptions options) => builder.Use(_ => CreateStore(options));
 
+    private static int CheckpointThresholdMb(TesseraOptions options) => options.DuckDbCheckpointThresholdMb >= 1
+        ? options.DuckDbCheckpointThresholdMb
+        : throw new ArgumentException($"--duckdb-checkpoint-mb: must be at least 1 (MB), got {options.DuckDbCheckpointThresholdMb}.");
+
     /// <summary>The store <paramref name="options"/> names, not yet opened. Commands that work on the store without a server use this.</summary>
     public static ITesseraStore CreateStore(TesseraOptions options)
     {
         var engine = CreateEngine(options);
         return options.Store switch
         {
-            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = options.DuckDbMemoryLimitMb, CheckpointThresholdMb = options.DuckDbCheckpointThresholdMb >= 1 ? options.DuckDbCheckpointThresholdMb : throw new ArgumentException($"--duckdb-checkpoint-mb: must be at least 1 (MB), got {options.DuckDbCheckpointThresholdMb}."), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay }, engine),
+            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = options.DuckDbMemoryLimitMb, CheckpointThresholdMb = CheckpointThresholdMb(options), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay }, engine),
             "postgres" => new PostgresStore(
                 new PostgresStoreOptions(options.Postgres is { Length: > 0 } cs
                     ? cs
