@@ -4,7 +4,7 @@ using Tessera.Testing;
 
 namespace Tessera.Process.Tests;
 
-/// <summary>Settings of <c>tessera serve</c> that change how the embedded store uses memory, through the real process.</summary>
+/// <summary>Settings of <c>tessera serve</c> that change how the embedded store uses memory: their checks through the real process, their effect on DuckDB in this one.</summary>
 public sealed class ServeSettingsTests
 {
     [Fact]
@@ -14,6 +14,37 @@ public sealed class ServeSettingsTests
 
         Assert.NotEqual(0, exitCode);
         Assert.Contains("--duckdb-checkpoint-mb: must be at least 1 (MB), got 0.", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task a_duckdb_memory_cap_under_32_mb_is_refused_with_the_flag_named()
+    {
+        var (exitCode, output) = await TesseraProcess.RunAsync("serve", "--data-dir", TempDirectory.Create("memory-31"), "--duckdb-memory-mb", "31");
+
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("--duckdb-memory-mb: must be at least 32 (MB), got 31.", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The cap reaches DuckDB: read back from DuckDB itself (a connection in the same process shares the server's
+    /// database, and its settings), by default and when set.
+    /// </summary>
+    [Theory]
+    [InlineData(null, "91.5 MiB")]
+    [InlineData(48, "45.7 MiB")]
+    public async Task the_duckdb_memory_cap_is_the_one_duckdb_runs_with(int? memoryMb, string expected)
+    {
+        await using var server = await TestServer.StartAsync(configure: o =>
+        {
+            o.Store = "duckdb";
+            if (memoryMb is { } mb) { o.DuckDbMemoryLimitMb = mb; }
+        });
+        await using var connection = new DuckDB.NET.Data.DuckDBConnection($"Data Source={server.Options.DuckDbPath}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT current_setting('memory_limit')";
+
+        Assert.Equal(expected, (string)(await command.ExecuteScalarAsync())!);
     }
 
     [Fact]

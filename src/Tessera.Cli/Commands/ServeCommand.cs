@@ -13,8 +13,9 @@ internal static class ServeCommand
         var journalDir = new Option<string?>("--journal-dir") { Description = "Directory of the journal (default: journal in --data-dir); one process per directory" };
         var noJournal = new Option<bool>("--no-journal") { Description = "Answer only after the store's commit instead of after the journal's fsync (slower)" };
         var checkpointMb = new Option<int>("--duckdb-checkpoint-mb") { Description = "DuckDB's write-ahead log size (MB) at which it is checkpointed into the file; the rows since then stay in memory", DefaultValueFactory = _ => new TesseraOptions().DuckDbCheckpointThresholdMb };
+        var memoryMb = new Option<int>("--duckdb-memory-mb") { Description = "DuckDB's memory cap (MB): its cached and not yet checkpointed blocks; past it DuckDB drops cached blocks and spills to its temporary directory", DefaultValueFactory = _ => new TesseraOptions().DuckDbMemoryLimitMb };
         var indexerDelay = new Option<int>("--indexer-delay-ms") { Description = "Tests only: delay every indexer commit", Hidden = true };
-        var command = new Command("serve", "Run the Tessera server.") { urls, demo, journalDir, noJournal, checkpointMb, indexerDelay };
+        var command = new Command("serve", "Run the Tessera server.") { urls, demo, journalDir, noJournal, checkpointMb, memoryMb, indexerDelay };
         store.AddTo(command);
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -24,6 +25,7 @@ internal static class ServeCommand
             options.JournalDir = result.GetValue(journalDir);
             options.Journal = !result.GetValue(noJournal);
             options.DuckDbCheckpointThresholdMb = result.GetValue(checkpointMb);
+            options.DuckDbMemoryLimitMb = result.GetValue(memoryMb);
             options.IndexerDelay = TimeSpan.FromMilliseconds(result.GetValue(indexerDelay));
             try
             {

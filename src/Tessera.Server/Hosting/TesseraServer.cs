@@ -71,13 +71,20 @@ public static class TesseraServer
         ? options.DuckDbCheckpointThresholdMb
         : throw new ArgumentException($"--duckdb-checkpoint-mb: must be at least 1 (MB), got {options.DuckDbCheckpointThresholdMb}.");
 
+    private static int MemoryLimitMb(TesseraOptions options) => options.DuckDbMemoryLimitMb >= MinDuckDbMemoryLimitMb
+        ? options.DuckDbMemoryLimitMb
+        : throw new ArgumentException($"--duckdb-memory-mb: must be at least {MinDuckDbMemoryLimitMb} (MB), got {options.DuckDbMemoryLimitMb}.");
+
+    /// <summary>The least cap the server takes, against a slip of the finger; measured were 96-256 MB (the store's tests run DuckDB at 16).</summary>
+    private const int MinDuckDbMemoryLimitMb = 32;
+
     /// <summary>The store <paramref name="options"/> names, not yet opened. Commands that work on the store without a server use this.</summary>
     public static ITesseraStore CreateStore(TesseraOptions options)
     {
         var engine = CreateEngine(options);
         return options.Store switch
         {
-            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = options.DuckDbMemoryLimitMb, CheckpointThresholdMb = CheckpointThresholdMb(options), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay }, engine),
+            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = MemoryLimitMb(options), CheckpointThresholdMb = CheckpointThresholdMb(options), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay }, engine),
             "postgres" => new PostgresStore(
                 new PostgresStoreOptions(options.Postgres is { Length: > 0 } cs
                     ? cs

@@ -6,8 +6,8 @@ public sealed record DuckDbStoreOptions(string Path)
     /// <summary>How long a (source, messageId) pair is remembered to drop a resent message. Segment's default: 7 days.</summary>
     public TimeSpan DedupWindow { get; init; } = TimeSpan.FromDays(7);
 
-    /// <summary>DuckDB's own memory cap; the process's hot state comes on top.</summary>
-    public int MemoryLimitMb { get; init; } = 256;
+    /// <summary>DuckDB's own memory cap (its buffer manager: rows not yet checkpointed, cached blocks); the process's hot state comes on top. See TesseraOptions.DuckDbMemoryLimitMb.</summary>
+    public int MemoryLimitMb { get; init; } = 96;
 
     /// <summary>
     /// Write-ahead log size at which DuckDB folds the log into the file (its default is 16 MB). A checkpoint runs
