@@ -82,7 +82,8 @@ public sealed class TesseraOptions
     /// <summary>
     /// DuckDB's memory cap in MB (<c>--duckdb-memory-mb</c>): the blocks its buffer manager holds, i.e. the rows not yet
     /// checkpointed and the blocks it keeps cached after reading or writing them. Past it DuckDB drops cached blocks (the
-    /// file holds them) and spills the rest to its temporary directory. At 25,000 events/s the blocks a checkpoint just
+    /// file holds them) and spills the rest to its temporary file (at 96 MB and 25,000 events/s, 25-120 MB for a second or
+    /// two around each checkpoint, against 1-3 MB at 256). At 25,000 events/s the blocks a checkpoint just
     /// wrote stay cached until the cap pushes them out: 96 MB against 256 took 100-190 MB off the server's highest resident
     /// set, for ~5 % slower audience previews at a million profiles. See docs/benchmarks.md, "DuckDB's memory cap".
     /// </summary>
