@@ -20,7 +20,7 @@ var location = args.ElementAtOrDefault(1) ?? Path.Combine(Path.GetTempPath(), "t
 var profiles = long.Parse(args.ElementAtOrDefault(2) ?? "1000000", CultureInfo.InvariantCulture);
 var runs = int.Parse(args.ElementAtOrDefault(3) ?? "5", CultureInfo.InvariantCulture);
 // The store's own default unless given, so the figures are those of the cap Tessera ships with.
-var memoryMb = args.ElementAtOrDefault(4) is { } memoryArg ? int.Parse(memoryArg, CultureInfo.InvariantCulture) : new DuckDbStoreOptions("").MemoryLimitMb;
+var memoryMb = args.ElementAtOrDefault(4) is { } memoryArg ? int.Parse(memoryArg, CultureInfo.InvariantCulture) : DuckDbStoreOptions.DefaultMemoryLimitMb;
 var now = new DateTimeOffset(2026, 11, 1, 0, 0, 0, TimeSpan.Zero);
 
 var engine = new ProfileEngine(IdentityRules.Default, ProfileRules.Default);

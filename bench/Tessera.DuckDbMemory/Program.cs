@@ -2,35 +2,35 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using DuckDB.NET.Data;
+using Tessera.Core.Identity;
+using Tessera.Core.Profiles;
+using Tessera.Storage.DuckDb;
 
 // DuckDB's resident memory at a collection rate, alone: a transaction every 10 ms appends RATE/100 rows shaped like
 // Tessera's events (the raw JSON as a 260-byte compressed value) and their typed properties (2, 6 or 10 rows an
-// event, as the load generator's page views, orders and product views), into a fresh file under the given memory cap
+// event, as the load generator's page views, orders and product views), into a fresh store (its schema made by the
+// store itself, opened once and closed; then only DuckDB works) under the given memory cap
 // and checkpoint threshold. Samples /proc/self/status every 100 ms; prints the resident set's median and highest after
 // the first 5 s, the CPU used, and the commits that ran a checkpoint. docs/benchmarks.md, "DuckDB's memory cap".
-// Usage: Tessera.DuckDbMemory [RATE=25000] [SECONDS=25] [MEMORY_MB=96] [CHECKPOINT_MB=64] ["extra SQL"]
+// Usage: Tessera.DuckDbMemory [RATE=25000] [SECONDS=25] [MEMORY_MB=the store's default] [CHECKPOINT_MB=the store's default] ["extra SQL"]
 var rate = int.Parse(args.ElementAtOrDefault(0) ?? "25000", CultureInfo.InvariantCulture);
 var seconds = int.Parse(args.ElementAtOrDefault(1) ?? "25", CultureInfo.InvariantCulture);
-var memoryMb = int.Parse(args.ElementAtOrDefault(2) ?? "96", CultureInfo.InvariantCulture);
-var checkpointMb = int.Parse(args.ElementAtOrDefault(3) ?? "64", CultureInfo.InvariantCulture);
+var memoryMb = args.ElementAtOrDefault(2) is { } memoryArg ? int.Parse(memoryArg, CultureInfo.InvariantCulture) : DuckDbStoreOptions.DefaultMemoryLimitMb;
+var checkpointMb = args.ElementAtOrDefault(3) is { } checkpointArg ? int.Parse(checkpointArg, CultureInfo.InvariantCulture) : DuckDbStoreOptions.DefaultCheckpointThresholdMb;
 var extraSql = args.ElementAtOrDefault(4) ?? "";
 
 var directory = Directory.CreateTempSubdirectory("tessera-duckdb-memory").FullName;
 var path = Path.Combine(directory, "bench.duckdb");
 try
 {
+    await using (var store = new DuckDbStore(new DuckDbStoreOptions(path), new ProfileEngine(IdentityRules.Default, ProfileRules.Default)))
+    {
+        await store.OpenAsync(CancellationToken.None);
+    }
+
     using var connection = new DuckDBConnection($"Data Source={path}");
     connection.Open();
     Execute(connection, $"SET memory_limit = '{memoryMb}MB'; SET checkpoint_threshold = '{checkpointMb}MB'; SET threads = {Environment.ProcessorCount}; {extraSql}");
-    // The shape of the store's events and event_properties tables (src/Tessera.Storage/DuckDb/DuckDbMigrations.cs).
-    Execute(connection, """
-        CREATE TABLE events (seq BIGINT NOT NULL, message_id VARCHAR NOT NULL, source_id VARCHAR NOT NULL, type VARCHAR NOT NULL,
-            event VARCHAR, user_id VARCHAR, anonymous_id VARCHAR, group_id VARCHAR, previous_id VARCHAR, profile_id VARCHAR,
-            timestamp TIMESTAMPTZ NOT NULL, original_timestamp TIMESTAMPTZ, sent_at TIMESTAMPTZ, received_at TIMESTAMPTZ NOT NULL, raw BLOB NOT NULL);
-        CREATE TABLE event_properties (seq BIGINT NOT NULL, event VARCHAR NOT NULL, track BOOLEAN NOT NULL, ts TIMESTAMPTZ NOT NULL,
-            profile_id VARCHAR, name VARCHAR NOT NULL, kind VARCHAR NOT NULL, text VARCHAR, num DECIMAL(38, 12), instant TIMESTAMPTZ);
-        CHECKPOINT;
-        """);
 
     var samples = new List<(double Seconds, long Kb)>();
     var clock = Stopwatch.StartNew();

@@ -1,5 +1,6 @@
 using Tessera.Server.Activation;
 using Tessera.Server.Journeys;
+using Tessera.Storage.DuckDb;
 
 namespace Tessera.Server.Hosting;
 
@@ -84,10 +85,10 @@ public sealed class TesseraOptions
     /// checkpointed and the blocks it keeps cached after reading or writing them. Past it DuckDB drops cached blocks (the
     /// file holds them) and spills the rest to its temporary file (at 96 MB and 25,000 events/s, 25-120 MB for a second or
     /// two around each checkpoint, against 1-3 MB at 256). At 25,000 events/s the blocks a checkpoint just
-    /// wrote stay cached until the cap pushes them out: 96 MB against 256 took 100-190 MB off the server's highest resident
+    /// wrote stay cached until the cap pushes them out: 96 MB against 256 took 70-220 MB off the server's highest resident
     /// set, for ~5 % slower audience previews at a million profiles. See docs/benchmarks.md, "DuckDB's memory cap".
     /// </summary>
-    public int DuckDbMemoryLimitMb { get; set; } = 96;
+    public int DuckDbMemoryLimitMb { get; set; } = DuckDbStoreOptions.DefaultMemoryLimitMb;
 
     /// <summary>
     /// DuckDB's write-ahead log size, in MB, at which a commit checkpoints it into the file (the committer forces one
@@ -97,10 +98,10 @@ public sealed class TesseraOptions
     /// docs/benchmarks.md, "The dedup index in native memory, and what the GC's share is made of" and "A slow start
     /// that stays slow, and the quick JIT".
     /// </summary>
-    public int DuckDbCheckpointThresholdMb { get; set; } = 64;
+    public int DuckDbCheckpointThresholdMb { get; set; } = DuckDbStoreOptions.DefaultCheckpointThresholdMb;
 
     /// <summary>DuckDB's memory cap in MB while a re-resolve is applied (one transaction rewrites the identity log and the profile state).</summary>
-    public int DuckDbReresolveMemoryLimitMb { get; set; } = 4096;
+    public int DuckDbReresolveMemoryLimitMb { get; set; } = DuckDbStoreOptions.DefaultReresolveMemoryLimitMb;
 
     /// <summary>A JSON file with the identity rules (identifier types, paths, normalisation, blocked values, limits, priorities); null for the defaults.</summary>
     public string? IdentityRulesFile { get; set; }

@@ -67,15 +67,11 @@ public static class TesseraServer
 
     private static void UseConfiguredStore(TesseraStorageBuilder builder, TesseraOptions options) => builder.Use(_ => CreateStore(options));
 
-    private static int CheckpointThresholdMb(TesseraOptions options) => options.DuckDbCheckpointThresholdMb >= 1
-        ? options.DuckDbCheckpointThresholdMb
-        : throw new ArgumentException($"--duckdb-checkpoint-mb: must be at least 1 (MB), got {options.DuckDbCheckpointThresholdMb}.");
+    /// <summary><paramref name="value"/> when at least <paramref name="least"/> (MB); else the error that names the flag which sets it.</summary>
+    private static int AtLeast(int value, int least, string flag) =>
+        value >= least ? value : throw new ArgumentException($"{flag}: must be at least {least} (MB), got {value}.");
 
-    private static int MemoryLimitMb(TesseraOptions options) => options.DuckDbMemoryLimitMb >= MinDuckDbMemoryLimitMb
-        ? options.DuckDbMemoryLimitMb
-        : throw new ArgumentException($"--duckdb-memory-mb: must be at least {MinDuckDbMemoryLimitMb} (MB), got {options.DuckDbMemoryLimitMb}.");
-
-    /// <summary>The least cap the server takes, against a slip of the finger; measured were 96-256 MB (the store's tests run DuckDB at 16).</summary>
+    /// <summary>The least DuckDB memory cap the server takes, against a slip of the finger; measured were 96-256 MB (the store's tests run DuckDB at 16).</summary>
     private const int MinDuckDbMemoryLimitMb = 32;
 
     /// <summary>The store <paramref name="options"/> names, not yet opened. Commands that work on the store without a server use this.</summary>
@@ -84,7 +80,7 @@ public static class TesseraServer
         var engine = CreateEngine(options);
         return options.Store switch
         {
-            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = MemoryLimitMb(options), CheckpointThresholdMb = CheckpointThresholdMb(options), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay }, engine),
+            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = AtLeast(options.DuckDbMemoryLimitMb, MinDuckDbMemoryLimitMb, "--duckdb-memory-mb"), CheckpointThresholdMb = AtLeast(options.DuckDbCheckpointThresholdMb, 1, "--duckdb-checkpoint-mb"), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay }, engine),
             "postgres" => new PostgresStore(
                 new PostgresStoreOptions(options.Postgres is { Length: > 0 } cs
                     ? cs

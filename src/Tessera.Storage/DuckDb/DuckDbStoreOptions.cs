@@ -3,11 +3,14 @@ namespace Tessera.Storage.DuckDb;
 /// <summary>Settings of the embedded store. Defaults fit a small machine: see docs/configuration.md.</summary>
 public sealed record DuckDbStoreOptions(string Path)
 {
+    /// <summary>The defaults of the three DuckDB settings the server also exposes (TesseraOptions takes them from here).</summary>
+    public const int DefaultMemoryLimitMb = 96, DefaultCheckpointThresholdMb = 64, DefaultReresolveMemoryLimitMb = 4096;
+
     /// <summary>How long a (source, messageId) pair is remembered to drop a resent message. Segment's default: 7 days.</summary>
     public TimeSpan DedupWindow { get; init; } = TimeSpan.FromDays(7);
 
     /// <summary>DuckDB's own memory cap (its buffer manager: rows not yet checkpointed, cached blocks); the process's hot state comes on top. See TesseraOptions.DuckDbMemoryLimitMb.</summary>
-    public int MemoryLimitMb { get; init; } = 96;
+    public int MemoryLimitMb { get; init; } = DefaultMemoryLimitMb;
 
     /// <summary>
     /// Write-ahead log size at which DuckDB folds the log into the file (its default is 16 MB). A checkpoint runs
@@ -18,14 +21,14 @@ public sealed record DuckDbStoreOptions(string Path)
     /// Durability is the same either way: every commit syncs the log. DuckDB does not checkpoint in a commit while
     /// another transaction runs; when that let the log grow to four times the threshold, the committer checkpoints.
     /// </summary>
-    public int CheckpointThresholdMb { get; init; } = 64;
+    public int CheckpointThresholdMb { get; init; } = DefaultCheckpointThresholdMb;
 
     /// <summary>
     /// DuckDB's memory cap while a re-resolve is applied (it returns to <see cref="MemoryLimitMb"/> after): the swap
     /// rewrites the identity log, the trait history and the profile state in one transaction, and at 10,000,000 events
     /// and 1,000,000 profiles its commit failed at 256 MB ("failed to pin block"). A cap, not an allocation.
     /// </summary>
-    public int ReresolveMemoryLimitMb { get; init; } = 4096;
+    public int ReresolveMemoryLimitMb { get; init; } = DefaultReresolveMemoryLimitMb;
 
     /// <summary>DuckDB worker threads for queries.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
