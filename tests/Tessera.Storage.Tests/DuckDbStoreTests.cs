@@ -789,6 +789,78 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
             (await ReadAllAsync(reopened)).ToDictionary(e => e.Message.MessageId, e => e.Message.Raw.ToString()));
     }
 
+    /// <summary>
+    /// Events wait for their commit packed into 32 KB arrays (<c>StagedEvents</c>), not as objects. An append that fills
+    /// many of them, with an event that does not fit in one (a 32 KB message) among events with non-ASCII ids, times in
+    /// another offset and the optional columns empty, reads back column for column and byte for byte, compressed, with
+    /// every typed property, after a reopen too.
+    /// </summary>
+    [Fact]
+    public async Task an_append_packed_into_many_arrays_with_an_event_larger_than_one_reads_back_column_for_column()
+    {
+        var offset = TimeSpan.FromHours(5.5);
+        var start = new DateTimeOffset(2026, 11, 3, 10, 0, 0, offset);
+        var filler = new string('y', 32_600);
+        CollectedEvent Message(int i, bool large = false)
+        {
+            var track = i % 3 != 0;
+            var name = track ? $"Viewed ✓ {i % 7}" : null;
+            var type = track ? "track" : "identify";
+            var eventMember = name is null ? "" : "\"event\":\"" + name + "\",";
+            var longMember = large ? ",\"long\":\"" + filler + "\"" : "";
+            var properties = $$"""{"n":{{i}},"text":"é ✓ {{i}}"{{longMember}}}""";
+            return new CollectedEvent(
+                MessageId: $"m-é-{i}",
+                SourceId: "src_a",
+                Type: track ? MessageType.Track : MessageType.Identify,
+                Event: name,
+                UserId: $"u-{i % 40}",
+                AnonymousId: i % 2 == 0 ? null : $"a-ü-{i}",
+                GroupId: i % 5 == 0 ? "g-1" : null,
+                PreviousId: null,
+                Timestamp: start.AddSeconds(i),
+                OriginalTimestamp: i % 2 == 0 ? null : start.AddSeconds(i - 1),
+                SentAt: i % 4 == 0 ? null : start.AddSeconds(i + 1),
+                ReceivedAt: start.AddSeconds(i + 2).ToUniversalTime(),
+                Raw: $$"""{"type":"{{type}}","messageId":"m-é-{{i}}","userId":"u-{{i % 40}}",{{eventMember}}"properties":{{properties}}}""");
+        }
+
+        _rawDictionarySamples = 50;
+        var store = await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
+        // A dictionary is trained off the append path from the first 50 messages; small appends go on until one has compressed rows.
+        var next = 0;
+        await store.AppendAsync([.. Enumerable.Range(next, 60).Select(i => Message(i))], CancellationToken.None);
+        next += 60;
+        for (var tries = 0; (await QueryRowsAsync("SELECT count(*) FROM raw_dictionaries")).Single() == "0"; tries++)
+        {
+            Assert.True(tries < 100, "no dictionary was trained");
+            await Task.Delay(20);
+            await store.AppendAsync([Message(next++)], CancellationToken.None);
+        }
+
+        var packed = Enumerable.Range(next, 3000).Select(i => Message(i, large: i == next + 1500)).ToList();
+        await store.AppendAsync(packed, CancellationToken.None);
+
+        async Task ReadsBackAsync(ITesseraStore from)
+        {
+            var read = (await ReadAllAsync(from)).Select(e => e.Message).ToDictionary(m => m.MessageId);
+            Assert.All(packed, m => Assert.Equal(m, read[m.MessageId]));
+        }
+
+        await ReadsBackAsync(store);
+        await CloseAsync(store);
+        var first = packed[0].MessageId;
+        Assert.Equal(["True|3000"], await QueryRowsAsync($"SELECT bool_and(starts_with(hex(raw), '01')), count(*) FROM events WHERE seq >= (SELECT seq FROM events WHERE message_id = '{first}')"));
+        var tracks = packed.Count(m => m.Type == MessageType.Track);
+        Assert.Equal([$"{tracks}|{tracks}|1|32600"], await QueryRowsAsync($"""
+            SELECT count(*) FILTER (name = 'n'), count(*) FILTER (name = 'text' AND text LIKE 'é ✓ %'), count(*) FILTER (name = 'long'), max(length(text)) FILTER (name = 'long')
+            FROM event_properties WHERE seq >= (SELECT seq FROM events WHERE message_id = '{first}')
+            """));
+        var reopened = await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
+        await ReadsBackAsync(reopened);
+        await CloseAsync(reopened);
+    }
+
     private async Task<List<string>> QueryRowsAsync(string sql)
     {
         await using var connection = new DuckDBConnection($"Data Source={_path}");

@@ -1,5 +1,4 @@
 using System.Text;
-using Tessera.Core.Collection;
 using Tessera.Storage.Audiences;
 
 namespace Tessera.Storage.Tests;
@@ -17,9 +16,8 @@ public sealed class EventPropertiesTests
     private static List<(string Name, string Kind, string Text, decimal? Number, DateTimeOffset? Instant)> ReadRows(string eventName, string properties)
     {
         var raw = $$"""{"type":"track","event":"{{eventName}}","properties":{{properties}}}""";
-        var message = new CollectedEvent("m-1", "src", MessageType.Track, eventName, "u-1", null, null, null, DateTimeOffset.UnixEpoch, null, null, DateTimeOffset.UnixEpoch, RawJson.CopyOf(Encoding.UTF8.GetBytes(raw)));
         var rows = new List<(string, string, string, decimal?, DateTimeOffset?)>();
-        var written = EventProperties.Write(message, rows, static (list, in row) =>
+        var written = EventProperties.Write(named: true, Encoding.UTF8.GetBytes(raw), rows, static (list, in row) =>
             list.Add((Encoding.UTF8.GetString(row.Name), Encoding.UTF8.GetString(row.Value.KindUtf8), Encoding.UTF8.GetString(row.Value.Text), row.Value.Number, row.Value.Instant)));
         Assert.Equal(rows.Count, written);
         return rows;

@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
-using Tessera.Core.Collection;
 using Tessera.Storage.Profiles;
 
 namespace Tessera.Storage.Audiences;
@@ -41,10 +40,12 @@ internal static class EventProperties
     /// allocated flat out (docs/benchmarks.md).
     /// </summary>
     /// <returns>The number of rows written.</returns>
-    public static int Write<TState>(CollectedEvent e, TState state, PropertyRowWriter<TState> write)
+    /// <param name="named">Whether the event has a name (a track's): only those have rows.</param>
+    /// <param name="raw">The message's JSON text, as UTF-8.</param>
+    public static int Write<TState>(bool named, ReadOnlyMemory<byte> raw, TState state, PropertyRowWriter<TState> write)
     {
-        if (e.Event is null || !e.Raw.Contains("\"properties\"") && !e.Raw.Contains("\\")) { return 0; }
-        using var document = e.Raw.Parse();
+        if (!named || raw.Span.IndexOf("\"properties\""u8) < 0 && raw.Span.IndexOf((byte)'\\') < 0) { return 0; }
+        using var document = JsonDocument.Parse(raw);
         var message = document.RootElement;
         if (message.ValueKind != JsonValueKind.Object
             || !message.TryGetProperty("properties"u8, out var properties)

@@ -16,4 +16,8 @@ public static class AppenderRows
     /// </summary>
     public static IDuckDBAppenderRow AppendUtf8(this IDuckDBAppenderRow row, ReadOnlySpan<byte> utf8) =>
         utf8.IsEmpty ? row.AppendValue(string.Empty) : row.AppendValue(MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(utf8), utf8.Length));
+
+    /// <summary>Appends a packed string column (<see cref="Utf8Text"/>): its UTF-8 as it is, or null.</summary>
+    internal static IDuckDBAppenderRow AppendText(this IDuckDBAppenderRow row, Utf8Text text) =>
+        text.IsNull ? row.AppendNullValue() : row.AppendUtf8(text.Span);
 }

@@ -1,7 +1,6 @@
 using System.Text;
 using DuckDB.NET.Data;
 using Tessera.Core.Collection;
-using Tessera.Core.Profiles;
 using Tessera.Storage.Audiences;
 using Tessera.Storage.Events;
 
@@ -54,74 +53,71 @@ public sealed partial class DuckDbStore
     /// <summary>
     /// Appends the properties of one append's events, inside its transaction. Typed here, on the committer's thread:
     /// typing them from the engine's own parse saved a parse but put the work on the engine's path, and the
-    /// event-to-membership latency rose with it (docs/benchmarks.md).
+    /// event-to-membership latency rose with it (docs/benchmarks.md). A compressed raw value is decompressed for it
+    /// (~0.5 µs an event, into one buffer kept across events), since the events wait packed (<see cref="StagedEvents"/>).
     /// </summary>
-    private static void AppendEventProperties(TableAppenders tables, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed)
+    private static void AppendEventProperties(TableAppenders tables, StagedEvents events, RawCodec codec)
     {
-        var rows = new PropertyRows(tables);
-        for (var i = 0; i < events.Length; i++)
-        {
-            var (seq, e) = events[i];
-            rows.Append(seq, e, processed[i].ProfileId);
-        }
+        var rows = new PropertyRows(tables, codec);
+        foreach (var e in events) { rows.Append(e); }
     }
 
     /// <summary>
-    /// The <c>event_properties</c> rows of events, the columns they repeat from their event encoded to UTF-8 once per
-    /// event into buffers kept across events: DuckDB.NET encodes every string it is given into memory of its own, and an
-    /// event has a row per property.
+    /// The <c>event_properties</c> rows of events, the columns they repeat from their event as UTF-8: DuckDB.NET encodes
+    /// every string it is given into memory of its own, and an event has a row per property.
     /// </summary>
-    private sealed class PropertyRows(TableAppenders tables)
+    private sealed class PropertyRows(TableAppenders tables, RawCodec codec)
     {
         private static readonly PropertyRowWriter<PropertyRows> AppendRow = static (rows, in row) => rows.Append(in row);
 
         private DuckDBAppender? _appender;
         private long _seq;
-        private CollectedEvent? _event;
-        private Utf8Column _eventName;
-        private Utf8Column _profileId;
+        private bool _track;
+        private DateTimeOffset _timestamp;
+        private Utf8Text _eventName;
+        private Utf8Text _profileId;
+        private byte[]? _decoded;
+        private Utf8Column _eventNameText;
+        private Utf8Column _profileIdText;
 
+        /// <summary>A packed event's rows (none without an event name).</summary>
+        public void Append(in StagedEvent e)
+        {
+            if (e.Event.IsNull) { return; }
+            (_seq, _track, _timestamp, _eventName, _profileId, _appender) = (e.Seq, e.Type == MessageType.Track, e.Timestamp, e.Event, e.ProfileId, null);
+            EventProperties.Write(named: true, codec.DecodeUtf8(e.Raw, ref _decoded), this, AppendRow);
+        }
+
+        /// <summary>A stored event's rows (none without an event name).</summary>
         public void Append(long seq, CollectedEvent e, string? profileId)
         {
-            (_seq, _event, _appender) = (seq, e, null);
-            _eventName.Set(e.Event);
-            _profileId.Set(profileId);
-            EventProperties.Write(e, this, AppendRow);
+            if (e.Event is null) { return; }
+            (_seq, _track, _timestamp, _eventName, _profileId, _appender) = (seq, e.Type == MessageType.Track, e.Timestamp, _eventNameText.Set(e.Event), _profileIdText.Set(profileId), null);
+            EventProperties.Write(named: true, e.Raw.Utf8, this, AppendRow);
         }
 
         private void Append(in PropertyRow row)
         {
             _appender ??= tables.For("event_properties");
-            var e = _event!;
-            var columns = _appender.CreateRow()
-                .AppendValue(_seq).AppendUtf8(_eventName.Value).AppendValue(e.Type == MessageType.Track).AppendValue(e.Timestamp);
-            columns = _profileId.IsNull ? columns.AppendNullValue() : columns.AppendUtf8(_profileId.Value);
-            columns.AppendUtf8(row.Name).AppendUtf8(row.Value.KindUtf8).AppendUtf8(row.Value.Text).AppendValue(row.Value.Number).AppendValue(row.Value.Instant)
+            _appender.CreateRow()
+                .AppendValue(_seq).AppendText(_eventName).AppendValue(_track).AppendValue(_timestamp).AppendText(_profileId)
+                .AppendUtf8(row.Name).AppendUtf8(row.Value.KindUtf8).AppendUtf8(row.Value.Text).AppendValue(row.Value.Number).AppendValue(row.Value.Instant)
                 .EndRow();
         }
     }
 
-    /// <summary>A string column's value as UTF-8, in a buffer reused from one value to the next; null stays null.</summary>
+    /// <summary>A string as UTF-8, in a buffer reused from one value to the next.</summary>
     private struct Utf8Column
     {
         private byte[]? _buffer;
-        private int _length;
 
-        public readonly bool IsNull => _length < 0;
-
-        public readonly ReadOnlySpan<byte> Value => _length > 0 ? _buffer.AsSpan(0, _length) : [];
-
-        public void Set(string? value)
+        /// <summary>Encodes <paramref name="value"/> into the buffer; the result is valid until the next call.</summary>
+        public Utf8Text Set(string? value)
         {
-            if (value is null)
-            {
-                _length = -1;
-                return;
-            }
-
+            if (value is null) { return default; }
             var most = Encoding.UTF8.GetMaxByteCount(value.Length);
             if (_buffer is null || _buffer.Length < most) { _buffer = new byte[Math.Max(most, 64)]; }
-            _length = Encoding.UTF8.GetBytes(value, _buffer);
+            return new Utf8Text(_buffer.AsMemory(0, Encoding.UTF8.GetBytes(value, _buffer)));
         }
     }
 
@@ -138,7 +134,7 @@ public sealed partial class DuckDbStore
         Execute(writer, "DELETE FROM event_properties");
         using (var tables = new TableAppenders(writer))
         {
-            var rows = new PropertyRows(tables);
+            var rows = new PropertyRows(tables, _raw);
             using var connection = OpenReader();
             using var command = Command(connection, $"SELECT {EventReader.Columns} FROM events WHERE event IS NOT NULL", []);
             using var reader = await command.ExecuteReaderAsync(cancellationToken);

@@ -227,23 +227,26 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             }
 
             var version = sequenced[^1].Seq;
-            // Compressed here, on the caller's thread, not on the committer's; a dictionary trained meanwhile is
-            // committed with the first rows it compresses.
-            RawDictionary? dictionary = null;
-            byte[][]? raws = null;
-            if (!RawAsText)
-            {
-                dictionary = _raw.TakeTrained(sequenced[0].Seq);
-                raws = new byte[sequenced.Length][];
-                for (var i = 0; i < sequenced.Length; i++) { raws[i] = _raw.Encode(sequenced[i].Event.Raw, sequenced[i].Seq); }
-            }
-
+            // Packed (and the raw JSON compressed) here, on the caller's thread, not on the committer's; a dictionary
+            // trained meanwhile is committed with the first rows it compresses. What waits for the commit is the packed
+            // events and the engine's changes, not the messages (StagedEvents).
+            var dictionary = RawAsText ? null : _raw.TakeTrained(sequenced[0].Seq);
+            var packed = StagedEvents.Pack(sequenced, processed, RawAsText ? null : _raw);
+            var changed = processed.Where(p => p.Changes.Count > 0 || p.Traits.Count > 0).ToArray();
             var task = Stage(tables =>
             {
-                if (dictionary is not null) { AppendRawDictionary(tables, dictionary); }
-                AppendEvents(tables, sequenced, processed, raws);
-                AppendEventProperties(tables, sequenced, processed);
-                AppendProfileChanges(tables, processed);
+                try
+                {
+                    if (dictionary is not null) { AppendRawDictionary(tables, dictionary); }
+                    AppendEvents(tables, packed);
+                    AppendEventProperties(tables, packed, _raw);
+                }
+                finally
+                {
+                    packed.Release();
+                }
+
+                AppendProfileChanges(tables, changed);
                 AppendAudienceChanges(tables, changes);
                 AppendProfileState(tables, state, version);
                 if (fold) { FoldTraitUpdates(tables); }
@@ -261,29 +264,29 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             .AppendValue(d.Id).AppendValue(d.FirstSeq).AppendValue(d.TrainedAt).AppendValue(d.Samples).AppendValue(d.Bytes)
             .EndRow();
 
-    /// <summary>The events' rows; <paramref name="raws"/> holds each one's stored raw value (null: a file that takes the text).</summary>
-    private static void AppendEvents(TableAppenders tables, (long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed, byte[][]? raws)
+    /// <summary>The events' rows, from their packed form (their raw value as it is stored: compressed, or the text).</summary>
+    private static void AppendEvents(TableAppenders tables, StagedEvents events)
     {
         var appender = tables.For("events");
-        for (var i = 0; i < events.Length; i++)
+        foreach (var e in events)
         {
-            var (seq, e) = events[i];
-            var row = appender.CreateRow()
-                .AppendValue(seq)
-                .AppendValue(e.MessageId)
-                .AppendValue(e.SourceId)
+            appender.CreateRow()
+                .AppendValue(e.Seq)
+                .AppendText(e.MessageId)
+                .AppendText(e.SourceId)
                 .AppendValue(e.Type.Name())
-                .AppendValue(e.Event)
-                .AppendValue(e.UserId)
-                .AppendValue(e.AnonymousId)
-                .AppendValue(e.GroupId)
-                .AppendValue(e.PreviousId)
-                .AppendValue(processed[i].ProfileId)
+                .AppendText(e.Event)
+                .AppendText(e.UserId)
+                .AppendText(e.AnonymousId)
+                .AppendText(e.GroupId)
+                .AppendText(e.PreviousId)
+                .AppendText(e.ProfileId)
                 .AppendValue(e.Timestamp)
                 .AppendValue(e.OriginalTimestamp)
                 .AppendValue(e.SentAt)
-                .AppendValue(e.ReceivedAt);
-            (raws is null ? row.AppendRaw(e.Raw) : row.AppendValue(raws[i])).EndRow();
+                .AppendValue(e.ReceivedAt)
+                .AppendUtf8(e.Raw.Span)
+                .EndRow();
         }
     }
 

@@ -40,14 +40,16 @@ public sealed record DuckDbStoreOptions(string Path)
     public long TraitFoldRows { get; init; } = 50_000;
 
     /// <summary>
-    /// Events resolved in the engine but not yet committed (their rows held in memory, waiting behind a commit, such as
-    /// one that runs a checkpoint) beyond which appends wait for the committer: the bound on that memory.
+    /// Events resolved in the engine but not yet committed (held in memory packed, ~300 bytes each with the raw JSON
+    /// compressed: <c>StagedEvents</c>, waiting behind a commit, such as one that runs a checkpoint) beyond which appends
+    /// wait for the committer: the bound on that memory.
     /// </summary>
     public int MaxStagedEvents { get; init; } = 100_000;
 
     /// <summary>
-    /// The same bound on those events' JSON, in bytes: at the load generator's 670 B a message, 100,000 events are 67 MB
-    /// of it (the count bound comes first), but at Segment's 32 KB per event the count alone would let 3.2 GB wait.
+    /// The same bound on those events' JSON as received (before compression), in bytes: at the load generator's 670 B a
+    /// message, 100,000 events are 67 MB of it (the count bound comes first), but at Segment's 32 KB per event the count
+    /// alone would let 3.2 GB of JSON wait, and JSON that does not compress is held as it is.
     /// Whichever bound is passed first makes appends wait. A cap, not an allocation.
     /// </summary>
     public long MaxStagedBytes { get; init; } = 100L << 20;

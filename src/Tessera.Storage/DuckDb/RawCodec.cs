@@ -81,7 +81,7 @@ internal sealed class RawCodec : IDisposable
 
     /// <summary>
     /// A dictionary trained since the last call, to be committed with the first rows it compresses (so no row is ever
-    /// committed before the dictionary it needs): from here on <see cref="Encode"/> uses it.
+    /// committed before the dictionary it needs): from here on <see cref="Encode(RawJson, long, Span{byte})"/> uses it.
     /// </summary>
     public RawDictionary? TakeTrained(long firstSeq)
     {
@@ -113,22 +113,37 @@ internal sealed class RawCodec : IDisposable
     /// <summary>The value to store for the message numbered <paramref name="seq"/>; also keeps it as a training sample when one is due.</summary>
     public byte[] Encode(RawJson raw, long seq)
     {
-        var utf8 = raw.Utf8.Span;
-        if (seq >= _trainFromSeq && _training is null) { Sample(utf8); }
-        if (_compressor is null || _current is null) { return utf8.ToArray(); }
-
-        var rented = ArrayPool<byte>.Shared.Rent(HeaderLength + Compressor.GetCompressBound(utf8.Length));
+        var rented = ArrayPool<byte>.Shared.Rent(MaxEncodedLength(raw.Utf8Length));
         try
         {
-            rented[0] = Compressed;
-            BinaryPrimitives.WriteInt32LittleEndian(rented.AsSpan(1), _current.Id);
-            var length = _compressor.Wrap(utf8, rented.AsSpan(HeaderLength));
-            return rented.AsSpan(0, HeaderLength + length).ToArray();
+            return rented.AsSpan(0, Encode(raw, seq, rented)).ToArray();
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(rented);
         }
+    }
+
+    /// <summary>The most bytes <see cref="Encode(RawJson, long, Span{byte})"/> writes for a message of <paramref name="utf8Length"/> bytes.</summary>
+    public static int MaxEncodedLength(int utf8Length) => HeaderLength + Compressor.GetCompressBound(utf8Length);
+
+    /// <summary>
+    /// Writes the value to store for the message numbered <paramref name="seq"/> into <paramref name="destination"/> (at
+    /// least <see cref="MaxEncodedLength"/> bytes) and returns its length; also keeps it as a training sample when one is due.
+    /// </summary>
+    public int Encode(RawJson raw, long seq, Span<byte> destination)
+    {
+        var utf8 = raw.Utf8.Span;
+        if (seq >= _trainFromSeq && _training is null) { Sample(utf8); }
+        if (_compressor is null || _current is null)
+        {
+            utf8.CopyTo(destination);
+            return utf8.Length;
+        }
+
+        destination[0] = Compressed;
+        BinaryPrimitives.WriteInt32LittleEndian(destination[1..], _current.Id);
+        return HeaderLength + _compressor.Wrap(utf8, destination[HeaderLength..]);
     }
 
     private void Sample(ReadOnlySpan<byte> utf8)
@@ -198,15 +213,35 @@ internal sealed class RawCodec : IDisposable
     public byte[] Decode(ReadOnlySpan<byte> value)
     {
         if (value.Length == 0 || value[0] != Compressed) { return value.ToArray(); }
+        byte[]? output = null;
+        var written = Decompress(value, ref output, exact: true);
+        return written == output!.Length ? output : output[..written];
+    }
+
+    /// <summary>
+    /// The JSON text of a stored value, as UTF-8: the value itself when it holds the text, else decompressed into
+    /// <paramref name="scratch"/> (grown when too small; the result is valid until the next call with it).
+    /// </summary>
+    public ReadOnlyMemory<byte> DecodeUtf8(ReadOnlyMemory<byte> value, ref byte[]? scratch)
+    {
+        var span = value.Span;
+        if (span.Length == 0 || span[0] != Compressed) { return value; }
+        var written = Decompress(span, ref scratch, exact: false);
+        return scratch.AsMemory(0, written);
+    }
+
+    /// <summary>Decompresses a compressed value into <paramref name="output"/> (replaced when too small: by an array of the exact size, or of at least 4 KB) and returns the length written.</summary>
+    private int Decompress(ReadOnlySpan<byte> value, ref byte[]? output, bool exact)
+    {
         if (value.Length < HeaderLength) { throw new StoreException("A stored raw message is cut short: its header is incomplete."); }
         var id = BinaryPrimitives.ReadInt32LittleEndian(value[1..]);
         var frame = value[HeaderLength..];
         var (decompressor, pool) = Rent(id);
         try
         {
-            var output = new byte[checked((int)Decompressor.GetDecompressedSize(frame))];
-            var written = decompressor.Unwrap(frame, output);
-            return written == output.Length ? output : output[..written];
+            var size = checked((int)Decompressor.GetDecompressedSize(frame));
+            if (output is null || output.Length < size) { output = new byte[exact ? size : Math.Max(size, 4096)]; }
+            return decompressor.Unwrap(frame, output);
         }
         catch (ZstdException e)
         {
