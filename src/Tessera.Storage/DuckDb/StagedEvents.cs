@@ -31,7 +31,7 @@ internal sealed class StagedEvents
     /// dropped by a full pool is collected as any young object is, not left in that heap until a full collection; an
     /// event that does not fit in one (Segment's 32 KB event with long ids) gets an array of its own.
     /// </summary>
-    internal const int BlockBytes = 32 * 1024;
+    private const int BlockBytes = 32 * 1024;
 
     /// <summary>Arrays kept for reuse, at most: 32 MB, about what a full backlog (100,000 events) packs into.</summary>
     private const int MaxPooledBlocks = 1024;
@@ -41,17 +41,7 @@ internal sealed class StagedEvents
 
     private List<(byte[] Block, int Length)>? _blocks;
 
-    private StagedEvents(List<(byte[] Block, int Length)> blocks, int count)
-    {
-        _blocks = blocks;
-        Count = count;
-        foreach (var (_, length) in blocks) { Bytes += length; }
-    }
-
-    public int Count { get; }
-
-    /// <summary>The bytes the packed events take.</summary>
-    public int Bytes { get; }
+    private StagedEvents(List<(byte[] Block, int Length)> blocks) => _blocks = blocks;
 
     /// <summary>
     /// Packs <paramref name="events"/> with their profile ids from <paramref name="processed"/> (same order), their raw
@@ -81,7 +71,7 @@ internal sealed class StagedEvents
         }
 
         if (block is not null) { blocks.Add((block, at)); }
-        return new StagedEvents(blocks, events.Length);
+        return new StagedEvents(blocks);
     }
 
     private static byte[] Rent()
@@ -175,25 +165,15 @@ internal sealed class StagedEvents
             if (_block >= blocks.Count) { return false; }
             var (buffer, length) = blocks[_block];
             var span = buffer.AsSpan(0, length);
-            var seq = BinaryPrimitives.ReadInt64LittleEndian(span[_at..]);
-            var type = (MessageType)span[_at + 8];
             var at = _at + 9;
-            var timestamp = ReadTime(span, ref at);
-            var original = ReadOptionalTime(span, ref at);
-            var sentAt = ReadOptionalTime(span, ref at);
-            var receivedAt = ReadTime(span, ref at);
-            var messageId = ReadText(buffer, ref at);
-            var sourceId = ReadText(buffer, ref at);
-            var name = ReadText(buffer, ref at);
-            var userId = ReadText(buffer, ref at);
-            var anonymousId = ReadText(buffer, ref at);
-            var groupId = ReadText(buffer, ref at);
-            var previousId = ReadText(buffer, ref at);
-            var profileId = ReadText(buffer, ref at);
-            var rawLength = BinaryPrimitives.ReadInt32LittleEndian(span[at..]);
-            var raw = buffer.AsMemory(at + 4, rawLength);
-            _at = at + 4 + rawLength;
-            Current = new StagedEvent(seq, type, timestamp, original, sentAt, receivedAt, messageId, sourceId, name, userId, anonymousId, groupId, previousId, profileId, raw);
+            // Arguments are evaluated left to right: each read moves `at` past its field, in the packed order.
+            Current = new StagedEvent(
+                BinaryPrimitives.ReadInt64LittleEndian(span[_at..]), (MessageType)span[_at + 8],
+                ReadTime(span, ref at), ReadOptionalTime(span, ref at), ReadOptionalTime(span, ref at), ReadTime(span, ref at),
+                MessageId: ReadText(buffer, ref at), SourceId: ReadText(buffer, ref at), Event: ReadText(buffer, ref at),
+                UserId: ReadText(buffer, ref at), AnonymousId: ReadText(buffer, ref at), GroupId: ReadText(buffer, ref at),
+                PreviousId: ReadText(buffer, ref at), ProfileId: ReadText(buffer, ref at), Raw: ReadText(buffer, ref at).Memory);
+            _at = at;
             return true;
         }
 
@@ -233,6 +213,8 @@ internal readonly struct Utf8Text(ReadOnlyMemory<byte> utf8)
     public bool IsNull => !_present;
 
     public ReadOnlySpan<byte> Span => utf8.Span;
+
+    public ReadOnlyMemory<byte> Memory => utf8;
 }
 
 /// <summary>One packed event (<see cref="StagedEvents"/>); its text and raw value point into the packed arrays.</summary>
