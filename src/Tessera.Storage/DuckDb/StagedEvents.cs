@@ -31,7 +31,7 @@ internal sealed class StagedEvents
     /// dropped by a full pool is collected as any young object is, not left in that heap until a full collection; an
     /// event that does not fit in one (Segment's 32 KB event with long ids) gets an array of its own.
     /// </summary>
-    private const int BlockBytes = 32 * 1024;
+    internal const int BlockBytes = 32 * 1024;
 
     /// <summary>Arrays kept for reuse, at most: 32 MB, about what a full backlog (100,000 events) packs into.</summary>
     private const int MaxPooledBlocks = 1024;
@@ -57,9 +57,10 @@ internal sealed class StagedEvents
             var e = events[i].Event;
             var profileId = processed[i].ProfileId;
             var raw = e.Raw.Utf8Length;
+            // A bound, not the size: the strings' most UTF-8 from their length (counting them exactly would encode each twice).
             var most = FixedBytes + Strings * 4
-                + Utf8Length(e.MessageId) + Utf8Length(e.SourceId) + Utf8Length(e.Event) + Utf8Length(e.UserId) + Utf8Length(e.AnonymousId)
-                + Utf8Length(e.GroupId) + Utf8Length(e.PreviousId) + Utf8Length(profileId)
+                + MostUtf8(e.MessageId) + MostUtf8(e.SourceId) + MostUtf8(e.Event) + MostUtf8(e.UserId) + MostUtf8(e.AnonymousId)
+                + MostUtf8(e.GroupId) + MostUtf8(e.PreviousId) + MostUtf8(profileId)
                 + 4 + (codec is null ? raw : RawCodec.MaxEncodedLength(raw));
             if (block is null || block.Length - at < most)
             {
@@ -97,7 +98,7 @@ internal sealed class StagedEvents
         }
     }
 
-    private static int Utf8Length(string? value) => value is null ? 0 : Encoding.UTF8.GetByteCount(value);
+    private static int MostUtf8(string? value) => value is null ? 0 : Encoding.UTF8.GetMaxByteCount(value.Length);
 
     private static int Write(byte[] buffer, int at, long seq, CollectedEvent e, string? profileId, RawCodec? codec)
     {
