@@ -98,7 +98,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
             long replayed = 0;
             using (var reader = journal.OpenReader(from))
             {
-                while (ReadChunk(reader, journal.End, chunk))
+                while (ReadChunk(reader, journal.End, chunk, options.MaxEventsPerCommit))
                 {
                     await store.AppendAsync(chunk, new JournalMark(journal.Id, reader.Position), cancellationToken);
                     replayed += chunk.Count;
@@ -238,6 +238,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     private void IndexLoop(EventJournal journal)
     {
         var chunk = new List<CollectedEvent>();
+        var chunkEvents = store.JoinsStagedAppends ? options.IndexChunkEvents : options.MaxEventsPerCommit;
         var reader = journal.OpenReader(Indexed, takeHandOff: true);
         Volatile.Write(ref _applied, Indexed);
         var lastCommit = Task.CompletedTask;
@@ -249,7 +250,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
                 // Reset before reading the end: an append after this point sets the event again, so none is missed.
                 _appended.Reset();
                 var faulted = lastCommit.IsFaulted;
-                if (!faulted && !ReadChunk(reader, journal.End, chunk))
+                if (!faulted && !ReadChunk(reader, journal.End, chunk, chunkEvents))
                 {
                     if (!lastCommit.IsCompleted) { WaitHandle.WaitAny([((IAsyncResult)lastCommit).AsyncWaitHandle, _stopping.WaitHandle, _appended.WaitHandle]); continue; }
                     if (_stopping.IsSet) { return; }
@@ -328,11 +329,11 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
 
     private enum StageOutcome { Staged, Rewound, Abandoned }
 
-    /// <summary>Reads whole records up to <paramref name="limit"/> until the chunk holds <see cref="TesseraOptions.MaxEventsPerCommit"/> events; false when there was nothing.</summary>
-    private bool ReadChunk(JournalReader reader, long limit, List<CollectedEvent> chunk)
+    /// <summary>Reads whole records up to <paramref name="limit"/> until the chunk holds <paramref name="events"/> events; false when there was nothing.</summary>
+    private static bool ReadChunk(JournalReader reader, long limit, List<CollectedEvent> chunk, int events)
     {
         chunk.Clear();
-        while (chunk.Count < options.MaxEventsPerCommit && reader.TryRead(limit, chunk)) { }
+        while (chunk.Count < events && reader.TryRead(limit, chunk)) { }
         return chunk.Count > 0;
     }
 

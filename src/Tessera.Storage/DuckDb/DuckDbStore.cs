@@ -166,6 +166,9 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     public Task<StagedAppend> StageAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken) =>
         StageCoreAsync(events, mark, cancellationToken);
 
+    /// <summary>The committer takes everything staged since its last commit into one transaction.</summary>
+    public bool JoinsStagedAppends => true;
+
     public async Task<long?> GetJournalPositionAsync(string journalId, CancellationToken cancellationToken) =>
         JournalMark.Parse(await GetSettingAsync(JournalMark.SettingKey(journalId), cancellationToken));
 

@@ -41,6 +41,13 @@ public interface IJournalIndexStore
     /// </summary>
     async Task<StagedAppend> StageAsync(IReadOnlyList<CollectedEvent> events, JournalMark mark, CancellationToken cancellationToken) =>
         new(await AppendAsync(events, mark, cancellationToken), Task.CompletedTask);
+
+    /// <summary>
+    /// True when <see cref="StageAsync"/> returns before the commit and the commits join whatever was staged since the
+    /// last one (the embedded store): the indexer can then hand over small chunks without making more commits. False
+    /// (PostgreSQL): every call is a commit of its own, and larger chunks make fewer of them.
+    /// </summary>
+    bool JoinsStagedAppends => false;
 }
 
 /// <summary>An append resolved in memory; <see cref="Committed"/> completes when it is in the store (or faults).</summary>
