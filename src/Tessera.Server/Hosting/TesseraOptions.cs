@@ -47,10 +47,12 @@ public sealed class TesseraOptions
     /// Events the indexer reads from the journal and hands the embedded store at a time (whole records: a chunk is at
     /// least one). Its committer joins whatever was handed over since its last commit into one transaction, so this
     /// bounds only what the indexer holds as objects while the engine resolves them: when the store falls behind, every
-    /// chunk it reads back is this size, and at 20,000 a chunk outlived the GC's young generation. 2,000 against 20,000
-    /// flat out: a median resident set 30-60 MB lower (docs/benchmarks.md, "The indexer's chunk").
+    /// chunk it reads back is this size, and at 20,000 a chunk outlived the GC's young generation. Smaller chunks cost
+    /// the engine and the store more per event where a chunk touches a profile several times (its state is written once
+    /// a chunk): flat out, 5,000 held a median ~50 MB less than 20,000 for ~2 % of the rate, 2,000 the same memory for
+    /// ~5 % (docs/benchmarks.md, "The indexer's chunk").
     /// </summary>
-    public int IndexChunkEvents { get; set; } = 2_000;
+    public int IndexChunkEvents { get; set; } = 5_000;
 
     /// <summary>
     /// Answer a request once its events are in Tessera's journal (one fsync per group commit) and fill the store
