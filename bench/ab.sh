@@ -32,16 +32,13 @@ for r in $(seq 1 "$rounds"); do
       --duration "${DURATION:-20}" --warmup "${WARMUP:-10}" $extra > "$log" 2>&1 &
     run=$!
     pid=$(spawned_server_pid "$dll" "$log")
-    while kill -0 "$pid" 2> /dev/null; do
-      awk '/^Rss:/ {print $2}' "/proc/$pid/smaps_rollup" >> "$rss" 2> /dev/null || true
-      sleep 1
-    done
+    sample_rss "$pid" "$rss"
     wait "$run" || true
     python3 - "$log" "$rss" "$label" "$r" <<'PY' | tee -a "$out/summary.txt"
 import json, statistics, sys
 log, rss_file, label, r = sys.argv[1:5]
 results = [json.loads(line[7:]) for line in open(log) if line.startswith("RESULT ")]
-rss = [int(x) / 1024 for x in open(rss_file).read().split()]
+rss = [int(line.split()[1]) / 1024 for line in open(rss_file) if line.strip()]
 rss = rss[12:] if len(rss) > 15 else rss  # the warm-up's first seconds apart
 if not results or not rss:
     print(f"{label:>12} r{r} no result (see {log})")

@@ -23,10 +23,7 @@ for i in $(seq 1 "$runs"); do
   loadgen=$!
   pid=$(spawned_server_pid "$dll" "$out/load-$i.txt")
   "$counters" collect -p "$pid" --refresh-interval 1 --format csv -o "$out/counters-$i.csv" --counters System.Runtime,Tessera.Storage > /dev/null 2>&1 &
-  while kill -0 "$pid" 2> /dev/null; do
-    awk -v t="$(date +%s)" '/^Rss:/ {print t, $2}' "/proc/$pid/smaps_rollup" >> "$out/rss-$i.txt" 2> /dev/null || true
-    sleep 1
-  done
+  sample_rss "$pid" "$out/rss-$i.txt"
   wait "$loadgen" || true
   grep -E "accepted|server:" "$out/load-$i.txt" | sed "s/^/run $i: /"
   python3 - "$out/counters-$i.csv" "$out/rss-$i.txt" <<'PY' | tee -a "$out/results.txt"

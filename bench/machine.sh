@@ -20,3 +20,13 @@ spawned_server_pid() {
   [ -n "$pid" ] || { echo "no server started; see $log" >&2; return 1; }
   echo "$pid"
 }
+
+# sample_rss PID FILE: appends "unix-seconds resident-kB" to FILE every second while PID lives (from
+# /proc/PID/smaps_rollup), then returns.
+sample_rss() {
+  local pid=$1 file=$2
+  while kill -0 "$pid" 2> /dev/null; do
+    awk -v t="$(date +%s)" '/^Rss:/ {print t, $2}' "/proc/$pid/smaps_rollup" >> "$file" 2> /dev/null || true
+    sleep 1
+  done
+}
