@@ -48,9 +48,9 @@ public sealed class TesseraOptions
     /// least one). Its committer joins whatever was handed over since its last commit into one transaction, so this
     /// bounds only what the indexer holds as objects while the engine resolves them: when the store falls behind, every
     /// chunk it reads back is this size, and at 20,000 a chunk outlived the GC's young generation. Smaller chunks cost
-    /// the engine and the store more per event where a chunk touches a profile several times (its state is written once
-    /// a chunk): flat out, 5,000 held a median ~50 MB less than 20,000 for ~2 % of the rate, 2,000 the same memory for
-    /// ~5 % (docs/benchmarks.md, "The indexer's chunk").
+    /// more per event in what is done once a chunk (the engine's pass, the state of each profile it touched, the
+    /// staging's bookkeeping): flat out, 5,000 held a median ~50 MB less than 20,000 for ~2 % of the rate, 2,000 the
+    /// same memory for ~5 % (docs/benchmarks.md, "The indexer's chunk").
     /// </summary>
     public int IndexChunkEvents { get; set; } = 5_000;
 
