@@ -140,7 +140,9 @@ public sealed class JournalTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, read.StatusCode);
         // The journal is closed once its indexer stopped: events are refused, saying why, not failed with a 500.
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
-        Assert.NotNull(refused.Headers.RetryAfter);
+        // It waits for a restart, so it says so as /health does: not "try again in a second".
+        Assert.Equal(TimeSpan.FromSeconds(30), refused.Headers.RetryAfter?.Delta);
+        Assert.Equal(TimeSpan.FromSeconds(30), health.Headers.RetryAfter?.Delta);
         Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
         var refusal = (await refused.ReadObjectAsync())["detail"]!.GetValue<string>();
         Assert.Contains("journal indexer stopped", refusal, StringComparison.Ordinal);

@@ -60,6 +60,9 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     /// <summary>True once the indexer gave up (a record it cannot read): acknowledged events then wait in the journal for a restart.</summary>
     public bool Stopped => _stopped;
 
+    /// <summary>The Retry-After of every answer once the indexer <see cref="Stopped"/>: it waits for a restart, not for a moment.</summary>
+    public const int StoppedRetryAfterSeconds = 30;
+
     /// <summary>What a request that brings events is told once the indexer <see cref="Stopped"/> (its journal is closed then).</summary>
     public string StoppedMessage =>
         $"The journal indexer stopped: {LastError?.TrimEnd('.')}. Tessera takes no events until it is restarted; every event it acknowledged is in the journal and is indexed at the next start.";
@@ -164,7 +167,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     /// </summary>
     public async Task WaitForRoomAsync(CancellationToken cancellationToken)
     {
-        if (_stopped) { throw new StoreUnavailableException(StoppedMessage); }
+        if (_stopped) { throw new StoreUnavailableException(StoppedMessage) { RetryAfterSeconds = StoppedRetryAfterSeconds }; }
         if (_journal is not { } journal || journal.End - Indexed <= options.MaxIndexBacklogBytes) { return; }
         if (!await WaitUntilAsync(() => journal.End - Indexed <= options.MaxIndexBacklogBytes, options.BackPressureTimeout, cancellationToken))
         {

@@ -16,7 +16,7 @@ public static class HealthApi
     {
         if (lifetime.ApplicationStopping.IsCancellationRequested) { return Problems.Unavailable(context, "Tessera is shutting down."); }
         if (!await store.IsAvailableAsync(context.RequestAborted)) { return Problems.Unavailable(context, $"The {store.Kind} store does not answer.", 5); }
-        if (indexer.Stopped) { return Problems.Unavailable(context, indexer.StoppedMessage, 30); }
+        if (indexer.Stopped) { return Problems.Unavailable(context, indexer.StoppedMessage, JournalIndexer.StoppedRetryAfterSeconds); }
         var journal = indexer.Enabled
             ? new JournalHealth(indexer.Journal.Directory, indexer.Journal.End, indexer.Indexed, indexer.Behind, indexer.Journal.SegmentCount, indexer.LastError)
             : null;
