@@ -168,31 +168,6 @@ public sealed class JournalTests
     }
 
     [Fact]
-    public async Task an_indexer_chunk_smaller_than_the_records_still_stores_every_record_whole_and_in_order()
-    {
-        // Chunks of 3 events while the store lags: records of 1 to 7 events pile up, and a record larger than a chunk
-        // (5, 7, 4, 6) must be taken whole, never split across two commits nor skipped.
-        await using var server = await TestServer.StartAsync(configure: o =>
-        {
-            o.IndexChunkEvents = 3;
-            o.IndexerDelay = TimeSpan.FromMilliseconds(100);
-        });
-        int[] sizes = [1, 5, 2, 7, 3, 1, 4, 6];
-        var sent = new List<string>();
-        for (var i = 0; i < sizes.Length; i++)
-        {
-            var ids = Enumerable.Range(0, sizes[i]).Select(k => $"chunk-{i}-{k}").ToArray();
-            sent.AddRange(ids);
-            Assert.Equal(HttpStatusCode.OK, (await server.Collect.PostJsonAsync("v1/batch", Api.Batch([.. ids.Select(id => Api.Track(id))]))).StatusCode);
-        }
-
-        var stored = await server.Admin.EventsAsync();
-
-        Assert.Equal(Enumerable.Reverse(sent), stored.Select(e => e["messageId"]!.GetValue<string>()));
-        Assert.Equal(0, (await server.Anonymous.GetFromJsonAsync<JsonObject>("health"))!["journal"]!["behindBytes"]!.GetValue<long>());
-    }
-
-    [Fact]
     public async Task the_journal_lives_beside_the_store_and_keeps_only_what_is_not_yet_indexed()
     {
         await using var server = await TestServer.StartAsync(configure: o => o.JournalSegmentBytes = 4096);
