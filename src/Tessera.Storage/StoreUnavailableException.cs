@@ -8,13 +8,10 @@ public sealed class StoreUnavailableException : Exception
 {
     public StoreUnavailableException() { }
     public StoreUnavailableException(string message) : base(message) { }
-    public StoreUnavailableException(string message, Exception innerException) : base(message, innerException) { }
+    public StoreUnavailableException(string message, Exception? innerException) : base(message, innerException) { }
 
-    /// <summary>
-    /// How long a client should wait before it tries again, when the cause says (a stopped journal indexer waits for a
-    /// restart); null for the default of a moment (1 s).
-    /// </summary>
-    public int? RetryAfterSeconds { get; init; }
+    /// <summary>How long a client should wait before it tries again (the 503's Retry-After): a moment unless the cause says longer.</summary>
+    public int RetryAfterSeconds { get; init; } = 1;
 }
 
 /// <summary>A store error translated into words an operator understands, with the failing statement when there is one.</summary>

@@ -138,7 +138,7 @@ public static class CollectionApi
         }
         catch (StoreUnavailableException e)
         {
-            return Problems.Unavailable(context, $"nothing was stored: {e.Message} Retry later.", e.RetryAfterSeconds ?? 1);
+            return Problems.Unavailable(context, $"nothing was stored: {e.Message} Retry later.", e.RetryAfterSeconds);
         }
 
         if (rejected.Count == 0) { return TypedResults.Bytes(SuccessBody, "application/json"); }

@@ -117,7 +117,7 @@ public sealed partial class EventWriter(IEventStore store, JournalIndexer indexe
                 // Expected while the database restarts (or the disk is full): one line per commit, not a stack trace each.
                 LogCommitUnavailable(logger, events.Count, e.Message);
                 // A journal closed under the group because the indexer stopped: the indexer's reason is the one to give.
-                var unavailable = indexer.Stopped ? new StoreUnavailableException(indexer.StoppedMessage, e) { RetryAfterSeconds = JournalIndexer.StoppedRetryAfterSeconds }
+                var unavailable = indexer.Stopped ? indexer.StoppedException(e)
                     : e as StoreUnavailableException ?? new StoreUnavailableException(e.Message, e);
                 foreach (var pending in group) { pending.Done.TrySetException(unavailable); }
             }

@@ -67,6 +67,10 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     public string StoppedMessage =>
         $"The journal indexer stopped: {LastError?.TrimEnd('.')}. Tessera takes no events until it is restarted; every event it acknowledged is in the journal and is indexed at the next start.";
 
+    /// <summary>What a request that brings events fails with once the indexer <see cref="Stopped"/>: its reason, and a retry only after a while.</summary>
+    public StoreUnavailableException StoppedException(Exception? cause = null) =>
+        new(StoppedMessage, cause) { RetryAfterSeconds = StoppedRetryAfterSeconds };
+
     /// <summary>
     /// Opens the journal and indexes what it holds beyond the store's recorded position. With the journal off, a
     /// journal left by an earlier run is still replayed (then closed), so turning it off never strands events.
@@ -167,7 +171,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     /// </summary>
     public async Task WaitForRoomAsync(CancellationToken cancellationToken)
     {
-        if (_stopped) { throw new StoreUnavailableException(StoppedMessage) { RetryAfterSeconds = StoppedRetryAfterSeconds }; }
+        if (_stopped) { throw StoppedException(); }
         if (_journal is not { } journal || journal.End - Indexed <= options.MaxIndexBacklogBytes) { return; }
         if (!await WaitUntilAsync(() => journal.End - Indexed <= options.MaxIndexBacklogBytes, options.BackPressureTimeout, cancellationToken))
         {

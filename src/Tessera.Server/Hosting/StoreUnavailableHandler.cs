@@ -12,7 +12,7 @@ public sealed class StoreUnavailableHandler : IExceptionHandler
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
         if (exception is not StoreUnavailableException unavailable) { return false; }
-        var result = Problems.Unavailable(httpContext, $"The store is unavailable: {unavailable.Message} Retry later.", unavailable.RetryAfterSeconds ?? 1);
+        var result = Problems.Unavailable(httpContext, $"The store is unavailable: {unavailable.Message} Retry later.", unavailable.RetryAfterSeconds);
         await result.ExecuteAsync(httpContext);
         return true;
     }
