@@ -2,7 +2,10 @@ using Tessera.Storage.Events;
 
 namespace Tessera.Storage.Tests;
 
-/// <summary>The embedded store's dedup index: (source, messageId) hashes with their receive time, in native memory.</summary>
+/// <summary>
+/// The embedded store's dedup index: (source, messageId) hashes with their receive time, in native memory: a table of
+/// the recent ones, sorted runs of the older ones.
+/// </summary>
 public sealed class MessageIdIndexTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 12, 4, 12, 0, 0, TimeSpan.Zero);
@@ -55,19 +58,124 @@ public sealed class MessageIdIndexTests
     }
 
     [Fact]
-    public void it_grows_past_a_million_entries_and_finds_every_one_and_none_it_was_not_given()
+    public void it_grows_past_a_million_entries_into_a_few_runs_and_finds_every_one_and_none_it_was_not_given()
     {
         using var index = new MessageIdIndex(TimeSpan.FromDays(7));
-        var startBytes = index.Bytes;
         const int n = 1_200_000;
         for (var i = 0; i < n; i++) { index.Add(MessageIdIndex.Key("src", $"m-{i}"), T0.AddMilliseconds(i)); }
 
         Assert.Equal(n, index.Count);
-        Assert.True(index.Bytes > startBytes);
-        // 16 bytes a slot, 35-70 % of the slots used: 23-46 bytes an entry, where the dictionary took 36-72 (and its dead arrays).
-        Assert.InRange(index.Bytes / (double)n, 16 / 0.7, 16 / 0.35);
+        // The table of recent pairs stops at 2^18 slots (4 MB, 183,500 pairs); the rest is in runs of 12-13 bytes an
+        // entry. The table alone took 23-46 bytes an entry (16-byte slots, 35-70 % used).
+        Assert.InRange(index.Bytes / (double)n, 12, 17);
+        Assert.InRange(index.Runs, 1, 4);
         for (var i = 0; i < n; i++) { Assert.True(index.Contains(MessageIdIndex.Key("src", $"m-{i}"), T0.AddDays(1)), $"m-{i}"); }
         for (var i = n; i < n + 100_000; i++) { Assert.False(index.Contains(MessageIdIndex.Key("src", $"m-{i}"), T0.AddDays(1)), $"m-{i}"); }
+    }
+
+    [Fact]
+    public void pairs_moved_to_a_run_keep_their_time_to_the_second_rounded_up()
+    {
+        using var index = new MessageIdIndex(TimeSpan.FromDays(7), maxRecentSlots: 1024);
+        var key = MessageIdIndex.Key("src", "early");
+        index.Add(key, T0.AddMilliseconds(200));
+        for (var i = 0; i < 2_000; i++) { index.Add(MessageIdIndex.Key("src", $"m-{i}"), T0); }
+        Assert.True(index.Runs >= 1);
+
+        // Stored as T0 + 1 s: within a second of the window's end it errs toward "seen", as the table does to the millisecond.
+        Assert.True(index.Contains(key, T0.AddDays(7).AddMilliseconds(999)));
+        Assert.False(index.Contains(key, T0.AddDays(7).AddSeconds(1)));
+        Assert.True(index.Contains(key, T0.AddDays(-30)));
+        Assert.False(index.Contains(MessageIdIndex.Key("other-src", "early"), T0));
+    }
+
+    [Fact]
+    public void keys_that_differ_only_in_the_bits_a_run_keeps_last_are_told_apart_in_the_table_and_in_a_run()
+    {
+        using var index = new MessageIdIndex(TimeSpan.FromDays(7), maxRecentSlots: 1024);
+        // Same high 64 bits; they differ in bit 48 (the last a run keeps) or bit 42 (the last the table keeps).
+        var a = new UInt128(0xABCD_0000_0000_1234, 1UL << 48);
+        var b = new UInt128(0xABCD_0000_0000_1234, 0);
+        var c = new UInt128(0xABCD_0000_0000_1234, 1UL << 42);
+        index.Add(a, T0);
+        Assert.True(index.Contains(a, T0));
+        Assert.False(index.Contains(b, T0));
+        Assert.False(index.Contains(c, T0));
+
+        for (var i = 0; i < 2_000; i++) { index.Add(MessageIdIndex.Key("src", $"m-{i}"), T0); }
+        Assert.True(index.Runs >= 1);
+        Assert.True(index.Contains(a, T0));
+        Assert.False(index.Contains(b, T0));
+        Assert.False(index.Contains(c, T0));
+
+        index.Add(c, T0);
+        Assert.True(index.Contains(c, T0));
+        Assert.False(index.Contains(b, T0));
+        for (var i = 0; i < 2_000; i++) { index.Add(MessageIdIndex.Key("src", $"n-{i}"), T0); }
+        // 80 bits are kept in a run: c agrees with b on all of them, so there it stands for b too (for two hashes, one
+        // chance in 2^80).
+        Assert.True(index.Contains(c, T0));
+        Assert.True(index.Contains(b, T0));
+    }
+
+    [Fact]
+    public void a_key_added_again_after_it_moved_to_a_run_keeps_its_latest_time_when_runs_merge()
+    {
+        using var index = new MessageIdIndex(TimeSpan.FromDays(7), maxRecentSlots: 1024);
+        var key = MessageIdIndex.Key("src", "again");
+        index.Add(key, T0);
+        for (var i = 0; i < 1_000; i++) { index.Add(MessageIdIndex.Key("src", $"a-{i}"), T0); }
+        index.Add(key, T0.AddDays(2));
+        for (var i = 0; i < 50_000; i++) { index.Add(MessageIdIndex.Key("src", $"b-{i}"), T0); }
+
+        Assert.True(index.Contains(key, T0.AddDays(9).AddMilliseconds(-1)));
+        Assert.False(index.Contains(key, T0.AddDays(9)));
+        Assert.Equal(51_001, index.Count);
+    }
+
+    [Fact]
+    public void runs_merge_as_they_grow_so_a_lookup_reads_a_few_of_them()
+    {
+        using var index = new MessageIdIndex(TimeSpan.FromDays(7), maxRecentSlots: 1024);
+        const int n = 200_000;
+        for (var i = 0; i < n; i++)
+        {
+            index.Add(MessageIdIndex.Key("src", $"m-{i}"), T0.AddMilliseconds(i));
+            // Runs from newest to oldest at least double: about log2(entries / 716) of them.
+            Assert.True(index.Runs <= 10, $"{index.Runs} runs after {i + 1} entries");
+        }
+
+        Assert.Equal(n, index.Count);
+        for (var i = 0; i < n; i++) { Assert.True(index.Contains(MessageIdIndex.Key("src", $"m-{i}"), T0.AddDays(1)), $"m-{i}"); }
+        for (var i = n; i < 2 * n; i++) { Assert.False(index.Contains(MessageIdIndex.Key("src", $"m-{i}"), T0.AddDays(1)), $"m-{i}"); }
+    }
+
+    [Fact]
+    public void lookups_agree_with_a_dictionary_of_exact_times_over_random_adds_and_queries()
+    {
+        var window = TimeSpan.FromMinutes(10);
+        using var index = new MessageIdIndex(window, maxRecentSlots: 1024);
+        var exact = new Dictionary<UInt128, DateTimeOffset>();
+        var random = new Random(20261205);
+        for (var step = 0; step < 60_000; step++)
+        {
+            var key = MessageIdIndex.Key("src", $"m-{random.Next(20_000)}");
+            var at = T0.AddMilliseconds(random.Next(3_600_000));
+            if (random.Next(3) == 0)
+            {
+                index.Add(key, at);
+                exact[key] = exact.TryGetValue(key, out var held) && held > at ? held : at;
+                continue;
+            }
+
+            var seen = index.Contains(key, at);
+            if (!exact.TryGetValue(key, out var stored)) { Assert.False(seen, $"step {step}: never added"); }
+            // Within the window by the exact time: seen. Past it by more than the second a run rounds to: not seen.
+            else if (at - stored < window) { Assert.True(seen, $"step {step}: {at - stored} after"); }
+            else if (at - stored >= window + TimeSpan.FromSeconds(1)) { Assert.False(seen, $"step {step}: {at - stored} after"); }
+        }
+
+        Assert.True(index.Runs >= 1);
     }
 
     [Fact]
@@ -90,12 +198,35 @@ public sealed class MessageIdIndexTests
     }
 
     [Fact]
+    public void a_sweep_drops_from_the_runs_what_left_the_window_and_gives_back_their_memory()
+    {
+        using var index = new MessageIdIndex(TimeSpan.FromDays(7), maxRecentSlots: 1024);
+        var now = DateTimeOffset.UtcNow;
+        for (var i = 0; i < 100_000; i++) { index.Add(MessageIdIndex.Key("src", $"old-{i}"), now.AddDays(-8)); }
+        for (var i = 0; i < 5_000; i++) { index.Add(MessageIdIndex.Key("src", $"new-{i}"), now.AddMinutes(-i)); }
+        Assert.True(index.Runs >= 1);
+        var before = index.Bytes;
+
+        index.SweepIfDue(now.AddHours(2));
+
+        Assert.Equal(5_000, index.Count);
+        // What is left: the table, 5,000 entries of 12 bytes, and each run's bucket array (at least 2^16 starts).
+        Assert.True(index.Bytes < before / 3, $"{index.Bytes} bytes after the sweep, {before} before");
+        Assert.True(index.Bytes <= 1024 * 16 + 5_000 * 12 + index.Runs * ((1 << 16) + 1) * 4, $"{index.Bytes} bytes in {index.Runs} runs");
+        for (var i = 0; i < 5_000; i++) { Assert.True(index.Contains(MessageIdIndex.Key("src", $"new-{i}"), now), $"new-{i}"); }
+        Assert.False(index.Contains(MessageIdIndex.Key("src", "old-1"), now.AddDays(-8)));
+        Assert.False(index.Contains(MessageIdIndex.Key("src", "old-99999"), now.AddDays(-8)));
+    }
+
+    [Fact]
     public void clear_forgets_everything_and_a_disposed_index_refuses_use()
     {
-        var index = new MessageIdIndex(TimeSpan.FromDays(7));
+        var index = new MessageIdIndex(TimeSpan.FromDays(7), maxRecentSlots: 1024);
         for (var i = 0; i < 5_000; i++) { index.Add(MessageIdIndex.Key("src", $"m-{i}"), T0); }
+        Assert.True(index.Runs >= 1);
         index.Clear();
         Assert.Equal(0, index.Count);
+        Assert.Equal(0, index.Runs);
         Assert.False(index.Contains(MessageIdIndex.Key("src", "m-1"), T0));
         index.Add(MessageIdIndex.Key("src", "m-1"), T0);
         Assert.True(index.Contains(MessageIdIndex.Key("src", "m-1"), T0));

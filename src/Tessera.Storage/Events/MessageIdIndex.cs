@@ -1,28 +1,34 @@
 using System.IO.Hashing;
+using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Tessera.Storage.Events;
 
 /// <summary>
-/// The (source, messageId) pairs seen within the dedup window, as hashes with their receive time, in an
-/// open-addressing table of native memory. A hash keeps the entry small instead of two strings: 86 of XxHash128's bits
-/// are kept, and a false duplicate needs two of the window's messages to agree on all 86 (with a billion entries held,
-/// about one chance in 10^17 a message), which is not a practical risk. Receive times are kept to the millisecond,
-/// rounded up. Not thread-safe: its owner serialises access; <see cref="Dispose"/> frees the table.
+/// The (source, messageId) pairs seen within the dedup window, as hashes with their receive time, in native memory. A
+/// hash keeps the entry small instead of two strings. The pairs received last are in an open-addressing table (86 of
+/// XxHash128's bits, the time to the millisecond, rounded up); once it holds <c>maxRecentSlots</c> × 0.7 of them they
+/// move to a sorted run (<see cref="MessageIdRun"/>: 80 of the bits, the time to the second, rounded up, 12 bytes an
+/// entry and no free slots), and runs of like size merge (a run is never followed by one as large), so a lookup reads
+/// the table and a handful of runs. A false duplicate needs two of the window's messages to agree on 80 bits within a
+/// bucket of four to eight entries (about one chance in 10^18 a lookup of a run), which is not a practical risk. Not
+/// thread-safe: its owner serialises access; <see cref="Dispose"/> frees its memory.
 /// </summary>
 /// <remarks>
 /// Native, not a <c>Dictionary&lt;UInt128, long&gt;</c>: the dictionary took 36 bytes a slot in two arrays on the large
 /// object heap, and every time it grew the arrays it left behind stayed there until the next full collection (a
-/// million entries were about 60 MB of the GC's heap, a third of it dead), and the GC sized its budgets by them. Here
-/// an entry is 16 bytes (64 bits of the key; then 22 more of it above 42 bits of milliseconds since 2000, which last
-/// until 2139; all zero is a free slot), the table holds 35-70 % of its slots, and the old table is freed the moment
-/// it is replaced. Linear probing: the key is already a uniform hash, so its low bits pick the slot.
-/// docs/benchmarks.md, "The dedup index in native memory, and what the GC's share is made of".
+/// million entries were about 60 MB of the GC's heap, a third of it dead), and the GC sized its budgets by them. The
+/// table alone took 16 bytes a slot at 35-70 % of its slots, 23-46 bytes an entry, and doubled while the old table was
+/// still held (64 and 128 MB at once at 3 million entries); a run takes 12-13 bytes an entry and grows in place.
+/// docs/benchmarks.md, "The dedup index in native memory, and what the GC's share is made of", and "Older message ids
+/// in sorted runs".
 /// </remarks>
 public sealed unsafe class MessageIdIndex : IDisposable
 {
     private const int MinimumSlots = 1 << 10;
+    private const int DefaultMaxRecentSlots = 1 << 18;
+    private const long MaxRunEntries = 1L << 27;
     private const int TimeBits = 42;
     private const ulong TimeMask = (1UL << TimeBits) - 1;
     private static readonly long EpochTicks = new DateTime(2000, 1, 1, 0, 0, 0, DateTimeKind.Utc).Ticks;
@@ -30,32 +36,43 @@ public sealed unsafe class MessageIdIndex : IDisposable
     [StructLayout(LayoutKind.Sequential)]
     private struct Slot
     {
-        /// <summary>The key's low 64 bits.</summary>
-        public ulong Lower;
+        /// <summary>The key's high 64 bits.</summary>
+        public ulong Upper;
 
-        /// <summary>The key's top 22 bits, then the receive time in milliseconds since 2000 (at least 1: 0 is free).</summary>
-        public ulong UpperAndTime;
+        /// <summary>The key's bits 42-63, then the receive time in milliseconds since 2000 (at least 1: 0 is free).</summary>
+        public ulong LowerAndTime;
 
-        public readonly bool IsFree => (UpperAndTime & TimeMask) == 0;
+        public readonly bool IsFree => (LowerAndTime & TimeMask) == 0;
 
-        public readonly long Ticks => EpochTicks + (long)(UpperAndTime & TimeMask) * TimeSpan.TicksPerMillisecond;
+        public readonly ulong Millis => LowerAndTime & TimeMask;
 
-        public readonly bool Holds(UInt128 key) => Lower == (ulong)key && (UpperAndTime & ~TimeMask) == Upper(key);
+        public readonly long Ticks => EpochTicks + (long)Millis * TimeSpan.TicksPerMillisecond;
 
-        public static ulong Upper(UInt128 key) => (ulong)(key >> 64) & ~TimeMask;
+        public readonly bool Holds(UInt128 key) => Upper == (ulong)(key >> 64) && (LowerAndTime & ~TimeMask) == Lower(key);
 
-        public static ulong Millis(long utcTicks) =>
+        public static ulong Lower(UInt128 key) => (ulong)key & ~TimeMask;
+
+        public static ulong ToMillis(long utcTicks) =>
             (ulong)Math.Clamp((utcTicks - EpochTicks + TimeSpan.TicksPerMillisecond - 1) / TimeSpan.TicksPerMillisecond, 1, (long)TimeMask);
     }
 
+    private readonly int _maxRecentSlots;
+    private readonly List<MessageIdRun> _runs = [];
     private Slot* _slots;
     private long _capacity;
+    private long _recent;
     private long _count;
+    private long _bytes;
     private long _lastSweepTicks = DateTimeOffset.UtcNow.UtcTicks;
 
-    public MessageIdIndex(TimeSpan window)
+    public MessageIdIndex(TimeSpan window) : this(window, DefaultMaxRecentSlots) { }
+
+    /// <summary>An index whose table of recent pairs grows to <paramref name="maxRecentSlots"/> (a power of two).</summary>
+    internal MessageIdIndex(TimeSpan window, int maxRecentSlots)
     {
+        if (maxRecentSlots < MinimumSlots || !BitOperations.IsPow2(maxRecentSlots)) { throw new ArgumentOutOfRangeException(nameof(maxRecentSlots)); }
         Window = window;
+        _maxRecentSlots = maxRecentSlots;
         Allocate(MinimumSlots);
     }
 
@@ -66,8 +83,11 @@ public sealed unsafe class MessageIdIndex : IDisposable
     /// <summary>The pairs held (a gauge may read it from another thread: a count, not a snapshot).</summary>
     public int Count => (int)Math.Min(Volatile.Read(ref _count), int.MaxValue);
 
-    /// <summary>The table's native memory, in bytes.</summary>
-    public long Bytes => Volatile.Read(ref _capacity) * sizeof(Slot);
+    /// <summary>The table's and the runs' native memory, in bytes.</summary>
+    public long Bytes => Volatile.Read(ref _bytes);
+
+    /// <summary>The sorted runs held (for tests and benchmarks).</summary>
+    internal int Runs => _runs.Count;
 
     public static UInt128 Key(string sourceId, string messageId)
     {
@@ -87,23 +107,35 @@ public sealed unsafe class MessageIdIndex : IDisposable
     {
         ObjectDisposedException.ThrowIf(_slots is null, this);
         var slot = Find(_slots, _capacity, key);
-        return !slot->IsFree && receivedAt.UtcTicks - slot->Ticks < Window.Ticks;
+        if (!slot->IsFree && Within(slot->Ticks, receivedAt)) { return true; }
+        for (var i = _runs.Count - 1; i >= 0; i--)
+        {
+            if (_runs[i].TryFind(key, out var seconds) && Within(EpochTicks + seconds * TimeSpan.TicksPerSecond, receivedAt)) { return true; }
+        }
+
+        return false;
     }
 
     public void Add(UInt128 key, DateTimeOffset receivedAt)
     {
         ObjectDisposedException.ThrowIf(_slots is null, this);
-        if ((_count + 1) * 10 > _capacity * 7) { Resize(_capacity * 2, oldest: long.MinValue); }
-        var millis = Slot.Millis(receivedAt.UtcTicks);
+        if ((_recent + 1) * 10 > _capacity * 7)
+        {
+            if (_capacity < _maxRecentSlots) { Resize(_capacity * 2, oldest: long.MinValue); }
+            else { MoveRecentToRun(); }
+        }
+
+        var millis = Slot.ToMillis(receivedAt.UtcTicks);
         var slot = Find(_slots, _capacity, key);
         if (slot->IsFree)
         {
-            *slot = new Slot { Lower = (ulong)key, UpperAndTime = Slot.Upper(key) | millis };
-            Volatile.Write(ref _count, _count + 1);
+            *slot = new Slot { Upper = (ulong)(key >> 64), LowerAndTime = Slot.Lower(key) | millis };
+            _recent++;
+            Publish();
         }
-        else if (millis > (slot->UpperAndTime & TimeMask))
+        else if (millis > slot->Millis)
         {
-            slot->UpperAndTime = Slot.Upper(key) | millis;
+            slot->LowerAndTime = Slot.Lower(key) | millis;
         }
     }
 
@@ -115,8 +147,8 @@ public sealed unsafe class MessageIdIndex : IDisposable
     }
 
     /// <summary>
-    /// Drops entries older than the window, at most once an hour, so memory follows the window, not history: the
-    /// survivors move to a table sized for them and the old one is freed.
+    /// Drops entries older than the window, at most once an hour, so memory follows the window, not history: the recent
+    /// survivors move to a table sized for them, the runs drop theirs in place, and what they held is freed.
     /// </summary>
     public void SweepIfDue(DateTimeOffset now)
     {
@@ -132,7 +164,19 @@ public sealed unsafe class MessageIdIndex : IDisposable
 
         var capacity = (long)MinimumSlots;
         while (survivors * 2 > capacity) { capacity *= 2; }
-        Resize(capacity, oldest);
+        Resize(Math.Min(capacity, _maxRecentSlots), oldest);
+
+        // A run's times are rounded up to the second: one whose second reaches the window's start stays.
+        var oldestSeconds = (uint)Math.Clamp((oldest - EpochTicks) / TimeSpan.TicksPerSecond, 0, uint.MaxValue);
+        foreach (var run in _runs) { run.DropBefore(oldestSeconds); }
+        _runs.RemoveAll(run =>
+        {
+            if (run.Count > 0) { return false; }
+            run.Dispose();
+            return true;
+        });
+        MergeRuns();
+        Publish();
     }
 
     public void Dispose()
@@ -141,22 +185,24 @@ public sealed unsafe class MessageIdIndex : IDisposable
         GC.SuppressFinalize(this);
     }
 
+    private bool Within(long storedTicks, DateTimeOffset receivedAt) => receivedAt.UtcTicks - storedTicks < Window.Ticks;
+
     /// <summary>The slot holding <paramref name="key"/>, or the free slot where it would go.</summary>
     private static Slot* Find(Slot* slots, long capacity, UInt128 key)
     {
         var mask = (ulong)capacity - 1;
-        for (var i = (ulong)key & mask; ; i = (i + 1) & mask)
+        for (var i = (ulong)(key >> 64) & mask; ; i = (i + 1) & mask)
         {
             var slot = slots + i;
             if (slot->IsFree || slot->Holds(key)) { return slot; }
         }
     }
 
-    /// <summary>Places an entry moved from another table (its key's upper bits are partial, so it is placed by its lower ones).</summary>
+    /// <summary>Places an entry moved from another table.</summary>
     private static void Insert(Slot* slots, long capacity, Slot entry)
     {
         var mask = (ulong)capacity - 1;
-        var i = entry.Lower & mask;
+        var i = entry.Upper & mask;
         while (!slots[i].IsFree) { i = (i + 1) & mask; }
         slots[i] = entry;
     }
@@ -175,27 +221,98 @@ public sealed unsafe class MessageIdIndex : IDisposable
             count++;
         }
 
-        NativeMemory.Free(slots);
+        NativePages.Free(slots, previous * sizeof(Slot));
         _slots = next;
-        Volatile.Write(ref _capacity, capacity);
-        Volatile.Write(ref _count, count);
+        _capacity = capacity;
+        _recent = count;
+        Publish();
     }
 
-    private static Slot* NewTable(long capacity) => (Slot*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)sizeof(Slot));
+    /// <summary>
+    /// Moves the recent pairs, sorted, into a new run (their times to the second, rounded up) and empties the table in
+    /// place; then merges runs.
+    /// </summary>
+    private void MoveRecentToRun()
+    {
+        var bytes = _recent * sizeof(UInt128);
+        var values = (UInt128*)NativePages.Allocate(bytes);
+        try
+        {
+            var n = 0L;
+            for (var i = 0L; i < _capacity; i++)
+            {
+                var slot = _slots[i];
+                if (slot.IsFree) { continue; }
+                var seconds = (uint)Math.Min((slot.Millis + 999) / 1000, uint.MaxValue);
+                values[n++] = MessageIdRun.Value(slot.Upper, (ushort)(slot.LowerAndTime >> 48), seconds);
+            }
+
+            new Span<UInt128>(values, (int)n).Sort();
+            _runs.Add(MessageIdRun.FromSorted(values, n));
+        }
+        finally
+        {
+            NativePages.Free(values, bytes);
+        }
+
+        NativeMemory.Clear(_slots, (nuint)(_capacity * sizeof(Slot)));
+        _recent = 0;
+        MergeRuns();
+        Publish();
+    }
+
+    /// <summary>
+    /// Merges the newest run into the one before it while that one is no larger (and the two fit one run): sizes then at
+    /// least double from newest to oldest, so there are about log2(entries / table) runs, and each entry is merged as
+    /// many times at most.
+    /// </summary>
+    private void MergeRuns()
+    {
+        while (_runs.Count >= 2 && _runs[^2].Count <= _runs[^1].Count && _runs[^2].Count + _runs[^1].Count <= MaxRunEntries)
+        {
+            _runs[^2].Absorb(_runs[^1]);
+            _runs.RemoveAt(_runs.Count - 1);
+        }
+    }
+
+    /// <summary>Makes <see cref="Count"/> and <see cref="Bytes"/> current for readers on other threads.</summary>
+    private void Publish()
+    {
+        long count = _recent, bytes = _capacity * sizeof(Slot);
+        foreach (var run in _runs)
+        {
+            count += run.Count;
+            bytes += run.Bytes;
+        }
+
+        Volatile.Write(ref _count, count);
+        Volatile.Write(ref _bytes, bytes);
+    }
+
+    private static Slot* NewTable(long capacity)
+    {
+        var slots = (Slot*)NativePages.Allocate(capacity * sizeof(Slot));
+        if (!OperatingSystem.IsLinux()) { NativeMemory.Clear(slots, (nuint)(capacity * sizeof(Slot))); }
+        return slots;
+    }
 
     private void Allocate(long capacity)
     {
         _slots = NewTable(capacity);
-        Volatile.Write(ref _capacity, capacity);
-        Volatile.Write(ref _count, 0);
+        _capacity = capacity;
+        _recent = 0;
+        Publish();
     }
 
     private void Free()
     {
         if (_slots is null) { return; }
-        NativeMemory.Free(_slots);
+        NativePages.Free(_slots, _capacity * sizeof(Slot));
         _slots = null;
-        Volatile.Write(ref _capacity, 0);
-        Volatile.Write(ref _count, 0);
+        foreach (var run in _runs) { run.Dispose(); }
+        _runs.Clear();
+        _capacity = 0;
+        _recent = 0;
+        Publish();
     }
 }
