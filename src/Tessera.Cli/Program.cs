@@ -1,5 +1,9 @@
 using System.CommandLine;
 using Tessera.Cli.Commands;
+using Tessera.Storage.DuckDb;
+
+// Before anything loads DuckDB's library, whose allocator reads its options once, at load (DuckDbAllocator).
+DuckDbAllocator.UseDefaultUnlessSet();
 
 var root = new RootCommand("Tessera: an open-source customer data platform.")
 {

@@ -47,6 +47,22 @@ public sealed class ServeSettingsTests
         Assert.Equal(expected, (string)(await command.ExecuteScalarAsync())!);
     }
 
+    /// <summary>
+    /// DuckDB's allocator (its jemalloc) gives freed memory back after 100 ms from its background thread instead of
+    /// holding it 5 + 5 s, unless the user chose otherwise: as jemalloc reports its options inside the server process.
+    /// </summary>
+    [Theory]
+    [InlineData(null, "dirty_decay_ms 100, muzzy_decay_ms 0, background_thread true")]
+    [InlineData("dirty_decay_ms:5000,muzzy_decay_ms:5000", "dirty_decay_ms 5000, muzzy_decay_ms 5000, background_thread false")]
+    public async Task tessera_serve_runs_duckdbs_allocator_with_a_short_decay_unless_the_environment_sets_one(string? configured, string expected)
+    {
+        var environment = configured is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DUCKDB_JE_MALLOC_CONF"] = configured };
+        await using var tessera = await TesseraProcess.StartServeAsync(TempDirectory.Create("allocator"), environment);
+
+        for (var i = 0; i < 50 && !tessera.Output.Contains("DuckDB's allocator", StringComparison.Ordinal); i++) { await Task.Delay(100); }
+        Assert.Contains($"DuckDB's allocator gives freed memory back with {expected} (DUCKDB_JE_MALLOC_CONF)", tessera.Output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task with_a_one_mb_checkpoint_threshold_the_write_ahead_log_is_folded_into_the_file_as_events_arrive()
     {

@@ -75,9 +75,13 @@ public sealed class TesseraProcess : IAsyncDisposable
 
     /// <summary>Runs <c>tessera serve</c> with the test keys on a free port and waits until <c>/health</c> answers 200.</summary>
     public static Task<TesseraProcess> StartServeAsync(string dataDir, params string[] extraArgs) =>
+        StartServeAsync(dataDir, new Dictionary<string, string>(), extraArgs);
+
+    /// <summary>As <see cref="StartServeAsync(string, string[])"/>, with <paramref name="environment"/> added to the process's environment.</summary>
+    public static Task<TesseraProcess> StartServeAsync(string dataDir, IReadOnlyDictionary<string, string> environment, params string[] extraArgs) =>
         OnFreePortAsync(async port =>
         {
-            var tessera = StartServe(dataDir, extraArgs, port);
+            var tessera = StartServe(dataDir, extraArgs, environment, port);
             try
             {
                 await tessera.WaitHealthyAsync(TimeSpan.FromSeconds(60));
@@ -91,13 +95,14 @@ public sealed class TesseraProcess : IAsyncDisposable
             }
         });
 
-    private static TesseraProcess StartServe(string dataDir, string[] extraArgs, int port)
+    private static TesseraProcess StartServe(string dataDir, string[] extraArgs, IReadOnlyDictionary<string, string> environment, int port)
     {
         var url = $"http://127.0.0.1:{port.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { CliPath, "serve", "--urls", url, "--data-dir", dataDir }.Concat(extraArgs)) { start.ArgumentList.Add(a); }
         start.Environment["TESSERA_ADMIN_TOKEN"] = TestServer.AdminToken;
         start.Environment["TESSERA_WRITE_KEY"] = TestServer.WriteKey;
+        foreach (var (name, value) in environment) { start.Environment[name] = value; }
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start tessera");
         return new TesseraProcess(process, new Uri(url + "/"));
     }

@@ -71,6 +71,7 @@ public sealed partial class StoreBootstrap(ITesseraStore store, JournalIndexer j
 
         if (options.PrintBanner) { PrintBanner(writeKey, shownToken, seeded); }
         LogStarted(logger, store.Kind, options.Urls);
+        if (store.Kind == "duckdb" && Storage.DuckDb.DuckDbAllocator.Describe() is { } allocator) { LogAllocator(logger, allocator); }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -109,4 +110,7 @@ public sealed partial class StoreBootstrap(ITesseraStore store, JournalIndexer j
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Tessera started on the {Store} store, listening on {Urls}")]
     private static partial void LogStarted(ILogger logger, string store, string urls);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "DuckDB's allocator gives freed memory back with {Options} (DUCKDB_JE_MALLOC_CONF)")]
+    private static partial void LogAllocator(ILogger logger, string options);
 }
