@@ -11,9 +11,9 @@ namespace Tessera.Storage.Events;
 /// XxHash128's bits, the time to the millisecond, rounded up); once it holds <c>maxRecentSlots</c> × 0.7 of them they
 /// move to a sorted run (<see cref="MessageIdRun"/>: 80 of the bits, the time to the second, rounded up, 12 bytes an
 /// entry and no free slots), and runs of like size merge (a run is never followed by one as large), so a lookup reads
-/// the table and a handful of runs. A false duplicate needs two of the window's messages to agree on 80 bits within a
-/// bucket of four to eight entries (about one chance in 10^18 a lookup of a run), which is not a practical risk. Not
-/// thread-safe: its owner serialises access; <see cref="Dispose"/> frees its memory.
+/// the table and a handful of runs. A false duplicate needs a new message to agree with one held on 80 bits (86 in the
+/// table): a lookup of a run of n ids has a chance of about n / 2^80 (10^-17 at ten million), which is not a practical
+/// risk. Not thread-safe: its owner serialises access; <see cref="Dispose"/> frees its memory.
 /// </summary>
 /// <remarks>
 /// Native, not a <c>Dictionary&lt;UInt128, long&gt;</c>: the dictionary took 36 bytes a slot in two arrays on the large

@@ -7,7 +7,7 @@ namespace Tessera.Storage.Events;
 /// Part of <see cref="MessageIdIndex"/>: keys it moved out of its table of recent ones, sorted, dense (12 bytes an entry,
 /// no free slots) with their receive time to the second. A key's top <see cref="PrefixBits"/> bits are not stored: they
 /// are the entry's place in the run (a bucket array of at least 2^16 starts), so an entry's 64 stored bits and its place
-/// tell 80 bits of the key apart. The bucket array has one start for every four to eight entries; a lookup reads two
+/// tell 80 bits of the key apart (a key not held matches one of n entries with a chance of about n / 2^80). The bucket array has one start for every four to eight entries; a lookup reads two
 /// starts and scans one bucket. Not thread-safe; <see cref="Dispose"/> frees its memory.
 /// </summary>
 internal sealed unsafe class MessageIdRun : IDisposable
