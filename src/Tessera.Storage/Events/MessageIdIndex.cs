@@ -61,6 +61,8 @@ public sealed unsafe class MessageIdIndex : IDisposable
     private Slot* _slots;
     private long _capacity;
     private long _recent;
+    private long _runEntries;
+    private long _runBytes;
     private long _count;
     private long _bytes;
     private long _lastSweepTicks = DateTimeOffset.UtcNow.UtcTicks;
@@ -176,7 +178,7 @@ public sealed unsafe class MessageIdIndex : IDisposable
             return true;
         });
         MergeRuns();
-        Publish();
+        RunsChanged();
     }
 
     public void Dispose()
@@ -258,7 +260,7 @@ public sealed unsafe class MessageIdIndex : IDisposable
         NativeMemory.Clear(_slots, (nuint)(_capacity * sizeof(Slot)));
         _recent = 0;
         MergeRuns();
-        Publish();
+        RunsChanged();
     }
 
     /// <summary>
@@ -275,18 +277,19 @@ public sealed unsafe class MessageIdIndex : IDisposable
         }
     }
 
-    /// <summary>Makes <see cref="Count"/> and <see cref="Bytes"/> current for readers on other threads.</summary>
+    /// <summary>Sums the runs' entries and bytes again (they change only when runs are made, merged, swept or freed), then <see cref="Publish"/>.</summary>
+    private void RunsChanged()
+    {
+        _runEntries = _runs.Sum(run => run.Count);
+        _runBytes = _runs.Sum(run => run.Bytes);
+        Publish();
+    }
+
+    /// <summary>Makes <see cref="Count"/> and <see cref="Bytes"/> current for readers on other threads (on every new pair: no loop here).</summary>
     private void Publish()
     {
-        long count = _recent, bytes = _capacity * sizeof(Slot);
-        foreach (var run in _runs)
-        {
-            count += run.Count;
-            bytes += run.Bytes;
-        }
-
-        Volatile.Write(ref _count, count);
-        Volatile.Write(ref _bytes, bytes);
+        Volatile.Write(ref _count, _recent + _runEntries);
+        Volatile.Write(ref _bytes, _capacity * sizeof(Slot) + _runBytes);
     }
 
     private static Slot* NewTable(long capacity)
@@ -313,6 +316,6 @@ public sealed unsafe class MessageIdIndex : IDisposable
         _runs.Clear();
         _capacity = 0;
         _recent = 0;
-        Publish();
+        RunsChanged();
     }
 }

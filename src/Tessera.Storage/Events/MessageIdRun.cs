@@ -47,7 +47,7 @@ internal sealed unsafe class MessageIdRun : IDisposable
 
     public uint MaxSeconds { get; private set; }
 
-    public long Bytes => Count * sizeof(Entry) + BucketArrayBytes(_bucketBits);
+    public long Bytes => _buckets is null ? 0 : Count * sizeof(Entry) + BucketArrayBytes(_bucketBits);
 
     /// <summary>
     /// A run of <paramref name="count"/> sorted values, each a key's top 80 bits followed by 16 zero bits and its seconds
@@ -147,10 +147,19 @@ internal sealed unsafe class MessageIdRun : IDisposable
         newer.Dispose();
     }
 
-    /// <summary>Drops the entries received before <paramref name="oldestSeconds"/>, in place, and gives their memory back.</summary>
+    /// <summary>
+    /// Drops the entries received before <paramref name="oldestSeconds"/>, in place, and gives their memory back: all of
+    /// it at once when even the latest is older (no scan), none when even the earliest is not.
+    /// </summary>
     public void DropBefore(uint oldestSeconds)
     {
         if (MinSeconds >= oldestSeconds) { return; }
+        if (MaxSeconds < oldestSeconds)
+        {
+            Free();
+            return;
+        }
+
         var survivors = 0L;
         for (var i = 0L; i < Count; i++)
         {
