@@ -111,7 +111,6 @@ public sealed class JournalTests
         {
             o.IndexerDelay = TimeSpan.FromSeconds(2);
             o.ReadBarrierTimeout = TimeSpan.FromMilliseconds(300);
-            o.JournalHandOffEvents = 0; // every record read back from the file, where the damage is
         });
         Assert.Equal(HttpStatusCode.OK, (await server.Collect.PostJsonAsync("v1/batch", Api.Batch(Api.Track("dmg-1")))).StatusCode);
         await Task.Delay(300); // the indexer has taken the first record and waits out its delay

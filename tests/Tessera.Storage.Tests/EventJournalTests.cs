@@ -31,6 +31,28 @@ public sealed class EventJournalTests
     }
 
     [Fact]
+    public void one_record_holds_the_groups_of_several_requests_one_after_another_counted_as_one()
+    {
+        using var first = EncodedEvents.Of([Event("r1-a"), Event("r1-b")]);
+        using var empty = new EncodedEvents();
+        using var second = EncodedEvents.Of([Event("r2-a")]);
+        using (var journal = EventJournal.Open(_directory))
+        {
+            var start = journal.End;
+            var end = journal.Append([first, empty, second]);
+            // One record: a 24-byte header, the count (one byte) and the groups' bytes as they were.
+            Assert.Equal(24 + 1 + first.Length + second.Length, end - start);
+        }
+
+        using var reopened = EventJournal.Open(_directory);
+        using var reader = reopened.OpenReader(reopened.Start);
+        var read = new List<CollectedEvent>();
+        Assert.True(reader.TryRead(reopened.End, read));
+        Assert.Equal(reopened.End, reader.Position);
+        Assert.Equal([Event("r1-a"), Event("r1-b"), Event("r2-a")], read);
+    }
+
+    [Fact]
     public void source_ids_and_event_names_that_recur_in_a_record_read_back_as_written_and_share_one_string_each()
     {
         // Two names that recur, then 100 others (more than the decoder's 64 slots, non-ASCII among them), then the first again.
@@ -236,63 +258,12 @@ public sealed class EventJournalTests
     }
 
     [Fact]
-    public void a_reader_that_takes_the_hand_off_gets_the_appended_records_from_memory_at_the_file_positions_and_reads_the_rest_from_the_file()
+    public void a_reader_reads_no_record_past_the_limit_it_is_given()
     {
         using var journal = EventJournal.Open(_directory);
-        journal.HandOffAppends(maxEvents: 3, maxBytes: 1 << 20);
-        var ends = new List<long>();
-        for (var i = 0; i < 4; i++) { ends.Add(journal.Append([Event($"r{i}-a"), Event($"r{i}-b")])); }
-        using var fromFile = journal.OpenReader(journal.Start);
-        var expected = new List<CollectedEvent>();
-        var positions = new List<long>();
-        while (fromFile.TryRead(journal.End, expected)) { positions.Add(fromFile.Position); }
-        // The last record, the only one the bound of 3 events still holds, is damaged on disk: the hand-off reader does not read it there.
-        var segment = Directory.GetFiles(_directory, "*.tjl").Single();
-        FlipByte(segment, ends[2] + 40);
-
-        using var handOff = journal.OpenReader(journal.Start, takeHandOff: true);
-        var read = new List<CollectedEvent>();
-        var handOffPositions = new List<long>();
-        while (handOff.TryRead(journal.End, read)) { handOffPositions.Add(handOff.Position); }
-
-        Assert.Equal(ends, positions);
-        Assert.Equal(positions, handOffPositions);
-        Assert.Equal(expected.Select(e => e.MessageId), read.Select(e => e.MessageId));
-        Assert.Equal(expected, read);
-        using var plain = journal.OpenReader(ends[2]);
-        Assert.Throws<JournalException>(() => plain.TryRead(journal.End, []));
-    }
-
-    [Fact]
-    public void records_past_the_hand_offs_byte_bound_are_read_from_the_file()
-    {
-        // Records of equal length; a bound of a record and a half keeps only the newest in memory.
-        long recordBytes;
-        using (var sizing = EventJournal.Open(Path.Combine(TempDirectory.Create("journal-sizing"), "journal")))
-        {
-            var start = sizing.End;
-            recordBytes = sizing.Append([Event("r0-a"), Event("r0-b")]) - start;
-        }
-
-        using var journal = EventJournal.Open(_directory);
-        journal.HandOffAppends(maxEvents: 100, maxBytes: recordBytes * 3 / 2);
-        var start0 = journal.End;
-        for (var i = 0; i < 3; i++) { journal.Append([Event($"r{i}-a"), Event($"r{i}-b")]); }
-        // The first record, damaged on disk, fell out of the bound: the hand-off reader must read it there, and fails.
-        FlipByte(Directory.GetFiles(_directory, "*.tjl").Single(), start0 + 40);
-
-        using var handOff = journal.OpenReader(journal.Start, takeHandOff: true);
-        Assert.Throws<JournalException>(() => handOff.TryRead(journal.End, []));
-    }
-
-    [Fact]
-    public void a_record_is_not_taken_from_the_hand_off_past_the_limit_the_reader_is_given()
-    {
-        using var journal = EventJournal.Open(_directory);
-        journal.HandOffAppends(maxEvents: 100, maxBytes: 1 << 20);
         var first = journal.Append([Event("one")]);
         journal.Append([Event("two")]);
-        using var reader = journal.OpenReader(journal.Start, takeHandOff: true);
+        using var reader = journal.OpenReader(journal.Start);
         var read = new List<CollectedEvent>();
 
         while (reader.TryRead(first, read)) { }

@@ -1,12 +1,13 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 
 namespace Tessera.Core.Collection;
 
 /// <summary>
-/// Checks one message against Segment's spec and turns it into a <see cref="CollectedEvent"/>, applying Segment's
-/// defaults and timestamp rules. Every refusal names the field at fault.
+/// Checks one message against Segment's spec and turns it into a <see cref="CollectedEvent"/> (or its encoded form,
+/// <see cref="EncodedEvents"/>), applying Segment's defaults and timestamp rules. Every refusal names the field at fault.
 /// </summary>
 public static class MessageValidator
 {
@@ -28,78 +29,154 @@ public static class MessageValidator
         bool externalIdsSuffice = false)
     {
         collected = null;
-        rejection = Check(message, impliedType, sourceId, receivedAt, batchSentAt, externalIdsSuffice, ref collected);
-        return rejection is null;
+        rejection = Check(message, impliedType, receivedAt, batchSentAt, externalIdsSuffice, out var fields);
+        if (rejection is not null) { return false; }
+        collected = new CollectedEvent(
+            MessageId: fields.MessageId.IsPresent ? fields.MessageId.ToString() : GenerateMessageId(),
+            SourceId: sourceId,
+            Type: fields.Type,
+            Event: fields.Event.IsPresent ? (_names ??= new RecurringStrings(256)).Get(fields.Event.Utf8) : null,
+            UserId: fields.UserId.ToStringOrNull(),
+            AnonymousId: fields.AnonymousId.ToStringOrNull(),
+            GroupId: fields.GroupId.ToStringOrNull(),
+            PreviousId: fields.PreviousId.ToStringOrNull(),
+            Timestamp: fields.Timestamp,
+            OriginalTimestamp: fields.OriginalTimestamp,
+            SentAt: fields.SentAt,
+            ReceivedAt: receivedAt,
+            Raw: fields.HasWriteKey ? RawJson.CopyOf(WithoutWriteKey(message)) : RawJson.CopyOf(fields.Raw));
+        return true;
     }
 
-    private static Rejection? Check(
+    /// <summary>
+    /// Validates <paramref name="message"/> as <see cref="TryValidate(JsonElement, MessageType?, string, DateTimeOffset, DateTimeOffset?, out CollectedEvent?, out Rejection?, bool)"/>
+    /// does, and appends it to <paramref name="into"/> in <see cref="EventCodec"/>'s form, the same event byte for byte
+    /// as that overload's <see cref="CollectedEvent"/> encoded, without making it.
+    /// </summary>
+    public static bool TryValidate(
         JsonElement message,
         MessageType? impliedType,
         string sourceId,
         DateTimeOffset receivedAt,
         DateTimeOffset? batchSentAt,
-        bool externalIdsSuffice,
-        ref CollectedEvent? collected)
+        EncodedEvents into,
+        out Rejection? rejection)
     {
+        rejection = Check(message, impliedType, receivedAt, batchSentAt, externalIdsSuffice: false, out var fields);
+        if (rejection is not null) { return false; }
+        var flags = (byte)((fields.Event.IsPresent ? EventCodec.HasEvent : 0) | (fields.UserId.IsPresent ? EventCodec.HasUserId : 0)
+            | (fields.AnonymousId.IsPresent ? EventCodec.HasAnonymousId : 0) | (fields.GroupId.IsPresent ? EventCodec.HasGroupId : 0)
+            | (fields.PreviousId.IsPresent ? EventCodec.HasPreviousId : 0)
+            | (fields.OriginalTimestamp is null ? 0 : EventCodec.HasOriginal) | (fields.SentAt is null ? 0 : EventCodec.HasSentAt));
+        EventCodec.WriteHead(into, fields.Type, flags);
+        if (fields.MessageId.IsPresent) { EventCodec.WriteBytes(into, fields.MessageId.Utf8); }
+        else { EventCodec.WriteString(into, GenerateMessageId()); }
+        EventCodec.WriteBytes(into, into.SourceIdUtf8(sourceId));
+        if (fields.Event.IsPresent) { EventCodec.WriteBytes(into, fields.Event.Utf8); }
+        if (fields.UserId.IsPresent) { EventCodec.WriteBytes(into, fields.UserId.Utf8); }
+        if (fields.AnonymousId.IsPresent) { EventCodec.WriteBytes(into, fields.AnonymousId.Utf8); }
+        if (fields.GroupId.IsPresent) { EventCodec.WriteBytes(into, fields.GroupId.Utf8); }
+        if (fields.PreviousId.IsPresent) { EventCodec.WriteBytes(into, fields.PreviousId.Utf8); }
+        EventCodec.WriteTime(into, fields.Timestamp);
+        if (fields.OriginalTimestamp is { } original) { EventCodec.WriteTime(into, original); }
+        if (fields.SentAt is { } sentAt) { EventCodec.WriteTime(into, sentAt); }
+        EventCodec.WriteTime(into, receivedAt);
+        var raw = fields.HasWriteKey ? WithoutWriteKey(message) : fields.Raw;
+        if (System.Text.Unicode.Utf8.IsValid(raw)) { EventCodec.WriteBytes(into, raw); }
+        else { EventCodec.WriteString(into, Encoding.UTF8.GetString(raw)); }
+        into.Added();
+        return true;
+    }
+
+    /// <summary>A string field as UTF-8 (unescaped), or absent (<see cref="IsPresent"/> false).</summary>
+    private readonly ref struct Text(ReadOnlySpan<byte> utf8)
+    {
+        public ReadOnlySpan<byte> Utf8 { get; } = utf8;
+
+        public bool IsPresent { get; } = true;
+
+        public override string ToString() => Encoding.UTF8.GetString(Utf8);
+
+        public string? ToStringOrNull() => IsPresent ? ToString() : null;
+    }
+
+    /// <summary>What the checks read from a valid message, with Segment's defaults and timestamp rule applied.</summary>
+    private ref struct Fields
+    {
+        public MessageType Type;
+        public Text MessageId, Event, UserId, AnonymousId, GroupId, PreviousId;
+        public DateTimeOffset Timestamp;
+        public DateTimeOffset? OriginalTimestamp, SentAt;
+        public ReadOnlySpan<byte> Raw;
+        public bool HasWriteKey;
+    }
+
+    private static Rejection? Check(
+        JsonElement message,
+        MessageType? impliedType,
+        DateTimeOffset receivedAt,
+        DateTimeOffset? batchSentAt,
+        bool externalIdsSuffice,
+        out Fields fields)
+    {
+        fields = default;
         if (message.ValueKind != JsonValueKind.Object)
         {
             return new Rejection("", $"a message must be a JSON object, not {Describe(message.ValueKind)}");
         }
 
-        var raw = JsonMarshal.GetRawUtf8Value(message);
-        if (raw.Length > CollectionLimits.MaxEventBytes)
+        fields.Raw = JsonMarshal.GetRawUtf8Value(message);
+        if (fields.Raw.Length > CollectionLimits.MaxEventBytes)
         {
-            return new Rejection("", $"the message is {raw.Length} bytes; the limit is {CollectionLimits.MaxEventBytes} bytes (32 KB) per message");
+            return new Rejection("", $"the message is {fields.Raw.Length} bytes; the limit is {CollectionLimits.MaxEventBytes} bytes (32 KB) per message");
         }
 
-        MessageType type;
         if (impliedType is { } implied)
         {
-            type = implied;
+            fields.Type = implied;
         }
         else if (!message.TryGetProperty("type"u8, out var typeElement))
         {
             return new Rejection("type", "is required in a batch: one of identify, track, page, screen, group, alias");
         }
-        else if (!MessageTypes.TryParse(typeElement, out type))
+        else if (!MessageTypes.TryParse(typeElement, out fields.Type))
         {
             return new Rejection("type", $"must be one of identify, track, page, screen, group, alias, not {Show(typeElement)}");
         }
 
-        if (ReadId(message, "userId", out var userId) is { } badUser) { return badUser; }
-        if (ReadId(message, "anonymousId", out var anonymousId) is { } badAnonymous) { return badAnonymous; }
-        if (ReadId(message, "messageId", out var messageId) is { } badMessageId) { return badMessageId; }
-        if (messageId is { Length: > CollectionLimits.MaxMessageIdLength })
+        if (ReadId(message, "userId", out fields.UserId) is { } badUser) { return badUser; }
+        if (ReadId(message, "anonymousId", out fields.AnonymousId) is { } badAnonymous) { return badAnonymous; }
+        if (ReadId(message, "messageId", out fields.MessageId) is { } badMessageId) { return badMessageId; }
+        if (fields.MessageId.Utf8.Length > CollectionLimits.MaxMessageIdLength && Encoding.UTF8.GetCharCount(fields.MessageId.Utf8) is var characters and > CollectionLimits.MaxMessageIdLength)
         {
-            return new Rejection("messageId", $"is {messageId.Length} characters; the limit is {CollectionLimits.MaxMessageIdLength}");
+            return new Rejection("messageId", $"is {characters} characters; the limit is {CollectionLimits.MaxMessageIdLength}");
         }
 
-        string? eventName = null, groupId = null, previousId = null;
-        switch (type)
+        switch (fields.Type)
         {
             case MessageType.Track:
-                if (ReadString(message, "event", out eventName, recurring: true) is { } badEvent) { return badEvent; }
-                if (string.IsNullOrWhiteSpace(eventName)) { return new Rejection("event", "is required for a track call and must be a non-empty string"); }
+                if (ReadString(message, "event", out fields.Event) is { } badEvent) { return badEvent; }
+                if (IsBlank(fields.Event)) { return new Rejection("event", "is required for a track call and must be a non-empty string"); }
                 break;
             case MessageType.Page:
             case MessageType.Screen:
-                if (ReadString(message, "name", out eventName, recurring: true) is { } badName) { return badName; }
+                if (ReadString(message, "name", out fields.Event) is { } badName) { return badName; }
                 break;
             case MessageType.Group:
-                if (ReadId(message, "groupId", out groupId) is { } badGroup) { return badGroup; }
-                if (groupId is null) { return new Rejection("groupId", "is required for a group call"); }
+                if (ReadId(message, "groupId", out fields.GroupId) is { } badGroup) { return badGroup; }
+                if (!fields.GroupId.IsPresent) { return new Rejection("groupId", "is required for a group call"); }
                 break;
             case MessageType.Alias:
-                if (ReadId(message, "previousId", out previousId) is { } badPrevious) { return badPrevious; }
-                if (previousId is null) { return new Rejection("previousId", "is required for an alias call"); }
-                if (userId is null) { return new Rejection("userId", "is required for an alias call"); }
+                if (ReadId(message, "previousId", out fields.PreviousId) is { } badPrevious) { return badPrevious; }
+                if (!fields.PreviousId.IsPresent) { return new Rejection("previousId", "is required for an alias call"); }
+                if (!fields.UserId.IsPresent) { return new Rejection("userId", "is required for an alias call"); }
                 break;
             case MessageType.Identify:
             default:
                 break;
         }
 
-        if (userId is null && anonymousId is null && !(externalIdsSuffice && HasExternalIds(message)))
+        if (!fields.UserId.IsPresent && !fields.AnonymousId.IsPresent && !(externalIdsSuffice && HasExternalIds(message)))
         {
             return new Rejection("userId", "either userId or anonymousId is required");
         }
@@ -121,20 +198,10 @@ public static class MessageValidator
         // when both are there, timestamp is that explicit time and is kept as given (as RudderStack's server does).
         var explicitTimestamp = timestamp is not null && originalTimestamp is not null ? timestamp : null;
         originalTimestamp ??= timestamp;
-        collected = new CollectedEvent(
-            MessageId: messageId ?? GenerateMessageId(),
-            SourceId: sourceId,
-            Type: type,
-            Event: eventName,
-            UserId: userId,
-            AnonymousId: anonymousId,
-            GroupId: groupId,
-            PreviousId: previousId,
-            Timestamp: explicitTimestamp ?? CorrectedTimestamp(originalTimestamp, sentAt, receivedAt),
-            OriginalTimestamp: originalTimestamp,
-            SentAt: sentAt,
-            ReceivedAt: receivedAt,
-            Raw: RawWithoutWriteKey(message, raw));
+        fields.Timestamp = explicitTimestamp ?? CorrectedTimestamp(originalTimestamp, sentAt, receivedAt);
+        fields.OriginalTimestamp = originalTimestamp;
+        fields.SentAt = sentAt;
+        fields.HasWriteKey = message.TryGetProperty("writeKey"u8, out _);
         return null;
     }
 
@@ -159,39 +226,57 @@ public static class MessageValidator
 
     private static string GenerateMessageId() => "tessera-" + Guid.CreateVersion7().ToString("N");
 
-    private static Rejection? ReadId(JsonElement message, string name, out string? value)
+    private static Rejection? ReadId(JsonElement message, string name, out Text value)
     {
-        value = null;
+        value = default;
         if (!message.TryGetProperty(name, out var element)) { return null; }
         switch (element.ValueKind)
         {
             case JsonValueKind.Null:
                 return null;
             case JsonValueKind.String:
-                var text = element.GetString();
-                value = string.IsNullOrEmpty(text) ? null : text;
+                var text = Unescaped(element);
+                value = text.IsEmpty ? default : new Text(text);
                 return null;
             case JsonValueKind.Number:
-                // SDKs allow numeric ids (userId: 42); Segment stores them as strings.
-                value = element.GetRawText();
+                // SDKs allow numeric ids (userId: 42); Segment stores them as strings (the number as written).
+                value = new Text(JsonMarshal.GetRawUtf8Value(element));
                 return null;
             default:
                 return new Rejection(name, $"must be a string, not {Describe(element.ValueKind)}");
         }
     }
 
+    /// <summary>A string's UTF-8 as the document holds it when it has no escapes (the usual case: nothing copied), else decoded.</summary>
+    private static ReadOnlySpan<byte> Unescaped(JsonElement element)
+    {
+        var raw = JsonMarshal.GetRawUtf8Value(element)[1..^1];
+        return raw.IndexOf((byte)'\\') < 0 ? raw : Encoding.UTF8.GetBytes(element.GetString()!);
+    }
+
+    private static bool IsBlank(Text text)
+    {
+        if (!text.IsPresent) { return true; }
+        // Any ASCII byte that is not white space settles it; only text of white space and non-ASCII is decoded to be sure.
+        foreach (var b in text.Utf8)
+        {
+            if (b < 0x80 && !char.IsWhiteSpace((char)b)) { return false; }
+        }
+
+        return string.IsNullOrWhiteSpace(text.ToString());
+    }
+
     // Per thread: the event and page names seen last, decoded once (RecurringStrings).
     [ThreadStatic]
     private static RecurringStrings? _names;
 
-    /// <summary>Reads an optional string; <paramref name="recurring"/> for values that repeat across messages (event names), which are then shared.</summary>
-    private static Rejection? ReadString(JsonElement message, string name, out string? value, bool recurring = false)
+    /// <summary>Reads an optional string (event and page names); an empty one is present, unlike an empty id.</summary>
+    private static Rejection? ReadString(JsonElement message, string name, out Text value)
     {
-        value = null;
+        value = default;
         if (!message.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null) { return null; }
         if (element.ValueKind != JsonValueKind.String) { return new Rejection(name, $"must be a string, not {Describe(element.ValueKind)}"); }
-        var raw = JsonMarshal.GetRawUtf8Value(element)[1..^1];
-        value = recurring && raw.IndexOf((byte)'\\') < 0 ? (_names ??= new RecurringStrings(256)).Get(raw) : element.GetString();
+        value = new Text(Unescaped(element));
         return null;
     }
 
@@ -208,15 +293,10 @@ public static class MessageValidator
         return new Rejection(name, $"must be an ISO-8601 date-time string such as 2026-01-31T12:00:00.000Z, not {Show(element)}");
     }
 
-    private static RawJson RawWithoutWriteKey(JsonElement message, ReadOnlySpan<byte> raw)
+    /// <summary>The browser SDK puts the write key in every message; it is a credential, so it is not kept with the data.</summary>
+    private static ReadOnlySpan<byte> WithoutWriteKey(JsonElement message)
     {
-        if (!message.TryGetProperty("writeKey"u8, out _))
-        {
-            return RawJson.CopyOf(raw);
-        }
-
-        // The browser SDK puts the write key in every message; it is a credential, so it is not kept with the data.
-        var buffer = new ArrayBufferWriter<byte>(raw.Length);
+        var buffer = new ArrayBufferWriter<byte>(JsonMarshal.GetRawUtf8Value(message).Length);
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartObject();
@@ -228,7 +308,7 @@ public static class MessageValidator
             writer.WriteEndObject();
         }
 
-        return RawJson.CopyOf(buffer.WrittenSpan);
+        return buffer.WrittenSpan;
     }
 
     private static string Show(JsonElement element)

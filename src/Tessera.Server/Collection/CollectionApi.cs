@@ -66,21 +66,24 @@ public static class CollectionApi
             var (source, authProblem) = await AuthenticateAsync(context, root, services.Sources);
             if (authProblem is not null) { return authProblem; }
 
+            // The events as bytes from here to the journal (EncodedEvents): each one's JSON copied once, no object per
+            // event. Encoded they take their JSON's size and ~100-200 bytes of ids and times each.
+            using var accepted = new EncodedEvents(body.Length + (body.Length / 3) + 256);
             if (type is { } single)
             {
-                if (!MessageValidator.TryValidate(root, single, source!.Id, receivedAt, null, out var collected, out var rejection))
+                if (!MessageValidator.TryValidate(root, single, source!.Id, receivedAt, null, accepted, out var rejection))
                 {
                     return Problems.Rejected(rejection!);
                 }
 
-                return await WriteAsync(context, services.Writer, [collected!], []);
+                return await WriteAsync(context, services.Writer, accepted, []);
             }
 
-            return await CollectManyAsync(context, root, source!.Id, receivedAt, services.Writer);
+            return await CollectManyAsync(context, root, source!.Id, receivedAt, services.Writer, accepted);
         }
     }
 
-    private static async Task<IResult> CollectManyAsync(HttpContext context, JsonElement root, string sourceId, DateTimeOffset receivedAt, EventWriter writer)
+    private static async Task<IResult> CollectManyAsync(HttpContext context, JsonElement root, string sourceId, DateTimeOffset receivedAt, EventWriter writer, EncodedEvents accepted)
     {
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("batch"u8, out var batch) || batch.ValueKind != JsonValueKind.Array)
         {
@@ -105,16 +108,11 @@ public static class CollectionApi
             batchSentAt = parsed.ToUniversalTime();
         }
 
-        var accepted = new List<CollectedEvent>(count);
         var rejected = new List<RejectedMessage>();
         var index = 0;
         foreach (var message in batch.EnumerateArray())
         {
-            if (MessageValidator.TryValidate(message, null, sourceId, receivedAt, batchSentAt, out var collected, out var rejection))
-            {
-                accepted.Add(collected!);
-            }
-            else
+            if (!MessageValidator.TryValidate(message, null, sourceId, receivedAt, batchSentAt, accepted, out var rejection))
             {
                 var messageId = message.ValueKind == JsonValueKind.Object && message.TryGetProperty("messageId"u8, out var id) && id.ValueKind == JsonValueKind.String
                     ? id.GetString()
@@ -130,7 +128,7 @@ public static class CollectionApi
 
     private sealed record RejectedMessage(int Index, string? MessageId, Rejection Rejection);
 
-    private static async Task<IResult> WriteAsync(HttpContext context, EventWriter writer, List<CollectedEvent> accepted, List<RejectedMessage> rejected)
+    private static async Task<IResult> WriteAsync(HttpContext context, EventWriter writer, EncodedEvents accepted, List<RejectedMessage> rejected)
     {
         try
         {

@@ -16,22 +16,22 @@ namespace Tessera.Server.Collection;
 /// </summary>
 public sealed partial class EventWriter(IEventStore store, JournalIndexer indexer, TesseraOptions options, ILogger<EventWriter> logger) : BackgroundService
 {
-    // A group also stops growing at this many bytes of raw JSON, so one journal record stays well under the record
-    // limit whatever the messages' sizes.
+    // A group also stops growing at this many bytes of encoded events (about their JSON's), so one journal record stays
+    // well under the record limit whatever the messages' sizes.
     private const long MaxGroupBytes = 8_000_000;
 
     private readonly Channel<Pending> _queue = Channel.CreateBounded<Pending>(
         new BoundedChannelOptions(Math.Max(1, options.MaxPendingEvents / 100)) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
 
-    private sealed record Pending(IReadOnlyList<CollectedEvent> Events, TaskCompletionSource Done);
+    private sealed record Pending(EncodedEvents Events, TaskCompletionSource Done);
 
     /// <summary>
-    /// Waits until <paramref name="events"/> are durable. Throws <see cref="StoreUnavailableException"/> when they are
+    /// Waits until <paramref name="events"/> are durable (the caller keeps them, and may dispose them once this returns). Throws <see cref="StoreUnavailableException"/> when they are
     /// not: the store or the journal failed, Tessera is stopping, or the store is too far behind the journal
     /// (back-pressure past <see cref="TesseraOptions.BackPressureTimeout"/>). A duplicate message is accepted like
     /// any other; the store keeps it once.
     /// </summary>
-    public async Task WriteAsync(IReadOnlyList<CollectedEvent> events, CancellationToken cancellationToken)
+    public async Task WriteAsync(EncodedEvents events, CancellationToken cancellationToken)
     {
         if (events.Count == 0) { return; }
         await indexer.WaitForRoomAsync(cancellationToken);
@@ -81,18 +81,21 @@ public sealed partial class EventWriter(IEventStore store, JournalIndexer indexe
     private void CommitLoop()
     {
         var group = new List<Pending>();
-        var events = new List<CollectedEvent>();
+        var events = new List<EncodedEvents>();
+        var decoded = new List<CollectedEvent>();
         // Not tied to stoppingToken: on shutdown the queue is completed and drained, never dropped.
         while (WaitForWork())
         {
             group.Clear();
             events.Clear();
             long bytes = 0;
-            while (events.Count < options.MaxEventsPerCommit && bytes < MaxGroupBytes && _queue.Reader.TryRead(out var next))
+            var count = 0;
+            while (count < options.MaxEventsPerCommit && bytes < MaxGroupBytes && _queue.Reader.TryRead(out var next))
             {
                 group.Add(next);
-                events.AddRange(next.Events);
-                foreach (var e in next.Events) { bytes += e.Raw.Utf8Length; }
+                events.Add(next.Events);
+                count += next.Events.Count;
+                bytes += next.Events.Length;
             }
 
             var started = Stopwatch.GetTimestamp();
@@ -103,19 +106,22 @@ public sealed partial class EventWriter(IEventStore store, JournalIndexer indexe
                     indexer.Journal.Append(events);
                     indexer.NotifyAppended();
                     foreach (var pending in group) { pending.Done.TrySetResult(); }
-                    LogJournaled(logger, events.Count, group.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                    LogJournaled(logger, count, group.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 }
                 else
                 {
-                    store.AppendAsync(events, CancellationToken.None).GetAwaiter().GetResult();
+                    decoded.Clear();
+                    foreach (var encoded in events) { encoded.DecodeInto(decoded); }
+                    store.AppendAsync(decoded, CancellationToken.None).GetAwaiter().GetResult();
+                    decoded.Clear();
                     foreach (var pending in group) { pending.Done.TrySetResult(); }
-                    LogCommitted(logger, events.Count, group.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                    LogCommitted(logger, count, group.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 }
             }
             catch (Exception e) when (e is StoreUnavailableException or Storage.Journal.JournalException)
             {
                 // Expected while the database restarts (or the disk is full): one line per commit, not a stack trace each.
-                LogCommitUnavailable(logger, events.Count, e.Message);
+                LogCommitUnavailable(logger, count, e.Message);
                 // A journal closed under the group because the indexer stopped: the indexer's reason is the one to give.
                 var unavailable = indexer.Stopped ? indexer.StoppedException(e)
                     : e as StoreUnavailableException ?? new StoreUnavailableException(e.Message, e);
@@ -123,7 +129,7 @@ public sealed partial class EventWriter(IEventStore store, JournalIndexer indexe
             }
             catch (Exception e)
             {
-                LogCommitFailed(logger, events.Count, e);
+                LogCommitFailed(logger, count, e);
                 foreach (var pending in group) { pending.Done.TrySetException(e); }
             }
         }

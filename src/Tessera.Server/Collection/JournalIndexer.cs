@@ -128,7 +128,6 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
             return;
         }
 
-        journal.HandOffAppends(options.JournalHandOffEvents, options.JournalHandOffBytes);
         _journal = journal;
     }
 
@@ -246,7 +245,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     {
         var chunk = new List<CollectedEvent>();
         var chunkEvents = store.JoinsStagedAppends ? options.IndexChunkEvents : options.MaxEventsPerCommit;
-        var reader = journal.OpenReader(Indexed, takeHandOff: true);
+        var reader = journal.OpenReader(Indexed);
         Volatile.Write(ref _applied, Indexed);
         var lastCommit = Task.CompletedTask;
         var waitFor = new[] { _appended.WaitHandle, _stopping.WaitHandle };
@@ -277,7 +276,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
                         // A commit failed and the store went back to what it committed: read again from there.
                         reader.Dispose();
                         AdvanceIndexed(rewindTo);
-                        reader = journal.OpenReader(Indexed, takeHandOff: true);
+                        reader = journal.OpenReader(Indexed);
                         Volatile.Write(ref _applied, Indexed);
                         lastCommit = Task.CompletedTask;
                         continue;

@@ -67,18 +67,6 @@ public sealed class TesseraOptions
     /// <summary>Size at which the journal starts a new segment file; a segment is deleted once all of it is in the store.</summary>
     public long JournalSegmentBytes { get; set; } = 64L << 20;
 
-    /// <summary>
-    /// Events of the records just journaled that the indexer takes from memory instead of reading them back (at most
-    /// this many held; 0 reads every record from the file, as tests of damaged records do). An indexer that keeps up
-    /// takes a record within milliseconds, so a few thousand cover it; one that waits behind a checkpoint falls past any
-    /// bound and reads the file anyway, while the events held wait as objects that outlive the GC's young generations:
-    /// 5,000 against 20,000 took 40-90 MB off the resident set flat out, the rate unchanged (docs/benchmarks.md, "The backlog packed").
-    /// </summary>
-    public int JournalHandOffEvents { get; set; } = 5_000;
-
-    /// <summary>The same hand-off bounded by its records' size in the journal: 5,000 events of Segment's largest (32 KB) would be 160 MB.</summary>
-    public long JournalHandOffBytes { get; set; } = 32L << 20;
-
     /// <summary>How far (bytes of journal) the store may fall behind the journal before new requests wait (back-pressure); ~320,000 typical events.</summary>
     public long MaxIndexBacklogBytes { get; set; } = 256L << 20;
 

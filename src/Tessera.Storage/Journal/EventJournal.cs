@@ -42,7 +42,6 @@ public sealed class EventJournal : IDisposable
     private long _activeLength;
     private long _end;
     private string? _faulted;
-    private JournalHandOff? _handOff;
     private volatile bool _closed;
 
     internal sealed record Segment(long Base, string Path);
@@ -156,16 +155,16 @@ public sealed class EventJournal : IDisposable
     }
 
     /// <summary>
-    /// Appends one record holding <paramref name="events"/>, syncs it to disk, and returns the new <see cref="End"/>.
-    /// One caller at a time (the group commit's thread). Once the journal is disposed (its indexer stopped), throws
-    /// <see cref="JournalException"/>, also when the close races the write.
+    /// Appends one record holding the events of <paramref name="groups"/> (each a request's, encoded), syncs it to disk,
+    /// and returns the new <see cref="End"/>. One caller at a time (the group commit's thread). Once the journal is
+    /// disposed (its indexer stopped), throws <see cref="JournalException"/>, also when the close races the write.
     /// </summary>
-    public long Append(IReadOnlyList<CollectedEvent> events)
+    public long Append(IReadOnlyList<EncodedEvents> groups)
     {
         if (_closed) { throw Closed(); }
         try
         {
-            return AppendOpen(events);
+            return AppendOpen(groups);
         }
         catch (ObjectDisposedException) when (_closed)
         {
@@ -174,21 +173,28 @@ public sealed class EventJournal : IDisposable
         }
     }
 
-    private long AppendOpen(IReadOnlyList<CollectedEvent> events)
+    /// <summary>Appends one record holding <paramref name="events"/> (encoded here), as <see cref="Append(IReadOnlyList{EncodedEvents})"/>.</summary>
+    public long Append(IReadOnlyList<CollectedEvent> events)
+    {
+        using var encoded = EncodedEvents.Of(events);
+        return Append([encoded]);
+    }
+
+    private long AppendOpen(IReadOnlyList<EncodedEvents> groups)
     {
         if (_faulted is not null) { throw new JournalException(_faulted); }
         _buffer.ResetWrittenCount();
         _buffer.GetSpan(HeaderBytes);
         _buffer.Advance(HeaderBytes);
-        JournalCodec.Write(events, _buffer);
+        JournalCodec.Write(groups, _buffer);
         var record = MemoryMarshal.AsMemory(_buffer.WrittenMemory).Span;
         var payload = record[HeaderBytes..];
         if (payload.Length > MaxPayloadBytes)
         {
-            throw new ArgumentException($"a group of {events.Count} events takes {payload.Length} bytes; one record holds at most {MaxPayloadBytes}", nameof(events));
+            throw new ArgumentException($"a group of {groups.Sum(g => g.Count)} events takes {payload.Length} bytes; one record holds at most {MaxPayloadBytes}", nameof(groups));
         }
 
-        WriteHeader(record[..HeaderBytes], payload, events.Count);
+        WriteHeader(record[..HeaderBytes], payload, groups.Sum(g => g.Count));
         if (_activeLength > 0 && _activeLength + record.Length > _segmentBytes) { Roll(); }
 
         var offset = _activeLength;
@@ -216,25 +222,12 @@ public sealed class EventJournal : IDisposable
 
         _activeLength += record.Length;
         var end = _end + record.Length;
-        // Handed over before the end moves past it, so a reader that sees the record can take it from memory.
-        _handOff?.Add(_end, end, events);
         Volatile.Write(ref _end, end);
         return end;
     }
 
-    /// <summary>
-    /// Keeps up to <paramref name="maxEvents"/> events, and records of up to <paramref name="maxBytes"/> together, of the
-    /// records appended from now on in memory for a reader opened with <c>takeHandOff</c> (<see cref="JournalHandOff"/>);
-    /// 0 keeps none. Call before appending.
-    /// </summary>
-    public void HandOffAppends(int maxEvents, long maxBytes) => _handOff = maxEvents > 0 ? new JournalHandOff(maxEvents, maxBytes) : null;
-
-    /// <summary>
-    /// A reader from <paramref name="position"/> (a record boundary at or after <see cref="Start"/>). With
-    /// <paramref name="takeHandOff"/> it takes the records this process appended from memory where it can
-    /// (<see cref="HandOffAppends"/>): for the one reader that follows the end.
-    /// </summary>
-    public JournalReader OpenReader(long position, bool takeHandOff = false) => new(this, position, takeHandOff ? _handOff : null);
+    /// <summary>A reader from <paramref name="position"/> (a record boundary at or after <see cref="Start"/>).</summary>
+    public JournalReader OpenReader(long position) => new(this, position);
 
     /// <summary>Deletes the segments that end at or before <paramref name="position"/>; never the active one. Returns how many.</summary>
     public int DeleteBefore(long position)

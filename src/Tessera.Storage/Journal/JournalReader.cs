@@ -12,16 +12,14 @@ namespace Tessera.Storage.Journal;
 public sealed class JournalReader : IDisposable
 {
     private readonly EventJournal _journal;
-    private readonly JournalHandOff? _handOff;
     private readonly byte[] _header = new byte[EventJournal.HeaderBytes];
     private byte[] _payload = new byte[64 * 1024];
     private EventJournal.Segment? _segment;
     private SafeFileHandle? _handle;
 
-    internal JournalReader(EventJournal journal, long position, JournalHandOff? handOff)
+    internal JournalReader(EventJournal journal, long position)
     {
         _journal = journal;
-        _handOff = handOff;
         Position = position;
     }
 
@@ -29,20 +27,13 @@ public sealed class JournalReader : IDisposable
     public long Position { get; private set; }
 
     /// <summary>
-    /// Reads the record at <see cref="Position"/> into <paramref name="into"/> (from memory when the journal handed it
-    /// over, else from the file) and moves past it; false when
+    /// Reads the record at <see cref="Position"/> from the file into <paramref name="into"/> and moves past it; false when
     /// <see cref="Position"/> has reached <paramref name="limit"/>. A record that fails its checks throws
     /// <see cref="JournalException"/> naming the file and offset.
     /// </summary>
     public bool TryRead(long limit, List<CollectedEvent> into)
     {
         if (Position >= limit) { return false; }
-        if (_handOff is { } handOff && handOff.TryTake(Position, limit, into, out var handedOver))
-        {
-            Position = handedOver;
-            return true;
-        }
-
         var segment = _journal.SegmentAt(Position);
         if (!ReferenceEquals(segment, _segment))
         {
