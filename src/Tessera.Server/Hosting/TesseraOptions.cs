@@ -47,12 +47,12 @@ public sealed class TesseraOptions
     /// Events the indexer reads from the journal and hands the embedded store at a time (whole records: a chunk is at
     /// least one). Its committer joins whatever was handed over since its last commit into one transaction, so this
     /// bounds only what the indexer holds as objects while the engine resolves them: when the store falls behind, every
-    /// chunk it reads back is this size, and at 20,000 a chunk outlived the GC's young generation. Smaller chunks cost
-    /// more per event in what is done once a chunk (the engine's pass, the state of each profile it touched, the
-    /// staging's bookkeeping): flat out, 5,000 held a median ~50 MB less than 20,000 for ~2 % of the rate, 2,000 the
-    /// same memory for ~5 % (docs/benchmarks.md, "The indexer's chunk").
+    /// chunk it reads back is this size, and a chunk that outlives the GC's young generation is copied out of it. Under
+    /// the server GC, 5,000 held ~50 MB less than 20,000 flat out for ~2 % of the rate and 2,000 no less for ~5 %; under
+    /// the workstation GC (since 2026-12-05), whose young generation is a few megabytes, 1,000 and 2,000 gave ~9 % more
+    /// events a second than 5,000 for the same memory (docs/benchmarks.md, "The indexer's chunk", "The request path as bytes").
     /// </summary>
-    public int IndexChunkEvents { get; set; } = 5_000;
+    public int IndexChunkEvents { get; set; } = 1_000;
 
     /// <summary>
     /// Answer a request once its events are in Tessera's journal (one fsync per group commit) and fill the store
