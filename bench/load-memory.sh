@@ -5,7 +5,7 @@
 # every second, and /proc's resident set beside them. Prints, at the second of the highest resident set and as
 # medians over the run: RSS, the GC's committed memory, DuckDB's buffers, the dedup table (native), and the rest (runtime, native allocations
 # DuckDB makes outside its buffer manager, thread stacks). RUNS times (default 2). Results: bench/results/load-memory-<UTC>/.
-# Usage: [RATE=25000] bench/load-memory.sh [runs]
+# Usage: [RATE=25000] [DURATION=20] [WARMUP=10] bench/load-memory.sh [runs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-2}
@@ -19,7 +19,7 @@ dll=$PWD/src/Tessera.Cli/bin/Release/net10.0/tessera.dll
 
 for i in $(seq 1 "$runs"); do
   dotnet bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll --label "memory-$i" --dll "$dll" --spawn tessera --connections 64 \
-    ${RATE:+--rate "$RATE"} --duration 20 --warmup 10 > "$out/load-$i.txt" 2>&1 &
+    ${RATE:+--rate "$RATE"} --duration "${DURATION:-20}" --warmup "${WARMUP:-10}" > "$out/load-$i.txt" 2>&1 &
   loadgen=$!
   pid=$(spawned_server_pid "$dll" "$out/load-$i.txt")
   "$counters" collect -p "$pid" --refresh-interval 1 --format csv -o "$out/counters-$i.csv" --counters System.Runtime,Tessera.Storage > /dev/null 2>&1 &
