@@ -270,7 +270,9 @@ public sealed class EventJournalTests
 
         Assert.Equal(["one"], read.Select(e => e.MessageId));
         Assert.Equal(first, reader.Position);
-        // Its raw JSON is its own copy, not the journal's write buffer, which the next append ("two") wrote over.
+        // Reading on: the first event's raw JSON is its own copy, not the reader's buffer, which the next record reused.
+        while (reader.TryRead(journal.End, read)) { }
+        Assert.Equal(["one", "two"], read.Select(e => e.MessageId));
         Assert.Equal(Event("one").Raw, read[0].Raw);
     }
 

@@ -7,7 +7,7 @@ namespace Tessera.Core.Collection;
 /// A request's validated events as bytes in <see cref="EventCodec"/>'s form, from the validation to the journal's
 /// record (which is these bytes, the group's one after another), in an array a pool lends: no object per event
 /// while the request waits for its fsync. As objects each event was a dozen of them (~1 KB) that outlived the GC's
-/// youngest generation and were copied out of it (docs/benchmarks.md, "The request path as bytes"). Dispose returns
+/// youngest generation and were copied out of it (docs/benchmarks.md, "The request path as bytes, and the workstation GC"). Dispose returns
 /// the array; one owner at a time.
 /// </summary>
 public sealed class EncodedEvents : IBufferWriter<byte>, IDisposable

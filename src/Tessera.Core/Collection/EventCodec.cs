@@ -14,29 +14,42 @@ namespace Tessera.Core.Collection;
 /// </summary>
 public static class EventCodec
 {
-    internal const byte HasEvent = 1, HasUserId = 2, HasAnonymousId = 4, HasGroupId = 8, HasPreviousId = 16, HasOriginal = 32, HasSentAt = 64;
+    private const byte HasEvent = 1, HasUserId = 2, HasAnonymousId = 4, HasGroupId = 8, HasPreviousId = 16, HasOriginal = 32, HasSentAt = 64;
 
     /// <summary>Writes <paramref name="e"/> in the codec's form.</summary>
-    public static void Write(CollectedEvent e, IBufferWriter<byte> output)
+    public static void Write(CollectedEvent e, IBufferWriter<byte> output) => Write(
+        output, e.Type, Utf8Text.Of(e.MessageId), Encoding.UTF8.GetBytes(e.SourceId), Utf8Text.Of(e.Event), Utf8Text.Of(e.UserId),
+        Utf8Text.Of(e.AnonymousId), Utf8Text.Of(e.GroupId), Utf8Text.Of(e.PreviousId), e.Timestamp, e.OriginalTimestamp, e.SentAt,
+        e.ReceivedAt, e.Raw.IsUtf8 ? e.Raw.Utf8.Span : Encoding.UTF8.GetBytes(e.Raw.ToString()));
+
+    /// <summary>
+    /// Writes one event from its fields as UTF-8: the one writer of the form, for a <see cref="CollectedEvent"/> and
+    /// for the validator, which writes a message's fields as its JSON holds them (<see cref="MessageValidator"/>).
+    /// </summary>
+    internal static void Write(
+        IBufferWriter<byte> output, MessageType type, Utf8Text messageId, ReadOnlySpan<byte> sourceId, Utf8Text name, Utf8Text userId,
+        Utf8Text anonymousId, Utf8Text groupId, Utf8Text previousId, DateTimeOffset timestamp, DateTimeOffset? original, DateTimeOffset? sentAt,
+        DateTimeOffset receivedAt, ReadOnlySpan<byte> raw)
     {
-        var flags = (byte)((e.Event is null ? 0 : HasEvent) | (e.UserId is null ? 0 : HasUserId) | (e.AnonymousId is null ? 0 : HasAnonymousId)
-            | (e.GroupId is null ? 0 : HasGroupId) | (e.PreviousId is null ? 0 : HasPreviousId)
-            | (e.OriginalTimestamp is null ? 0 : HasOriginal) | (e.SentAt is null ? 0 : HasSentAt));
-        WriteHead(output, e.Type, flags);
-        WriteString(output, e.MessageId);
-        WriteString(output, e.SourceId);
-        if (e.Event is not null) { WriteString(output, e.Event); }
-        if (e.UserId is not null) { WriteString(output, e.UserId); }
-        if (e.AnonymousId is not null) { WriteString(output, e.AnonymousId); }
-        if (e.GroupId is not null) { WriteString(output, e.GroupId); }
-        if (e.PreviousId is not null) { WriteString(output, e.PreviousId); }
-        WriteTime(output, e.Timestamp);
-        if (e.OriginalTimestamp is { } original) { WriteTime(output, original); }
-        if (e.SentAt is { } sentAt) { WriteTime(output, sentAt); }
-        WriteTime(output, e.ReceivedAt);
-        var raw = e.Raw;
-        if (raw.IsUtf8) { WriteBytes(output, raw.Utf8.Span); }
-        else { WriteString(output, raw.ToString()); }
+        var head = output.GetSpan(2);
+        head[0] = (byte)type;
+        head[1] = (byte)((name.IsPresent ? HasEvent : 0) | (userId.IsPresent ? HasUserId : 0) | (anonymousId.IsPresent ? HasAnonymousId : 0)
+            | (groupId.IsPresent ? HasGroupId : 0) | (previousId.IsPresent ? HasPreviousId : 0)
+            | (original is null ? 0 : HasOriginal) | (sentAt is null ? 0 : HasSentAt));
+        output.Advance(2);
+        WriteBytes(output, messageId.Utf8);
+        WriteBytes(output, sourceId);
+        if (name.IsPresent) { WriteBytes(output, name.Utf8); }
+        if (userId.IsPresent) { WriteBytes(output, userId.Utf8); }
+        if (anonymousId.IsPresent) { WriteBytes(output, anonymousId.Utf8); }
+        if (groupId.IsPresent) { WriteBytes(output, groupId.Utf8); }
+        if (previousId.IsPresent) { WriteBytes(output, previousId.Utf8); }
+
+        WriteTime(output, timestamp);
+        if (original is { } o) { WriteTime(output, o); }
+        if (sentAt is { } s) { WriteTime(output, s); }
+        WriteTime(output, receivedAt);
+        WriteBytes(output, raw);
     }
 
     /// <summary>
@@ -85,31 +98,14 @@ public static class EventCodec
         }
     }
 
-    internal static void WriteHead(IBufferWriter<byte> output, MessageType type, byte flags)
-    {
-        var head = output.GetSpan(2);
-        head[0] = (byte)type;
-        head[1] = flags;
-        output.Advance(2);
-    }
-
-    internal static void WriteString(IBufferWriter<byte> output, string value)
-    {
-        var length = Encoding.UTF8.GetByteCount(value);
-        WriteVarint(output, (uint)length);
-        var span = output.GetSpan(length);
-        Encoding.UTF8.GetBytes(value, span);
-        output.Advance(length);
-    }
-
-    internal static void WriteBytes(IBufferWriter<byte> output, ReadOnlySpan<byte> utf8)
+    private static void WriteBytes(IBufferWriter<byte> output, ReadOnlySpan<byte> utf8)
     {
         WriteVarint(output, (uint)utf8.Length);
         utf8.CopyTo(output.GetSpan(utf8.Length));
         output.Advance(utf8.Length);
     }
 
-    internal static void WriteTime(IBufferWriter<byte> output, DateTimeOffset time)
+    private static void WriteTime(IBufferWriter<byte> output, DateTimeOffset time)
     {
         var span = output.GetSpan(10);
         BinaryPrimitives.WriteInt64LittleEndian(span, time.Ticks);
@@ -176,4 +172,18 @@ public static class EventCodec
             return new DateTimeOffset(ticks, TimeSpan.FromMinutes(minutes));
         }
     }
+}
+
+/// <summary>An optional string field as UTF-8, or absent (<see cref="IsPresent"/> false, the default).</summary>
+internal readonly ref struct Utf8Text(ReadOnlySpan<byte> utf8)
+{
+    public ReadOnlySpan<byte> Utf8 { get; } = utf8;
+
+    public bool IsPresent { get; } = true;
+
+    public static Utf8Text Of(string? value) => value is null ? default : new Utf8Text(Encoding.UTF8.GetBytes(value));
+
+    public override string ToString() => Encoding.UTF8.GetString(Utf8);
+
+    public string? ToStringOrNull() => IsPresent ? ToString() : null;
 }

@@ -64,47 +64,20 @@ public static class MessageValidator
     {
         rejection = Check(message, impliedType, receivedAt, batchSentAt, externalIdsSuffice: false, out var fields);
         if (rejection is not null) { return false; }
-        var flags = (byte)((fields.Event.IsPresent ? EventCodec.HasEvent : 0) | (fields.UserId.IsPresent ? EventCodec.HasUserId : 0)
-            | (fields.AnonymousId.IsPresent ? EventCodec.HasAnonymousId : 0) | (fields.GroupId.IsPresent ? EventCodec.HasGroupId : 0)
-            | (fields.PreviousId.IsPresent ? EventCodec.HasPreviousId : 0)
-            | (fields.OriginalTimestamp is null ? 0 : EventCodec.HasOriginal) | (fields.SentAt is null ? 0 : EventCodec.HasSentAt));
-        EventCodec.WriteHead(into, fields.Type, flags);
-        if (fields.MessageId.IsPresent) { EventCodec.WriteBytes(into, fields.MessageId.Utf8); }
-        else { EventCodec.WriteString(into, GenerateMessageId()); }
-        EventCodec.WriteBytes(into, into.SourceIdUtf8(sourceId));
-        if (fields.Event.IsPresent) { EventCodec.WriteBytes(into, fields.Event.Utf8); }
-        if (fields.UserId.IsPresent) { EventCodec.WriteBytes(into, fields.UserId.Utf8); }
-        if (fields.AnonymousId.IsPresent) { EventCodec.WriteBytes(into, fields.AnonymousId.Utf8); }
-        if (fields.GroupId.IsPresent) { EventCodec.WriteBytes(into, fields.GroupId.Utf8); }
-        if (fields.PreviousId.IsPresent) { EventCodec.WriteBytes(into, fields.PreviousId.Utf8); }
-        EventCodec.WriteTime(into, fields.Timestamp);
-        if (fields.OriginalTimestamp is { } original) { EventCodec.WriteTime(into, original); }
-        if (fields.SentAt is { } sentAt) { EventCodec.WriteTime(into, sentAt); }
-        EventCodec.WriteTime(into, receivedAt);
         var raw = fields.HasWriteKey ? WithoutWriteKey(message) : fields.Raw;
-        if (System.Text.Unicode.Utf8.IsValid(raw)) { EventCodec.WriteBytes(into, raw); }
-        else { EventCodec.WriteString(into, Encoding.UTF8.GetString(raw)); }
+        EventCodec.Write(
+            into, fields.Type, fields.MessageId.IsPresent ? fields.MessageId : Utf8Text.Of(GenerateMessageId()), into.SourceIdUtf8(sourceId),
+            fields.Event, fields.UserId, fields.AnonymousId, fields.GroupId, fields.PreviousId, fields.Timestamp, fields.OriginalTimestamp,
+            fields.SentAt, receivedAt, System.Text.Unicode.Utf8.IsValid(raw) ? raw : Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(raw)));
         into.Added();
         return true;
-    }
-
-    /// <summary>A string field as UTF-8 (unescaped), or absent (<see cref="IsPresent"/> false).</summary>
-    private readonly ref struct Text(ReadOnlySpan<byte> utf8)
-    {
-        public ReadOnlySpan<byte> Utf8 { get; } = utf8;
-
-        public bool IsPresent { get; } = true;
-
-        public override string ToString() => Encoding.UTF8.GetString(Utf8);
-
-        public string? ToStringOrNull() => IsPresent ? ToString() : null;
     }
 
     /// <summary>What the checks read from a valid message, with Segment's defaults and timestamp rule applied.</summary>
     private ref struct Fields
     {
         public MessageType Type;
-        public Text MessageId, Event, UserId, AnonymousId, GroupId, PreviousId;
+        public Utf8Text MessageId, Event, UserId, AnonymousId, GroupId, PreviousId;
         public DateTimeOffset Timestamp;
         public DateTimeOffset? OriginalTimestamp, SentAt;
         public ReadOnlySpan<byte> Raw;
@@ -226,7 +199,7 @@ public static class MessageValidator
 
     private static string GenerateMessageId() => "tessera-" + Guid.CreateVersion7().ToString("N");
 
-    private static Rejection? ReadId(JsonElement message, string name, out Text value)
+    private static Rejection? ReadId(JsonElement message, string name, out Utf8Text value)
     {
         value = default;
         if (!message.TryGetProperty(name, out var element)) { return null; }
@@ -236,11 +209,11 @@ public static class MessageValidator
                 return null;
             case JsonValueKind.String:
                 var text = Unescaped(element);
-                value = text.IsEmpty ? default : new Text(text);
+                value = text.IsEmpty ? default : new Utf8Text(text);
                 return null;
             case JsonValueKind.Number:
                 // SDKs allow numeric ids (userId: 42); Segment stores them as strings (the number as written).
-                value = new Text(JsonMarshal.GetRawUtf8Value(element));
+                value = new Utf8Text(JsonMarshal.GetRawUtf8Value(element));
                 return null;
             default:
                 return new Rejection(name, $"must be a string, not {Describe(element.ValueKind)}");
@@ -254,7 +227,7 @@ public static class MessageValidator
         return raw.IndexOf((byte)'\\') < 0 ? raw : Encoding.UTF8.GetBytes(element.GetString()!);
     }
 
-    private static bool IsBlank(Text text)
+    private static bool IsBlank(Utf8Text text)
     {
         if (!text.IsPresent) { return true; }
         // Any ASCII byte that is not white space settles it; only text of white space and non-ASCII is decoded to be sure.
@@ -271,12 +244,12 @@ public static class MessageValidator
     private static RecurringStrings? _names;
 
     /// <summary>Reads an optional string (event and page names); an empty one is present, unlike an empty id.</summary>
-    private static Rejection? ReadString(JsonElement message, string name, out Text value)
+    private static Rejection? ReadString(JsonElement message, string name, out Utf8Text value)
     {
         value = default;
         if (!message.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null) { return null; }
         if (element.ValueKind != JsonValueKind.String) { return new Rejection(name, $"must be a string, not {Describe(element.ValueKind)}"); }
-        value = new Text(Unescaped(element));
+        value = new Utf8Text(Unescaped(element));
         return null;
     }
 

@@ -50,7 +50,7 @@ public sealed class TesseraOptions
     /// chunk it reads back is this size, and a chunk that outlives the GC's young generation is copied out of it. Under
     /// the server GC, 5,000 held ~50 MB less than 20,000 flat out for ~2 % of the rate and 2,000 no less for ~5 %; under
     /// the workstation GC (since 2026-12-05), whose young generation is a few megabytes, 1,000 and 2,000 gave ~9 % more
-    /// events a second than 5,000 for the same memory (docs/benchmarks.md, "The indexer's chunk", "The request path as bytes").
+    /// events a second than 5,000 for the same memory (docs/benchmarks.md, "The indexer's chunk", "The request path as bytes, and the workstation GC").
     /// </summary>
     public int IndexChunkEvents { get; set; } = 1_000;
 

@@ -198,7 +198,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             var now = DateTimeOffset.UtcNow;
             _messageIds.SweepIfDue(now);
             // Kept from chunk to chunk (under the write lock): made anew, a chunk of a few thousand events grew them
-            // into the large object heap each time (docs/benchmarks.md, "The request path as bytes").
+            // into the large object heap each time (docs/benchmarks.md, "The request path as bytes, and the workstation GC").
             var fresh = _fresh;
             var inThisAppend = _inThisAppend;
             fresh.Clear();

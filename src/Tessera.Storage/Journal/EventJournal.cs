@@ -186,15 +186,15 @@ public sealed class EventJournal : IDisposable
         _buffer.ResetWrittenCount();
         _buffer.GetSpan(HeaderBytes);
         _buffer.Advance(HeaderBytes);
-        JournalCodec.Write(groups, _buffer);
+        var count = JournalCodec.Write(groups, _buffer);
         var record = MemoryMarshal.AsMemory(_buffer.WrittenMemory).Span;
         var payload = record[HeaderBytes..];
         if (payload.Length > MaxPayloadBytes)
         {
-            throw new ArgumentException($"a group of {groups.Sum(g => g.Count)} events takes {payload.Length} bytes; one record holds at most {MaxPayloadBytes}", nameof(groups));
+            throw new ArgumentException($"a group of {count} events takes {payload.Length} bytes; one record holds at most {MaxPayloadBytes}", nameof(groups));
         }
 
-        WriteHeader(record[..HeaderBytes], payload, groups.Sum(g => g.Count));
+        WriteHeader(record[..HeaderBytes], payload, count);
         if (_activeLength > 0 && _activeLength + record.Length > _segmentBytes) { Roll(); }
 
         var offset = _activeLength;

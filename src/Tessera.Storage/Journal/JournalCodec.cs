@@ -9,12 +9,14 @@ namespace Tessera.Storage.Journal;
 /// </summary>
 internal static class JournalCodec
 {
-    public static void Write(IReadOnlyList<EncodedEvents> groups, IBufferWriter<byte> output)
+    /// <summary>Writes the payload; returns its event count.</summary>
+    public static int Write(IReadOnlyList<EncodedEvents> groups, IBufferWriter<byte> output)
     {
-        var count = 0L;
+        var count = 0;
         foreach (var group in groups) { count += group.Count; }
-        EventCodec.WriteVarint(output, checked((uint)count));
+        EventCodec.WriteVarint(output, (uint)count);
         foreach (var group in groups) { output.Write(group.Bytes); }
+        return count;
     }
 
     /// <summary>Decodes a payload whose checksum matched; throws <see cref="FormatException"/> when it does not parse (a bug, not a disk error).</summary>
