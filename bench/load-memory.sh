@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where the server's resident memory goes under load: runs the load generator against a spawned server (flat out, or
 # RATE events/s), with dotnet-counters (dotnet tool install -g dotnet-counters) collecting the runtime's GC counters
-# and the store's meter (Tessera.Storage: events waiting for the committer, dedup entries and the dedup table's bytes, DuckDB's buffers by tag)
+# and the store's meter (Tessera.Storage: events waiting for the committer, dedup entries, the dedup index's native bytes and its run files' bytes, DuckDB's buffers by tag)
 # every second, and /proc's resident set beside them. Prints, at the second of the highest resident set and as
 # medians over the run: RSS, the GC's committed memory, DuckDB's buffers, the dedup table (native), and the rest (runtime, native allocations
 # DuckDB makes outside its buffer manager, thread stacks). RUNS times (default 2). Results: bench/results/load-memory-<UTC>/.
@@ -40,6 +40,7 @@ for r in csv.reader(open(sys.argv[1])):
     elif name.startswith("tessera.store.staged.events"): s["staged"] = v
     elif name.startswith("tessera.store.dedup.entries"): s["dedup"] = v
     elif name.startswith("tessera.store.dedup.bytes"): s["dedup_bytes"] = v
+    elif name.startswith("tessera.store.dedup.file.bytes"): s["dedup_file"] = v
     elif "last_collection.heap.size" in name: s["gc_heap"] = s.get("gc_heap", 0) + v
     elif name.startswith("tessera.store.commit.duration") and "checkpointed=False;Percentile=50" in name: s["commit_p50"] = v
 rss = {}
@@ -58,7 +59,7 @@ if not seconds:
     print("no overlapping samples"); sys.exit()
 peak = max(seconds, key=lambda t: rss[t])
 r, g, h, d, o, st, de, x = row(peak)
-print(f"at the highest RSS: rss {mb(r)} MB = gc committed {mb(g)} (heap after last gc {mb(h)}) + duckdb buffers {mb(d)} + dedup table {mb(x)} + rest {mb(o)}; staged events {st:,.0f}, dedup entries {de:,.0f}")
+print(f"at the highest RSS: rss {mb(r)} MB = gc committed {mb(g)} (heap after last gc {mb(h)}) + duckdb buffers {mb(d)} + dedup table {mb(x)} + rest {mb(o)}; staged events {st:,.0f}, dedup entries {de:,.0f} (run files {mb(rows[peak].get('dedup_file', 0))} MB, not resident)")
 med = [statistics.median(x) for x in zip(*[row(t) for t in seconds])]
 # Whether the store kept up: a store that keeps up commits a few hundred events every few tens of milliseconds; one
 # that fell behind commits the backlog in transactions of ~20,000 that take a second (docs/benchmarks.md, "A slow

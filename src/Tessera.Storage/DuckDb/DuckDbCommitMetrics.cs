@@ -9,7 +9,7 @@ namespace Tessera.Storage.DuckDb;
 /// checkpoints past its bound), the events committed, the log's size, the checkpoints past the bound that DuckDB
 /// refused and those the committer put off because activation was in a step (either way the log keeps growing until
 /// one goes through). Beside them, what the store holds in memory: the events staged for the committer, the dedup
-/// index's entries and DuckDB's own buffers by tag (with the runtime's GC counters, where the process's resident memory
+/// index's entries (and its files' size) and DuckDB's own buffers by tag (with the runtime's GC counters, where the process's resident memory
 /// goes). One meter per store, so two stores in one process (tests) are told apart.
 /// </summary>
 internal sealed class DuckDbCommitMetrics : IDisposable
@@ -38,14 +38,15 @@ internal sealed class DuckDbCommitMetrics : IDisposable
     public Meter Meter { get; }
 
     /// <summary>Adds the gauges of what the store holds in memory; once, when the store opens (they read the open store).</summary>
-    public void ObserveMemory(Func<long> stagedEvents, Func<long> stagedBytes, Func<long> dedupEntries, Func<long> dedupBytes, Func<IEnumerable<Measurement<long>>> duckDbMemory)
+    public void ObserveMemory(Func<long> stagedEvents, Func<long> stagedBytes, Func<long> dedupEntries, Func<long> dedupBytes, Func<long> dedupFileBytes, Func<IEnumerable<Measurement<long>>> duckDbMemory)
     {
         if (_memoryObserved) { return; }
         _memoryObserved = true;
         Meter.CreateObservableGauge("tessera.store.staged.events", stagedEvents, "{event}", "Events resolved in the engine and waiting in memory for the committer");
         Meter.CreateObservableGauge("tessera.store.staged.bytes", stagedBytes, "By", "The JSON of the events waiting for the committer");
-        Meter.CreateObservableGauge("tessera.store.dedup.entries", dedupEntries, "{entry}", "(source, messageId) pairs the dedup index holds in memory");
-        Meter.CreateObservableGauge("tessera.store.dedup.bytes", dedupBytes, "By", "The dedup index's table, in native memory");
+        Meter.CreateObservableGauge("tessera.store.dedup.entries", dedupEntries, "{entry}", "(source, messageId) pairs the dedup index holds");
+        Meter.CreateObservableGauge("tessera.store.dedup.bytes", dedupBytes, "By", "The dedup index's native memory: its table of recent pairs and what tells a lookup whether to read a run's file");
+        Meter.CreateObservableGauge("tessera.store.dedup.file.bytes", dedupFileBytes, "By", "The dedup index's runs of older pairs, in files beside the store (unlinked, so not listed)");
         Meter.CreateObservableGauge("tessera.store.duckdb.memory", duckDbMemory, "By", "Memory DuckDB's buffer manager holds, by tag (duckdb_memory())");
     }
 

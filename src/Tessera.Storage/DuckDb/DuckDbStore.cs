@@ -25,7 +25,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly List<(CollectedEvent Event, UInt128 Key)> _fresh = [];
     private readonly HashSet<UInt128> _inThisAppend = [];
-    private readonly MessageIdIndex _messageIds = new(options.DedupWindow);
+    // Its older ids in files beside the store's (unlinked: a crash leaves none; docs/architecture.md, "Deduplication").
+    private readonly MessageIdIndex _messageIds = new(options.DedupWindow, System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(options.Path))!);
     private readonly RawCodec _raw = new(options.RawDictionarySamples, options.RawDictionaryEvery);
 
     // A file kept at a schema before the compressed raw column (tests building an older release's file) takes text.
@@ -69,7 +70,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
         _writer = connection;
         _pacer = WritebackPacer.Start(options.Path, options.WritebackInterval);
-        _metrics.ObserveMemory(() => Volatile.Read(ref _stagedEvents), () => Volatile.Read(ref _stagedBytes), () => _messageIds.Count, () => _messageIds.Bytes, DuckDbMemory);
+        _metrics.ObserveMemory(() => Volatile.Read(ref _stagedEvents), () => Volatile.Read(ref _stagedBytes), () => _messageIds.Count, () => _messageIds.Bytes, () => _messageIds.FileBytes, DuckDbMemory);
         StartCommitter();
         await ExecuteAsync(
             $"SET memory_limit = '{options.MemoryLimitMb}MB'; SET threads = {options.Threads}; SET checkpoint_threshold = '{options.CheckpointThresholdMb}MB';",

@@ -6,23 +6,28 @@ using System.Text;
 namespace Tessera.Storage.Events;
 
 /// <summary>
-/// The (source, messageId) pairs seen within the dedup window, as hashes with their receive time, in native memory. A
-/// hash keeps the entry small instead of two strings. The pairs received last are in an open-addressing table (86 of
+/// The (source, messageId) pairs seen within the dedup window, as hashes with their receive time. A hash keeps the
+/// entry small instead of two strings. The pairs received last are in an open-addressing table in native memory (86 of
 /// XxHash128's bits, the time to the millisecond, rounded up); once it holds <c>maxRecentSlots</c> × 0.7 of them they
-/// move to a sorted run (<see cref="MessageIdRun"/>: 80 of the bits, the time to the second, rounded up, 12 bytes an
-/// entry and no free slots), and runs of like size merge (a run is never followed by one as large), so a lookup reads
-/// the table and a handful of runs. A false duplicate needs a new message to agree with one held on 80 bits (86 in the
-/// table): a lookup of a run of n ids has a chance of about n / 2^80 (10^-17 at ten million), which is not a practical
-/// risk. Not thread-safe: its owner serialises access; <see cref="Dispose"/> frees its memory.
+/// move to a sorted run (<see cref="MessageIdRun"/>: 80 of the bits and the time to the second, rounded up, in a file
+/// in <c>directory</c>, with 2.3-2.5 bytes an entry in memory that tell a lookup whether to read the file), and runs of
+/// like size merge (a run is never followed by one as large), so a lookup reads the table and a handful of runs. A
+/// merge, and a sweep's rewrite of a run, runs on a thread-pool thread, one at a time: the two runs (or the one) stay
+/// in use until the new one is swapped in by the next call that finds it done, so a large merge (a few hundred ms at
+/// millions of pairs, seconds at hundreds of millions) never stalls the owner. A false duplicate needs a new message to
+/// agree with one held on 80 bits (86 in the table): a lookup of a run of n ids has a chance of about n / 2^80 (10^-17
+/// at ten million), which is not a practical risk. Not thread-safe: its owner serialises access; <see cref="Dispose"/>
+/// waits for the work in flight and frees its memory and its files.
 /// </summary>
 /// <remarks>
 /// Native, not a <c>Dictionary&lt;UInt128, long&gt;</c>: the dictionary took 36 bytes a slot in two arrays on the large
 /// object heap, and every time it grew the arrays it left behind stayed there until the next full collection (a
 /// million entries were about 60 MB of the GC's heap, a third of it dead), and the GC sized its budgets by them. The
 /// table alone took 16 bytes a slot at 35-70 % of its slots, 23-46 bytes an entry, and doubled while the old table was
-/// still held (64 and 128 MB at once at 3 million entries); a run takes 12-13 bytes an entry and grows in place.
-/// docs/benchmarks.md, "The dedup index in native memory, and what the GC's share is made of", and "Older message ids
-/// in sorted runs".
+/// still held (64 and 128 MB at once at 3 million entries). Runs held in memory took 12-13 bytes an entry, which at 50,000
+/// messages a second is 50 MB after a minute and grows with the window; in files they take 2.3-2.5. docs/benchmarks.md,
+/// "The dedup index in native memory, and what the GC's share is made of", "Older message ids in sorted runs" and
+/// "The dedup index's runs in files".
 /// </remarks>
 public sealed unsafe class MessageIdIndex : IDisposable
 {
@@ -57,39 +62,56 @@ public sealed unsafe class MessageIdIndex : IDisposable
     }
 
     private readonly int _maxRecentSlots;
+    private readonly string _directory;
     private readonly List<MessageIdRun> _runs = [];
+    private RunWork? _work;
+    private uint? _sweepBefore;
     private Slot* _slots;
     private long _capacity;
     private long _recent;
     private long _runEntries;
     private long _runBytes;
+    private long _runFileBytes;
+    private long _fileBytes;
     private long _count;
     private long _bytes;
     private long _lastSweepTicks = DateTimeOffset.UtcNow.UtcTicks;
 
-    public MessageIdIndex(TimeSpan window) : this(window, DefaultMaxRecentSlots) { }
+    /// <summary>An index whose older pairs go to files in <paramref name="directory"/> (made when the first one is).</summary>
+    public MessageIdIndex(TimeSpan window, string directory) : this(window, directory, DefaultMaxRecentSlots) { }
 
     /// <summary>An index whose table of recent pairs grows to <paramref name="maxRecentSlots"/> (a power of two).</summary>
-    internal MessageIdIndex(TimeSpan window, int maxRecentSlots)
+    internal MessageIdIndex(TimeSpan window, string directory, int maxRecentSlots)
     {
         if (maxRecentSlots < MinimumSlots || !BitOperations.IsPow2(maxRecentSlots)) { throw new ArgumentOutOfRangeException(nameof(maxRecentSlots)); }
+        ArgumentException.ThrowIfNullOrEmpty(directory);
         Window = window;
+        _directory = directory;
         _maxRecentSlots = maxRecentSlots;
         Allocate(MinimumSlots);
     }
 
-    ~MessageIdIndex() => Free();
+    ~MessageIdIndex() => Free(disposing: false);
 
     public TimeSpan Window { get; }
 
-    /// <summary>The pairs held (a gauge may read it from another thread: a count, not a snapshot).</summary>
+    /// <summary>
+    /// The pairs held (a gauge may read it from another thread: a count, not a snapshot); a key in two runs not yet merged
+    /// counts twice.
+    /// </summary>
     public int Count => (int)Math.Min(Volatile.Read(ref _count), int.MaxValue);
 
     /// <summary>The table's and the runs' native memory, in bytes.</summary>
     public long Bytes => Volatile.Read(ref _bytes);
 
+    /// <summary>The runs' files, in bytes (unlinked: not listed in the directory).</summary>
+    public long FileBytes => Volatile.Read(ref _fileBytes);
+
     /// <summary>The sorted runs held (for tests and benchmarks).</summary>
     internal int Runs => _runs.Count;
+
+    /// <summary>Whether a merge or a sweep's rewrite of runs is in flight or done and not yet swapped in (for tests).</summary>
+    internal bool Working => _work is not null;
 
     public static UInt128 Key(string sourceId, string messageId)
     {
@@ -108,6 +130,7 @@ public sealed unsafe class MessageIdIndex : IDisposable
     public bool Contains(UInt128 key, DateTimeOffset receivedAt)
     {
         ObjectDisposedException.ThrowIf(_slots is null, this);
+        if (_work is { Done: true }) { SwapInWork(); }
         var slot = Find(_slots, _capacity, key);
         if (!slot->IsFree && Within(slot->Ticks, receivedAt)) { return true; }
         for (var i = _runs.Count - 1; i >= 0; i--)
@@ -121,6 +144,7 @@ public sealed unsafe class MessageIdIndex : IDisposable
     public void Add(UInt128 key, DateTimeOffset receivedAt)
     {
         ObjectDisposedException.ThrowIf(_slots is null, this);
+        if (_work is { Done: true }) { SwapInWork(); }
         if ((_recent + 1) * 10 > _capacity * 7)
         {
             if (_capacity < _maxRecentSlots) { Resize(_capacity * 2, oldest: long.MinValue); }
@@ -144,13 +168,24 @@ public sealed unsafe class MessageIdIndex : IDisposable
     /// <summary>Forgets every pair (before reloading them from the store after a failed commit).</summary>
     public void Clear()
     {
-        Free();
+        Free(disposing: true);
         Allocate(MinimumSlots);
+    }
+
+    /// <summary>Waits until no merge or sweep of runs is in flight or due, swapping each in (tests and benchmarks).</summary>
+    internal void WaitForRuns()
+    {
+        while (_work is { } work)
+        {
+            work.Wait();
+            SwapInWork();
+        }
     }
 
     /// <summary>
     /// Drops entries older than the window, at most once an hour, so memory follows the window, not history: the recent
-    /// survivors move to a table sized for them, the runs drop theirs in place, and what they held is freed.
+    /// survivors move to a table sized for them, a run wholly older goes at once (unless a merge is reading it), and a run
+    /// partly older is rewritten without them in the background, one after another.
     /// </summary>
     public void SweepIfDue(DateTimeOffset now)
     {
@@ -170,20 +205,20 @@ public sealed unsafe class MessageIdIndex : IDisposable
 
         // A run's times are rounded up to the second: one whose second reaches the window's start stays.
         var oldestSeconds = (uint)Math.Clamp((oldest - EpochTicks) / TimeSpan.TicksPerSecond, 0, uint.MaxValue);
-        foreach (var run in _runs) { run.DropBefore(oldestSeconds); }
         _runs.RemoveAll(run =>
         {
-            if (run.Count > 0) { return false; }
+            if (run.MaxSeconds >= oldestSeconds || _work?.Reads(run) == true) { return false; }
             run.Dispose();
             return true;
         });
-        MergeRuns();
+        _sweepBefore = oldestSeconds;
         RunsChanged();
+        StartWork();
     }
 
     public void Dispose()
     {
-        Free();
+        Free(disposing: true);
         GC.SuppressFinalize(this);
     }
 
@@ -250,7 +285,7 @@ public sealed unsafe class MessageIdIndex : IDisposable
             }
 
             new Span<UInt128>(values, (int)n).Sort();
-            _runs.Add(MessageIdRun.FromSorted(values, n));
+            _runs.Add(MessageIdRun.FromSorted(_directory, values, n));
         }
         finally
         {
@@ -259,22 +294,58 @@ public sealed unsafe class MessageIdIndex : IDisposable
 
         NativeMemory.Clear(_slots, (nuint)(_capacity * sizeof(Slot)));
         _recent = 0;
-        MergeRuns();
         RunsChanged();
+        StartWork();
     }
 
     /// <summary>
-    /// Merges the newest run into the one before it while that one is no larger (and the two fit one run): sizes then at
-    /// least double from newest to oldest, so there are about log2(entries / table) runs, and each entry is merged as
-    /// many times at most.
+    /// Starts the next piece of work on the runs when none is in flight: a run a sweep found partly older than the window,
+    /// rewritten without those; else the newest two neighbouring runs the older of which is no larger (and the two fit
+    /// one run), merged. Sizes then at least double from newest to oldest once the merges catch up, so there are about
+    /// log2(entries / table) runs, and each entry is merged as many times at most.
     /// </summary>
-    private void MergeRuns()
+    private void StartWork()
     {
-        while (_runs.Count >= 2 && _runs[^2].Count <= _runs[^1].Count && _runs[^2].Count + _runs[^1].Count <= MaxRunEntries)
+        if (_work is not null) { return; }
+        if (_sweepBefore is { } before)
         {
-            _runs[^2].Absorb(_runs[^1]);
-            _runs.RemoveAt(_runs.Count - 1);
+            var old = _runs.Find(run => run.MinSeconds < before);
+            if (old is not null)
+            {
+                _work = new RunWork(old, null, Task.Run(() => old.Without(_directory, before)));
+                return;
+            }
+
+            _sweepBefore = null;
         }
+
+        for (var i = _runs.Count - 1; i >= 1; i--)
+        {
+            var (older, newer) = (_runs[i - 1], _runs[i]);
+            if (older.Count > newer.Count || older.Count + newer.Count > MaxRunEntries) { continue; }
+            _work = new RunWork(older, newer, Task.Run(() => (MessageIdRun?)MessageIdRun.Merge(_directory, older, newer)));
+            return;
+        }
+    }
+
+    /// <summary>
+    /// Puts the finished work's run in place of the run(s) it read and frees those, then starts the next. When the work
+    /// failed (a full disk), the runs it read stay and its exception is thrown here (the store's commit fails and it
+    /// rebuilds the index); the next run made or sweep starts work again.
+    /// </summary>
+    private void SwapInWork()
+    {
+        var work = _work!;
+        _work = null;
+        var made = work.Result();
+        var at = _runs.IndexOf(work.First);
+        if (made is null) { _runs.RemoveAt(at); }
+        else { _runs[at] = made; }
+        if (work.Second is not null) { _runs.Remove(work.Second); }
+        work.First.Dispose();
+        work.Second?.Dispose();
+        RunsChanged();
+        StartWork();
     }
 
     /// <summary>Sums the runs' entries and bytes again (they change only when runs are made, merged, swept or freed), then <see cref="Publish"/>.</summary>
@@ -282,6 +353,7 @@ public sealed unsafe class MessageIdIndex : IDisposable
     {
         _runEntries = _runs.Sum(run => run.Count);
         _runBytes = _runs.Sum(run => run.Bytes);
+        _runFileBytes = _runs.Sum(run => run.FileBytes);
         Publish();
     }
 
@@ -290,6 +362,7 @@ public sealed unsafe class MessageIdIndex : IDisposable
     {
         Volatile.Write(ref _count, _recent + _runEntries);
         Volatile.Write(ref _bytes, _capacity * sizeof(Slot) + _runBytes);
+        Volatile.Write(ref _fileBytes, _runFileBytes);
     }
 
     private static Slot* NewTable(long capacity)
@@ -307,15 +380,51 @@ public sealed unsafe class MessageIdIndex : IDisposable
         Publish();
     }
 
-    private void Free()
+    private void Free(bool disposing)
     {
         if (_slots is null) { return; }
+        if (disposing && _work is { } work)
+        {
+            // The work reads the runs: it finishes first, and what it made goes too.
+            _work = null;
+            work.Abandon();
+        }
+
         NativePages.Free(_slots, _capacity * sizeof(Slot));
         _slots = null;
-        foreach (var run in _runs) { run.Dispose(); }
-        _runs.Clear();
+        if (disposing)
+        {
+            foreach (var run in _runs) { run.Dispose(); }
+            _runs.Clear();
+        }
+
+        _sweepBefore = null;
         _capacity = 0;
         _recent = 0;
         RunsChanged();
+    }
+
+    /// <summary>A merge of two runs (<see cref="Second"/> the newer) or a sweep's rewrite of one, in flight.</summary>
+    private sealed class RunWork(MessageIdRun first, MessageIdRun? second, Task<MessageIdRun?> task)
+    {
+        public MessageIdRun First { get; } = first;
+
+        public MessageIdRun? Second { get; } = second;
+
+        public bool Done => task.IsCompleted;
+
+        public bool Reads(MessageIdRun run) => ReferenceEquals(run, First) || ReferenceEquals(run, Second);
+
+        public void Wait() => ((IAsyncResult)task).AsyncWaitHandle.WaitOne();
+
+        /// <summary>The run it made (null: a sweep left none); throws what it failed with.</summary>
+        public MessageIdRun? Result() => task.GetAwaiter().GetResult();
+
+        /// <summary>Waits for it and frees what it made, if anything; a failure is of no interest any more.</summary>
+        public void Abandon()
+        {
+            Wait();
+            if (task.IsCompletedSuccessfully) { task.Result?.Dispose(); }
+        }
     }
 }

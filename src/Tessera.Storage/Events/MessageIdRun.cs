@@ -1,38 +1,41 @@
+using System.Buffers;
 using System.Numerics;
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace Tessera.Storage.Events;
 
 /// <summary>
-/// Part of <see cref="MessageIdIndex"/>: keys it moved out of its table of recent ones, sorted, dense (12 bytes an entry,
-/// no free slots) with their receive time to the second. A key's top <see cref="PrefixBits"/> bits are not stored: they
-/// are the entry's place in the run (a bucket array of at least 2^16 starts), so an entry's 64 stored bits and its place
-/// tell 80 bits of the key apart (a key not held matches one of n entries with a chance of about n / 2^80). The bucket array has one start for every four to eight entries; a lookup reads two
-/// starts and scans one bucket. Not thread-safe; <see cref="Dispose"/> frees its memory.
+/// Part of <see cref="MessageIdIndex"/>: keys it moved out of its table of recent ones, sorted, with their receive time
+/// to the second. The entries are in a file (16 bytes each: the key's top 80 bits, its seconds); in memory is only what
+/// tells a lookup whether to read it: one start for every 8 to 16 entries (a bucket: the key's top bits) and each
+/// entry's next 16 bits (its tag), 2.3-2.5 bytes an entry. A lookup reads two starts and scans its bucket's tags; only a
+/// tag that matches reads an entry from the file, so a key not held (every new message) reads it with a chance of about
+/// 12 / 2^16, and a key held (a resend) once. A key not held matches one of n entries on all 80 bits with a chance of
+/// about n / 2^80. The file is unlinked as soon as it is made (on Windows, deleted when closed): a crash leaves nothing
+/// behind, the index is rebuilt from the store. Its pages are the kernel's page cache, not the process's memory.
+/// Immutable once made: lookups (<see cref="TryFind"/>) from one thread may run while another reads the run into a
+/// merge or a sweep (<see cref="Merge"/>, <see cref="Without"/>: both only read it); <see cref="Dispose"/>, which frees
+/// its memory and closes the file, must wait for both.
 /// </summary>
 internal sealed unsafe class MessageIdRun : IDisposable
 {
-    public const int PrefixBits = 16;
-    private const int Groups = 1 << PrefixBits;
+    private const int ValueBytes = 16;
+    private const int TagBits = 16;
+    private const int MinBucketBits = 4;
+    private const int MaxBucketBits = 64 - TagBits;
+    private const int StreamValues = 4096;
 
-    [StructLayout(LayoutKind.Sequential, Pack = 4)]
-    private struct Entry
-    {
-        /// <summary>The key's 64 bits after its prefix (bits 48-111).</summary>
-        public ulong Bits;
-
-        /// <summary>The receive time, seconds since 2000, rounded up.</summary>
-        public uint Seconds;
-    }
-
-    private Entry* _entries;
+    private readonly SafeFileHandle _file;
+    private readonly int _bucketBits;
+    private ushort* _tags;
     private uint* _buckets;
-    private int _bucketBits;
 
-    private MessageIdRun(Entry* entries, long count, uint* buckets, int bucketBits, uint minSeconds, uint maxSeconds)
+    private MessageIdRun(SafeFileHandle file, long count, ushort* tags, uint* buckets, int bucketBits, uint minSeconds, uint maxSeconds)
     {
-        _entries = entries;
+        _file = file;
         Count = count;
+        _tags = tags;
         _buckets = buckets;
         _bucketBits = bucketBits;
         MinSeconds = minSeconds;
@@ -43,152 +46,111 @@ internal sealed unsafe class MessageIdRun : IDisposable
 
     public long Count { get; private set; }
 
-    public uint MinSeconds { get; private set; }
+    public uint MinSeconds { get; }
 
-    public uint MaxSeconds { get; private set; }
+    public uint MaxSeconds { get; }
 
-    public long Bytes => _buckets is null ? 0 : Count * sizeof(Entry) + BucketArrayBytes(_bucketBits);
+    /// <summary>The run's memory: the tags and the bucket starts.</summary>
+    public long Bytes => _buckets is null ? 0 : Count * sizeof(ushort) + BucketArrayBytes(_bucketBits);
 
-    /// <summary>
-    /// A run of <paramref name="count"/> sorted values, each a key's top 80 bits followed by 16 zero bits and its seconds
-    /// (<see cref="Value"/>), with no two keys alike.
-    /// </summary>
-    public static MessageIdRun FromSorted(UInt128* values, long count)
-    {
-        var entries = (Entry*)NativePages.Allocate(count * sizeof(Entry));
-        var bucketBits = BucketBitsFor(count);
-        var buckets = NewBucketCounts(bucketBits);
-        uint min = uint.MaxValue, max = 0;
-        for (var i = 0L; i < count; i++)
-        {
-            var value = values[i];
-            var entry = new Entry { Bits = (ulong)(value >> 48), Seconds = (uint)value };
-            entries[i] = entry;
-            buckets[Bucket(bucketBits, (int)(value >> 112), entry.Bits) + 1]++;
-            min = Math.Min(min, entry.Seconds);
-            max = Math.Max(max, entry.Seconds);
-        }
+    /// <summary>The run's file.</summary>
+    public long FileBytes => _buckets is null ? 0 : Count * ValueBytes;
 
-        return new MessageIdRun(entries, count, Starts(buckets, bucketBits), bucketBits, min, max);
-    }
-
-    /// <summary>A key and its seconds as <see cref="FromSorted"/> takes them: sorting these sorts by key.</summary>
+    /// <summary>A key's top 80 bits, 16 zero bits and its seconds: sorting these sorts by key.</summary>
     public static UInt128 Value(ulong upper, ushort nextBits, uint seconds) =>
         new(upper, ((ulong)nextBits << 48) | seconds);
+
+    /// <summary>A run in <paramref name="directory"/> of <paramref name="count"/> sorted values (<see cref="Value"/>), no two keys alike.</summary>
+    public static MessageIdRun FromSorted(string directory, UInt128* values, long count)
+    {
+        using var builder = new Builder(directory, count);
+        for (var i = 0L; i < count; i++) { builder.Add(values[i]); }
+        return builder.Finish();
+    }
+
+    /// <summary>
+    /// One run of <paramref name="older"/>'s and <paramref name="newer"/>'s entries (a key in both keeps its later time),
+    /// read from their files in order and written to a new one. Both stay as they were.
+    /// </summary>
+    public static MessageIdRun Merge(string directory, MessageIdRun older, MessageIdRun newer)
+    {
+        using (var builder = new Builder(directory, older.Count + newer.Count))
+        using (var a = older.Read())
+        using (var b = newer.Read())
+        {
+            var hasA = a.MoveNext();
+            var hasB = b.MoveNext();
+            while (hasA || hasB)
+            {
+                if (!hasB || (hasA && a.Current >> 48 < b.Current >> 48))
+                {
+                    builder.Add(a.Current);
+                    hasA = a.MoveNext();
+                }
+                else if (!hasA || b.Current >> 48 < a.Current >> 48)
+                {
+                    builder.Add(b.Current);
+                    hasB = b.MoveNext();
+                }
+                else
+                {
+                    // The same key: the larger value is the later time.
+                    builder.Add(UInt128.Max(a.Current, b.Current));
+                    hasA = a.MoveNext();
+                    hasB = b.MoveNext();
+                }
+            }
+
+            return builder.Finish();
+        }
+    }
+
+    /// <summary>
+    /// A new run of this one's entries received at or after <paramref name="oldestSeconds"/>, null when none is. This
+    /// one stays as it was.
+    /// </summary>
+    public MessageIdRun? Without(string directory, uint oldestSeconds)
+    {
+        // Counted first (the file read twice, once an hour at most), so the new run's buckets are sized for what stays.
+        var survivors = 0L;
+        using (var counting = Read())
+        {
+            while (counting.MoveNext()) { survivors += (uint)counting.Current >= oldestSeconds ? 1 : 0; }
+        }
+
+        if (survivors == 0) { return null; }
+        using var builder = new Builder(directory, survivors);
+        using var values = Read();
+        while (values.MoveNext())
+        {
+            if ((uint)values.Current >= oldestSeconds) { builder.Add(values.Current); }
+        }
+
+        return builder.Finish();
+    }
 
     /// <summary>The seconds the key was received at, when the run holds it.</summary>
     public bool TryFind(UInt128 key, out uint seconds)
     {
-        var bits = (ulong)(key >> 48);
-        var bucket = Bucket(_bucketBits, (int)(key >> (128 - PrefixBits)), bits);
+        ObjectDisposedException.ThrowIf(_buckets is null, this);
+        var upper = (ulong)(key >> 64);
+        var bucket = BucketOf(upper, _bucketBits);
+        var tag = TagOf(upper, _bucketBits);
         for (long i = _buckets[bucket], end = _buckets[bucket + 1]; i < end; i++)
         {
-            var entry = _entries[i];
-            if (entry.Bits < bits) { continue; }
-            if (entry.Bits > bits) { break; }
-            seconds = entry.Seconds;
-            return true;
+            var held = _tags[i];
+            if (held < tag) { continue; }
+            if (held > tag) { break; }
+            var value = ReadAt(i);
+            if (value >> 48 == key >> 48)
+            {
+                seconds = (uint)value;
+                return true;
+            }
         }
 
         seconds = 0;
         return false;
-    }
-
-    /// <summary>
-    /// Takes <paramref name="newer"/>'s entries into this run (a key in both keeps its later time) and disposes it. In
-    /// place: this run's block grows by the other's size (page tables moved, not copied), and the two are merged from
-    /// their ends backwards into it, so the memory a merge needs beyond the two runs is the new bucket array.
-    /// </summary>
-    public void Absorb(MessageIdRun newer)
-    {
-        var total = Count + newer.Count;
-        _entries = (Entry*)NativePages.Resize(_entries, Count * sizeof(Entry), total * sizeof(Entry));
-        var bucketBits = BucketBitsFor(total);
-        var counts = NewBucketCounts(bucketBits);
-        var write = total;
-        var mine = Count - 1;
-        var theirs = newer.Count - 1;
-        for (var prefix = Groups - 1; prefix >= 0; prefix--)
-        {
-            var mineStart = GroupStart(prefix);
-            var theirsStart = newer.GroupStart(prefix);
-            while (mine >= mineStart || theirs >= theirsStart)
-            {
-                Entry entry;
-                if (theirs < theirsStart || (mine >= mineStart && _entries[mine].Bits > newer._entries[theirs].Bits))
-                {
-                    entry = _entries[mine--];
-                }
-                else if (mine < mineStart || newer._entries[theirs].Bits > _entries[mine].Bits)
-                {
-                    entry = newer._entries[theirs--];
-                }
-                else
-                {
-                    entry = _entries[mine--];
-                    entry.Seconds = Math.Max(entry.Seconds, newer._entries[theirs--].Seconds);
-                }
-
-                // Never past an entry of this run not yet read: write - 1 >= mine + 1 + theirs + 1 - 1.
-                _entries[--write] = entry;
-                counts[Bucket(bucketBits, prefix, entry.Bits) + 1]++;
-            }
-        }
-
-        var count = total - write;
-        if (write > 0) { new Span<Entry>(_entries + write, (int)count).CopyTo(new Span<Entry>(_entries, (int)count)); }
-        _entries = (Entry*)NativePages.Resize(_entries, total * sizeof(Entry), count * sizeof(Entry));
-        NativeMemory.Free(_buckets);
-        _buckets = Starts(counts, bucketBits);
-        _bucketBits = bucketBits;
-        Count = count;
-        MinSeconds = Math.Min(MinSeconds, newer.MinSeconds);
-        MaxSeconds = Math.Max(MaxSeconds, newer.MaxSeconds);
-        newer.Dispose();
-    }
-
-    /// <summary>
-    /// Drops the entries received before <paramref name="oldestSeconds"/>, in place, and gives their memory back: all of
-    /// it at once when even the latest is older (no scan), none when even the earliest is not.
-    /// </summary>
-    public void DropBefore(uint oldestSeconds)
-    {
-        if (MinSeconds >= oldestSeconds) { return; }
-        if (MaxSeconds < oldestSeconds)
-        {
-            Free();
-            return;
-        }
-
-        var survivors = 0L;
-        for (var i = 0L; i < Count; i++)
-        {
-            if (_entries[i].Seconds >= oldestSeconds) { survivors++; }
-        }
-
-        var bucketBits = BucketBitsFor(survivors);
-        var counts = NewBucketCounts(bucketBits);
-        var write = 0L;
-        uint min = uint.MaxValue, max = 0;
-        for (var prefix = 0; prefix < Groups; prefix++)
-        {
-            for (long i = GroupStart(prefix), end = GroupStart(prefix + 1); i < end; i++)
-            {
-                var entry = _entries[i];
-                if (entry.Seconds < oldestSeconds) { continue; }
-                _entries[write++] = entry;
-                counts[Bucket(bucketBits, prefix, entry.Bits) + 1]++;
-                min = Math.Min(min, entry.Seconds);
-                max = Math.Max(max, entry.Seconds);
-            }
-        }
-
-        _entries = (Entry*)NativePages.Resize(_entries, Count * sizeof(Entry), survivors * sizeof(Entry));
-        NativeMemory.Free(_buckets);
-        _buckets = Starts(counts, bucketBits);
-        _bucketBits = bucketBits;
-        Count = survivors;
-        (MinSeconds, MaxSeconds) = survivors == 0 ? (0u, 0u) : (min, max);
     }
 
     public void Dispose()
@@ -197,37 +159,136 @@ internal sealed unsafe class MessageIdRun : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>At least 2^16 buckets (the prefix must be implied), else one for every four to eight entries.</summary>
-    private static int BucketBitsFor(long count) => Math.Max(PrefixBits, BitOperations.Log2((ulong)Math.Max(count, 1)) - 2);
+    /// <summary>One bucket for every 8 to 16 entries (a bucket and a tag are the key's top 64 bits at most).</summary>
+    private static int BucketBitsFor(long count) =>
+        Math.Clamp(BitOperations.Log2((ulong)Math.Max(count, 1)) - 3, MinBucketBits, MaxBucketBits);
+
+    /// <summary>The bucket of a key or value by its top 64 bits: the top <paramref name="bucketBits"/>.</summary>
+    private static long BucketOf(ulong upper, int bucketBits) => (long)(upper >> (64 - bucketBits));
+
+    /// <summary>The tag of a key or value by its top 64 bits: the 16 after the bucket's.</summary>
+    private static ushort TagOf(ulong upper, int bucketBits) => (ushort)(upper >> (64 - bucketBits - TagBits));
 
     private static long BucketArrayBytes(int bucketBits) => ((1L << bucketBits) + 1) * sizeof(uint);
 
-    private static int Bucket(int bucketBits, int prefix, ulong bits)
+    private UInt128 ReadAt(long index)
     {
-        var extra = bucketBits - PrefixBits;
-        return extra == 0 ? prefix : (prefix << extra) | (int)(bits >> (64 - extra));
+        UInt128 value;
+        var read = RandomAccess.Read(_file, new Span<byte>(&value, ValueBytes), index * ValueBytes);
+        return read == ValueBytes ? value : throw new IOException($"the dedup index's run file ended at entry {index:N0} of {Count:N0}");
     }
 
-    /// <summary>Where the entries with this prefix start (<see cref="Groups"/> gives the end).</summary>
-    private long GroupStart(int prefix) => _buckets[(long)prefix << (_bucketBits - PrefixBits)];
-
-    private static uint* NewBucketCounts(int bucketBits) => (uint*)NativeMemory.AllocZeroed((nuint)((1L << bucketBits) + 1), sizeof(uint));
-
-    /// <summary>Counts at [bucket + 1] turned into starts at [bucket], in place.</summary>
-    private static uint* Starts(uint* counts, int bucketBits)
+    /// <summary>The values in order, read from the file a block at a time.</summary>
+    private IEnumerator<UInt128> Read()
     {
-        var n = 1L << bucketBits;
-        for (var i = 1L; i <= n; i++) { counts[i] += counts[i - 1]; }
-        return counts;
+        var buffer = ArrayPool<UInt128>.Shared.Rent(StreamValues);
+        try
+        {
+            for (var start = 0L; start < Count; start += StreamValues)
+            {
+                var n = (int)Math.Min(StreamValues, Count - start);
+                var bytes = MemoryMarshal.AsBytes(buffer.AsSpan(0, n));
+                if (RandomAccess.Read(_file, bytes, start * ValueBytes) != bytes.Length)
+                {
+                    throw new IOException($"the dedup index's run file ended before entry {start + n:N0} of {Count:N0}");
+                }
+
+                for (var i = 0; i < n; i++) { yield return buffer[i]; }
+            }
+        }
+        finally
+        {
+            ArrayPool<UInt128>.Shared.Return(buffer);
+        }
     }
 
     private void Free()
     {
         if (_buckets is null) { return; }
-        NativePages.Free(_entries, Count * sizeof(Entry));
+        NativePages.Free(_tags, Count * sizeof(ushort));
         NativeMemory.Free(_buckets);
-        _entries = null;
+        _tags = null;
         _buckets = null;
-        Count = 0;
+        _file.Dispose();
+    }
+
+    /// <summary>A new run's file and memory, written from values added in key order.</summary>
+    private sealed class Builder : IDisposable
+    {
+        private readonly long _capacity;
+        private readonly int _bucketBits;
+        private readonly UInt128[] _buffer = ArrayPool<UInt128>.Shared.Rent(StreamValues);
+        private SafeFileHandle? _file;
+        private ushort* _tags;
+        private uint* _counts;
+        private int _buffered;
+        private long _count;
+        private uint _min = uint.MaxValue, _max;
+
+        public Builder(string directory, long capacity)
+        {
+            _capacity = capacity;
+            _bucketBits = BucketBitsFor(capacity);
+            _file = CreateFile(directory);
+            _tags = (ushort*)NativePages.Allocate(capacity * sizeof(ushort));
+            _counts = (uint*)NativeMemory.AllocZeroed((nuint)((1L << _bucketBits) + 1), sizeof(uint));
+        }
+
+        public void Add(UInt128 value)
+        {
+            if (_count == _capacity) { throw new InvalidOperationException("more values than the run was made for"); }
+            var upper = (ulong)(value >> 64);
+            _tags[_count++] = TagOf(upper, _bucketBits);
+            _counts[BucketOf(upper, _bucketBits) + 1]++;
+            var seconds = (uint)value;
+            _min = Math.Min(_min, seconds);
+            _max = Math.Max(_max, seconds);
+            _buffer[_buffered++] = value;
+            if (_buffered == StreamValues) { Flush(); }
+        }
+
+        /// <summary>The run, which takes the file and the memory; counts turned into starts, the tags cut to the count.</summary>
+        public MessageIdRun Finish()
+        {
+            Flush();
+            var n = 1L << _bucketBits;
+            for (var i = 1L; i <= n; i++) { _counts[i] += _counts[i - 1]; }
+            var tags = (ushort*)NativePages.Resize(_tags, _capacity * sizeof(ushort), _count * sizeof(ushort));
+            var run = new MessageIdRun(_file!, _count, tags, _counts, _bucketBits, _count == 0 ? 0 : _min, _max);
+            _file = null;
+            _tags = null;
+            _counts = null;
+            return run;
+        }
+
+        public void Dispose()
+        {
+            ArrayPool<UInt128>.Shared.Return(_buffer);
+            if (_file is null) { return; }
+            _file.Dispose();
+            NativePages.Free(_tags, _capacity * sizeof(ushort));
+            NativeMemory.Free(_counts);
+        }
+
+        private void Flush()
+        {
+            if (_buffered == 0) { return; }
+            RandomAccess.Write(_file!, MemoryMarshal.AsBytes(_buffer.AsSpan(0, _buffered)), (_count - _buffered) * ValueBytes);
+            _buffered = 0;
+        }
+
+        private static SafeFileHandle CreateFile(string directory)
+        {
+            Directory.CreateDirectory(directory);
+            var path = Path.Combine(directory, $".tessera-dedup-{Guid.NewGuid():N}.run");
+            if (OperatingSystem.IsWindows())
+            {
+                return File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.DeleteOnClose);
+            }
+
+            var file = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+            File.Delete(path);
+            return file;
+        }
     }
 }
