@@ -330,8 +330,8 @@ public sealed unsafe class MessageIdIndex : IDisposable
 
     /// <summary>
     /// Puts the finished work's run in place of the run(s) it read and frees those, then starts the next. When the work
-    /// failed (a full disk), the runs it read stay and its exception is thrown here (the store's commit fails and it
-    /// rebuilds the index); the next run made or sweep starts work again.
+    /// failed (a full disk), the runs it read stay and its exception is thrown here (the store's append fails before it
+    /// changed anything, and the journal's indexer retries it); the next run made or sweep starts work again.
     /// </summary>
     private void SwapInWork()
     {
