@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where the server's resident memory goes under load: runs the load generator against a spawned server (flat out, or
 # RATE events/s), with dotnet-counters (dotnet tool install -g dotnet-counters) collecting the runtime's GC counters
-# and the store's meter (Tessera.Storage: events waiting for the committer, dedup entries, the dedup index's native bytes and its run files' bytes, DuckDB's buffers by tag)
+# and the store's meter (Tessera.Storage: events waiting for the committer, dedup entries, the dedup index's native bytes and its run files' bytes, DuckDB's buffers by tag and its allocator's allocated and resident bytes)
 # every second, and /proc's resident set beside them. Prints, at the second of the highest resident set and as
 # medians over the run: RSS, the GC's committed memory, DuckDB's buffers, the dedup table (native), and the rest (runtime, native allocations
 # DuckDB makes outside its buffer manager, thread stacks). RUNS times (default 2). Results: bench/results/load-memory-<UTC>/.
@@ -41,6 +41,8 @@ for r in csv.reader(open(sys.argv[1])):
     elif name.startswith("tessera.store.dedup.entries"): s["dedup"] = v
     elif name.startswith("tessera.store.dedup.bytes"): s["dedup_bytes"] = v
     elif name.startswith("tessera.store.dedup.file.bytes"): s["dedup_file"] = v
+    elif name.startswith("tessera.store.duckdb.allocator") and "kind=resident" in name: s["je_resident"] = v
+    elif name.startswith("tessera.store.duckdb.allocator") and "kind=allocated" in name: s["je_allocated"] = v
     elif "last_collection.heap.size" in name: s["gc_heap"] = s.get("gc_heap", 0) + v
     elif name.startswith("tessera.store.commit.duration") and "checkpointed=False;Percentile=50" in name: s["commit_p50"] = v
 rss = {}
@@ -60,6 +62,10 @@ if not seconds:
 peak = max(seconds, key=lambda t: rss[t])
 r, g, h, d, o, st, de, x = row(peak)
 print(f"at the highest RSS: rss {mb(r)} MB = gc committed {mb(g)} (heap after last gc {mb(h)}) + duckdb buffers {mb(d)} + dedup table {mb(x)} + rest {mb(o)}; staged events {st:,.0f}, dedup entries {de:,.0f} (run files {mb(rows[peak].get('dedup_file', 0))} MB, not resident)")
+# DuckDB's allocator (jemalloc) counts its buffers and the rest of what DuckDB holds: the split by it.
+if "je_resident" in rows[peak]:
+    jr = rows[peak]["je_resident"]
+    print(f"  by DuckDB's allocator: duckdb allocator resident {mb(jr)} MB (allocated {mb(rows[peak].get('je_allocated', 0))}, of it buffers {mb(d)}); rss - gc - duckdb allocator - dedup = {mb(r - g - jr - x)} MB (runtime, libraries, stacks, other native)")
 med = [statistics.median(x) for x in zip(*[row(t) for t in seconds])]
 # Whether the store kept up: a store that keeps up commits a few hundred events every few tens of milliseconds; one
 # that fell behind commits the backlog in transactions of ~20,000 that take a second (docs/benchmarks.md, "A slow

@@ -284,6 +284,54 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         Assert.Equal(3, (await store.DeriveDeliveriesAsync(deliveries, claim, null, CancellationToken.None)).Written);
     }
 
+    /// <summary>
+    /// What DuckDB's allocator holds, as jemalloc counts it (the split of the server's resident set that DuckDB's buffer
+    /// counts miss): it grows by what DuckDB keeps, and an open store publishes it as a gauge.
+    /// </summary>
+    [Fact]
+    public async Task duckdbs_allocator_counts_what_duckdb_holds_and_an_open_store_publishes_it()
+    {
+        // DuckDB's library has jemalloc on Linux only; elsewhere Stats() is null and the gauge has no measurement.
+        if (!OperatingSystem.IsLinux())
+        {
+            Assert.Null(DuckDbAllocator.Stats());
+            return;
+        }
+
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(Path.Combine(TempDirectory.Create("allocator"), "a.duckdb")) { Threads = 1 }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+        var before = DuckDbAllocator.Stats() ?? throw new InvalidOperationException("no jemalloc statistics");
+        Assert.InRange(before.Allocated, 1, before.Resident);
+
+        await using var connection = new DuckDBConnection("Data Source=:memory:");
+        await connection.OpenAsync();
+        await using (var command = connection.CreateCommand())
+        {
+            // ~50 MB of strings that DuckDB keeps in memory (not inlined: longer than 12 bytes).
+            command.CommandText = "CREATE TABLE held AS SELECT range AS i, repeat('x', 40) || range::VARCHAR AS s FROM range(1000000)";
+            await command.ExecuteNonQueryAsync();
+        }
+
+        var after = DuckDbAllocator.Stats()!.Value;
+        Assert.True(after.Allocated > before.Allocated + (30L << 20), $"allocated {before.Allocated:N0} → {after.Allocated:N0}");
+        Assert.True(after.Resident >= after.Allocated, $"resident {after.Resident:N0}, allocated {after.Allocated:N0}");
+
+        var seen = new Dictionary<string, long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "Tessera.Storage" && instrument.Name == "tessera.store.duckdb.allocator") { l.EnableMeasurementEvents(instrument); }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags) { seen[(string)tag.Value!] = value; }
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+        Assert.True(seen.GetValueOrDefault("allocated") > after.Allocated / 2, $"gauge: {string.Join(", ", seen)}");
+        Assert.True(seen.GetValueOrDefault("resident") > after.Allocated / 2, $"gauge: {string.Join(", ", seen)}");
+    }
+
     /// <summary>The store file's paced writeback runs while the store is open (WritebackPacerTests shows what it does to a file).</summary>
     [Fact]
     public async Task a_store_paces_its_file_while_it_is_open_unless_the_interval_is_zero()

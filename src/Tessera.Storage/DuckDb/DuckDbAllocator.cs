@@ -55,6 +55,32 @@ public static partial class DuckDbAllocator
         }
     }
 
+    /// <summary>
+    /// What DuckDB's allocator holds now, as jemalloc counts it: the bytes DuckDB has allocated (its buffer manager's
+    /// blocks and everything else it keeps: a checkpoint's, the catalog's, the indexes') and the pages of memory the
+    /// allocator holds resident for them (with its own metadata and freed pages not yet given back). Null where DuckDB's
+    /// library has no jemalloc (not Linux). Thread-safe; refreshes jemalloc's statistics (its <c>epoch</c>) first.
+    /// </summary>
+    public static unsafe (long Allocated, long Resident)? Stats()
+    {
+        try
+        {
+            ulong epoch = 1;
+            nuint length = sizeof(ulong);
+            if (Mallctl("epoch", &epoch, &length, &epoch, sizeof(ulong)) != 0) { return null; }
+            nuint allocated = 0, resident = 0;
+            length = (nuint)sizeof(nuint);
+            if (Mallctl("stats.allocated", &allocated, &length, null, 0) != 0) { return null; }
+            length = (nuint)sizeof(nuint);
+            if (Mallctl("stats.resident", &resident, &length, null, 0) != 0) { return null; }
+            return ((long)allocated, (long)resident);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return null;
+        }
+    }
+
     [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int SetEnv(string name, string value, int overwrite);
 

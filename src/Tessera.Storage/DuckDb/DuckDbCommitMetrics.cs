@@ -9,7 +9,7 @@ namespace Tessera.Storage.DuckDb;
 /// checkpoints past its bound), the events committed, the log's size, the checkpoints past the bound that DuckDB
 /// refused and those the committer put off because activation was in a step (either way the log keeps growing until
 /// one goes through). Beside them, what the store holds in memory: the events staged for the committer, the dedup
-/// index's entries (and its files' size) and DuckDB's own buffers by tag (with the runtime's GC counters, where the process's resident memory
+/// index's entries (and its files' size), DuckDB's own buffers by tag and what its allocator holds (with the runtime's GC counters, where the process's resident memory
 /// goes). One meter per store, so two stores in one process (tests) are told apart.
 /// </summary>
 internal sealed class DuckDbCommitMetrics : IDisposable
@@ -48,7 +48,14 @@ internal sealed class DuckDbCommitMetrics : IDisposable
         Meter.CreateObservableGauge("tessera.store.dedup.bytes", dedupBytes, "By", "The dedup index's native memory: its table of recent pairs and what tells a lookup whether to read a run's file");
         Meter.CreateObservableGauge("tessera.store.dedup.file.bytes", dedupFileBytes, "By", "The dedup index's runs of older pairs, in files beside the store (unlinked, so not listed)");
         Meter.CreateObservableGauge("tessera.store.duckdb.memory", duckDbMemory, "By", "Memory DuckDB's buffer manager holds, by tag (duckdb_memory())");
+        Meter.CreateObservableGauge("tessera.store.duckdb.allocator", AllocatorStats, "By",
+            "DuckDB's allocator (jemalloc, Linux): what DuckDB has allocated (kind=allocated: its buffers and everything else) and the memory the allocator holds resident for it (kind=resident)");
     }
+
+    private static IEnumerable<Measurement<long>> AllocatorStats() =>
+        DuckDbAllocator.Stats() is { } stats
+            ? [new(stats.Allocated, new KeyValuePair<string, object?>("kind", "allocated")), new(stats.Resident, new KeyValuePair<string, object?>("kind", "resident"))]
+            : [];
 
     public void Committed(int events, double milliseconds, bool checkpointed)
     {
