@@ -49,7 +49,7 @@ internal sealed class DuckDbCommitMetrics : IDisposable
         Meter.CreateObservableGauge("tessera.store.dedup.file.bytes", dedupFileBytes, "By", "The dedup index's runs of older pairs, in files beside the store (unlinked, so not listed)");
         Meter.CreateObservableGauge("tessera.store.duckdb.memory", duckDbMemory, "By", "Memory DuckDB's buffer manager holds, by tag (duckdb_memory())");
         Meter.CreateObservableGauge("tessera.store.duckdb.allocator", AllocatorStats, "By",
-            "DuckDB's allocator (jemalloc, Linux): what DuckDB has allocated (kind=allocated: its buffers and everything else) and the memory the allocator holds resident for it (kind=resident)");
+            "DuckDB's allocator (jemalloc, Linux; the process's, the same for every store in it): what DuckDB has allocated (kind=allocated: its buffers and everything else) and the memory the allocator holds resident for it (kind=resident)");
     }
 
     private static IEnumerable<Measurement<long>> AllocatorStats() =>

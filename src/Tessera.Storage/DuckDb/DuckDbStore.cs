@@ -25,8 +25,10 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly List<(CollectedEvent Event, UInt128 Key)> _fresh = [];
     private readonly HashSet<UInt128> _inThisAppend = [];
-    // Its older ids in files beside the store's (unlinked: a crash leaves none; docs/architecture.md, "Deduplication").
-    private readonly MessageIdIndex _messageIds = new(options.DedupWindow, System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(options.Path))!);
+    /// <summary>The store file's directory: made at open; the dedup index's run files live there too.</summary>
+    private readonly string _directory = DirectoryOf(options.Path);
+    // Its older ids in files beside the store's (unlinked: a crash leaves none; docs/architecture.md, "Dedup").
+    private readonly MessageIdIndex _messageIds = new(options.DedupWindow, DirectoryOf(options.Path));
     private readonly RawCodec _raw = new(options.RawDictionarySamples, options.RawDictionaryEvery);
 
     // A file kept at a schema before the compressed raw column (tests building an older release's file) takes text.
@@ -52,10 +54,15 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     public event Action? Appended;
 
+    private static string DirectoryOf(string path)
+    {
+        var full = System.IO.Path.GetFullPath(path);
+        return System.IO.Path.GetDirectoryName(full) ?? full;
+    }
+
     public async Task OpenAsync(CancellationToken cancellationToken)
     {
-        var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(options.Path));
-        if (directory is not null) { Directory.CreateDirectory(directory); }
+        Directory.CreateDirectory(_directory);
 
         var connection = new DuckDBConnection($"Data Source={options.Path}");
         try

@@ -71,7 +71,6 @@ public sealed unsafe class MessageIdIndex : IDisposable
     private long _recent;
     private long _runEntries;
     private long _runBytes;
-    private long _runFileBytes;
     private long _fileBytes;
     private long _count;
     private long _bytes;
@@ -348,12 +347,12 @@ public sealed unsafe class MessageIdIndex : IDisposable
         StartWork();
     }
 
-    /// <summary>Sums the runs' entries and bytes again (they change only when runs are made, merged, swept or freed), then <see cref="Publish"/>.</summary>
+    /// <summary>Sums the runs' entries and bytes again (they change only when runs are made, merged, swept or freed), publishes their files' bytes, then <see cref="Publish"/>.</summary>
     private void RunsChanged()
     {
         _runEntries = _runs.Sum(run => run.Count);
         _runBytes = _runs.Sum(run => run.Bytes);
-        _runFileBytes = _runs.Sum(run => run.FileBytes);
+        Volatile.Write(ref _fileBytes, _runs.Sum(run => run.FileBytes));
         Publish();
     }
 
@@ -362,7 +361,6 @@ public sealed unsafe class MessageIdIndex : IDisposable
     {
         Volatile.Write(ref _count, _recent + _runEntries);
         Volatile.Write(ref _bytes, _capacity * sizeof(Slot) + _runBytes);
-        Volatile.Write(ref _fileBytes, _runFileBytes);
     }
 
     private static Slot* NewTable(long capacity)

@@ -44,7 +44,7 @@ internal sealed unsafe class MessageIdRun : IDisposable
 
     ~MessageIdRun() => Free();
 
-    public long Count { get; private set; }
+    public long Count { get; }
 
     public uint MinSeconds { get; }
 
