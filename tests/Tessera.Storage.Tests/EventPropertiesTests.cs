@@ -1,5 +1,6 @@
 using System.Text;
 using Tessera.Storage.Audiences;
+using Tessera.Storage.DuckDb;
 
 namespace Tessera.Storage.Tests;
 
@@ -82,5 +83,38 @@ public sealed class EventPropertiesTests
         var rows = Read("Repeated Escaped", """{"sku":"A","s\u006bu":"B","x":1}""");
 
         Assert.Equal([("sku", "string", "B"), ("x", "number", "1")], rows);
+    }
+
+    public static TheoryData<string> PackedCases() =>
+    [
+        """{"a":1,"b":"x","a":2,"c":null,"d":true}""",
+        """{"caf\u00e9":"cr\u00e8me \"br\u00fbl\u00e9e\"","plain":"12.50","when":"2026-12-03T10:00:00Z","n":1e3,"o":{"a":[1]},"l":[true],"f":false,"empty":""}""",
+        """{"local":"2026-12-03T10:00:00+05:30","neg":-12.345678901234,"huge":1e40,"tiny":0.0000000000001,"zero":0,"text number":" 7 "}""",
+        $$"""{"{{new string('n', 200)}}":"{{new string('v', 20_000)}}","ünï":"日本"}""",
+        string.Join(",", Enumerable.Range(0, 40).Select(i => $"\"p{i}\":{i}")) is var wide ? $$"""{{{wide}},"p3":"again"}""" : "",
+        "{}",
+    ];
+
+    /// <summary>The rows the store packs for the committer (typed before it) read back as the rows typed from the message.</summary>
+    [Theory]
+    [MemberData(nameof(PackedCases))]
+    public void rows_packed_for_the_committer_read_back_as_typed(string properties)
+    {
+        var raw = Encoding.UTF8.GetBytes($$"""{"type":"track","event":"Packed","properties":{{properties}}}""");
+        var packer = new PropertyPacker();
+        packer.Pack(named: true, raw);
+        var read = new List<(string, string, string, decimal?, DateTimeOffset?)>();
+        foreach (var row in new PackedPropertyRows(packer.Packed))
+        {
+            read.Add((Encoding.UTF8.GetString(row.Name), Encoding.UTF8.GetString(row.Value.KindUtf8), Encoding.UTF8.GetString(row.Value.Text), row.Value.Number, row.Value.Instant));
+        }
+
+        var typed = ReadRows("Packed", properties);
+        Assert.Equal(typed, read);
+        Assert.Equal(typed.Select(r => r.Instant?.Offset), read.Select(r => r.Item5?.Offset));
+        Assert.Equal(properties == "{}", packer.Packed.IsEmpty);
+
+        packer.Pack(named: false, raw);
+        Assert.True(packer.Packed.IsEmpty);
     }
 }

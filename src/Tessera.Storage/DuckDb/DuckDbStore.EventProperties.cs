@@ -51,14 +51,12 @@ public sealed partial class DuckDbStore
         _mayHaveMergedIds = await ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM profile_ids WHERE id <> profile_id)", cancellationToken);
 
     /// <summary>
-    /// Appends the properties of one append's events, inside its transaction. Typed here, on the committer's thread:
-    /// typing them from the engine's own parse saved a parse but put the work on the engine's path, and the
-    /// event-to-membership latency rose with it (docs/benchmarks.md). A compressed raw value is decompressed for it
-    /// (~0.5 µs an event, into one buffer kept across events), since the events wait packed (<see cref="StagedEvents"/>).
+    /// Appends the properties of one append's events, inside its transaction, from the rows typed when the events were
+    /// packed (<see cref="PropertyPacker"/>): the committer only appends them.
     /// </summary>
-    private static void AppendEventProperties(TableAppenders tables, StagedEvents events, RawCodec codec)
+    private static void AppendEventProperties(TableAppenders tables, StagedEvents events)
     {
-        var rows = new PropertyRows(tables, codec);
+        var rows = new PropertyRows(tables);
         foreach (var e in events) { rows.Append(e); }
     }
 
@@ -66,7 +64,7 @@ public sealed partial class DuckDbStore
     /// The <c>event_properties</c> rows of events, the columns they repeat from their event as UTF-8: DuckDB.NET encodes
     /// every string it is given into memory of its own, and an event has a row per property.
     /// </summary>
-    private sealed class PropertyRows(TableAppenders tables, RawCodec codec)
+    private sealed class PropertyRows(TableAppenders tables)
     {
         private static readonly PropertyRowWriter<PropertyRows> AppendRow = static (rows, in row) => rows.Append(in row);
 
@@ -76,16 +74,15 @@ public sealed partial class DuckDbStore
         private DateTimeOffset _timestamp;
         private Utf8Text _eventName;
         private Utf8Text _profileId;
-        private byte[]? _decoded;
         private Utf8Column _eventNameText;
         private Utf8Column _profileIdText;
 
-        /// <summary>A packed event's rows (none without an event name).</summary>
+        /// <summary>A packed event's rows, as packed (none without an event name).</summary>
         public void Append(in StagedEvent e)
         {
-            if (e.Event.IsNull) { return; }
+            if (e.Event.IsNull || e.Properties.IsEmpty) { return; }
             (_seq, _track, _timestamp, _eventName, _profileId, _appender) = (e.Seq, e.Type == MessageType.Track, e.Timestamp, e.Event, e.ProfileId, null);
-            EventProperties.Write(named: true, codec.DecodeUtf8(e.Raw, ref _decoded), this, AppendRow);
+            foreach (var row in new PackedPropertyRows(e.Properties.Span)) { Append(in row); }
         }
 
         /// <summary>A stored event's rows (none without an event name).</summary>
@@ -134,7 +131,7 @@ public sealed partial class DuckDbStore
         Execute(writer, "DELETE FROM event_properties");
         using (var tables = new TableAppenders(writer))
         {
-            var rows = new PropertyRows(tables, _raw);
+            var rows = new PropertyRows(tables);
             using var connection = OpenReader();
             using var command = Command(connection, $"SELECT {EventReader.Columns} FROM events WHERE event IS NOT NULL", []);
             using var reader = await command.ExecuteReaderAsync(cancellationToken);

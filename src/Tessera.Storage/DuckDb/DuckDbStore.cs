@@ -256,7 +256,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 {
                     if (dictionary is not null) { AppendRawDictionary(tables, dictionary); }
                     AppendEvents(tables, packed);
-                    AppendEventProperties(tables, packed, _raw);
+                    AppendEventProperties(tables, packed);
                 }
                 finally
                 {

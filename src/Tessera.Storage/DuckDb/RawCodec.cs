@@ -213,25 +213,12 @@ internal sealed class RawCodec : IDisposable
     public byte[] Decode(ReadOnlySpan<byte> value)
     {
         if (value.Length == 0 || value[0] != Compressed) { return value.ToArray(); }
-        byte[]? output = null;
-        var written = Decompress(value, ref output, exact: true);
-        return written == output!.Length ? output : output[..written];
+        var output = Decompress(value, out var written);
+        return written == output.Length ? output : output[..written];
     }
 
-    /// <summary>
-    /// The JSON text of a stored value, as UTF-8: the value itself when it holds the text, else decompressed into
-    /// <paramref name="scratch"/> (grown when too small; the result is valid until the next call with it).
-    /// </summary>
-    public ReadOnlyMemory<byte> DecodeUtf8(ReadOnlyMemory<byte> value, ref byte[]? scratch)
-    {
-        var span = value.Span;
-        if (span.Length == 0 || span[0] != Compressed) { return value; }
-        var written = Decompress(span, ref scratch, exact: false);
-        return scratch.AsMemory(0, written);
-    }
-
-    /// <summary>Decompresses a compressed value into <paramref name="output"/> (replaced when too small: by an array of the exact size, or of at least 4 KB) and returns the length written.</summary>
-    private int Decompress(ReadOnlySpan<byte> value, ref byte[]? output, bool exact)
+    /// <summary>Decompresses a compressed value into an array of the size its frame declares; <paramref name="written"/> is the length written.</summary>
+    private byte[] Decompress(ReadOnlySpan<byte> value, out int written)
     {
         if (value.Length < HeaderLength) { throw new StoreException("A stored raw message is cut short: its header is incomplete."); }
         var id = BinaryPrimitives.ReadInt32LittleEndian(value[1..]);
@@ -239,9 +226,9 @@ internal sealed class RawCodec : IDisposable
         var (decompressor, pool) = Rent(id);
         try
         {
-            var size = checked((int)Decompressor.GetDecompressedSize(frame));
-            if (output is null || output.Length < size) { output = new byte[exact ? size : Math.Max(size, 4096)]; }
-            return decompressor.Unwrap(frame, output);
+            var output = new byte[checked((int)Decompressor.GetDecompressedSize(frame))];
+            written = decompressor.Unwrap(frame, output);
+            return output;
         }
         catch (ZstdException e)
         {

@@ -18,7 +18,8 @@ namespace Tessera.Storage.DuckDb;
 /// Per event, little-endian: seq (8), type (1), then the four times (<see cref="DateTimeOffset"/> ticks, 8, and offset
 /// in minutes, 2; the two optional ones after a byte saying whether they are there), then eight strings as a length (4,
 /// -1 for null) and their UTF-8 (message id, source, event, user id, anonymous id, group id, previous id, profile id),
-/// then the stored raw value as a length and its bytes; an event never spans two arrays. Written once, read once
+/// then the stored raw value as a length and its bytes, then the event's <c>event_properties</c> rows, typed here
+/// (<see cref="PropertyPacker"/>), as a length and their bytes; an event never spans two arrays. Written once, read once
 /// (<see cref="Release"/> gives the arrays back), both under the store's order: the engine packs, the committer reads.
 /// </remarks>
 internal sealed class StagedEvents
@@ -50,6 +51,7 @@ internal sealed class StagedEvents
     public static StagedEvents Pack((long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed, RawCodec? codec)
     {
         var blocks = new List<(byte[] Block, int Length)>();
+        var properties = new PropertyPacker();
         byte[]? block = null;
         var at = 0;
         for (var i = 0; i < events.Length; i++)
@@ -57,18 +59,20 @@ internal sealed class StagedEvents
             var e = events[i].Event;
             var profileId = processed[i].ProfileId;
             var raw = e.Raw.Utf8Length;
+            properties.Pack(named: e.Event is not null, e.Raw.Utf8);
             // A bound, not the size: the strings' most UTF-8 from their length (counting them exactly would encode each twice).
             var most = FixedBytes + Strings * 4
                 + MostUtf8(e.MessageId) + MostUtf8(e.SourceId) + MostUtf8(e.Event) + MostUtf8(e.UserId) + MostUtf8(e.AnonymousId)
                 + MostUtf8(e.GroupId) + MostUtf8(e.PreviousId) + MostUtf8(profileId)
-                + 4 + (codec is null ? raw : RawCodec.MaxEncodedLength(raw));
+                + 4 + (codec is null ? raw : RawCodec.MaxEncodedLength(raw))
+                + 4 + properties.Packed.Length;
             if (block is null || block.Length - at < most)
             {
                 if (block is not null) { blocks.Add((block, at)); }
                 (block, at) = (most > BlockBytes ? new byte[most] : Rent(), 0);
             }
 
-            at = Write(block, at, events[i].Seq, e, profileId, codec);
+            at = Write(block, at, events[i].Seq, e, profileId, codec, properties.Packed);
         }
 
         if (block is not null) { blocks.Add((block, at)); }
@@ -100,7 +104,7 @@ internal sealed class StagedEvents
 
     private static int MostUtf8(string? value) => value is null ? 0 : Encoding.UTF8.GetMaxByteCount(value.Length);
 
-    private static int Write(byte[] buffer, int at, long seq, CollectedEvent e, string? profileId, RawCodec? codec)
+    private static int Write(byte[] buffer, int at, long seq, CollectedEvent e, string? profileId, RawCodec? codec, ReadOnlySpan<byte> properties)
     {
         var span = buffer.AsSpan();
         BinaryPrimitives.WriteInt64LittleEndian(span[at..], seq);
@@ -134,7 +138,10 @@ internal sealed class StagedEvents
         }
 
         BinaryPrimitives.WriteInt32LittleEndian(span[at..], length);
-        return at + 4 + length;
+        at += 4 + length;
+        BinaryPrimitives.WriteInt32LittleEndian(span[at..], properties.Length);
+        properties.CopyTo(span[(at + 4)..]);
+        return at + 4 + properties.Length;
     }
 
     private static int WriteTime(Span<byte> span, int at, DateTimeOffset time)
@@ -173,7 +180,8 @@ internal sealed class StagedEvents
                 ReadTime(span, ref at), ReadOptionalTime(span, ref at), ReadOptionalTime(span, ref at), ReadTime(span, ref at),
                 MessageId: ReadText(buffer, ref at), SourceId: ReadText(buffer, ref at), Event: ReadText(buffer, ref at),
                 UserId: ReadText(buffer, ref at), AnonymousId: ReadText(buffer, ref at), GroupId: ReadText(buffer, ref at),
-                PreviousId: ReadText(buffer, ref at), ProfileId: ReadText(buffer, ref at), Raw: ReadText(buffer, ref at).Memory);
+                PreviousId: ReadText(buffer, ref at), ProfileId: ReadText(buffer, ref at), Raw: ReadText(buffer, ref at).Memory,
+                Properties: ReadText(buffer, ref at).Memory);
             _at = at;
             return true;
         }
@@ -218,7 +226,7 @@ internal readonly struct Utf8Text(ReadOnlyMemory<byte> utf8)
     public ReadOnlyMemory<byte> Memory => utf8;
 }
 
-/// <summary>One packed event (<see cref="StagedEvents"/>); its text and raw value point into the packed arrays.</summary>
+/// <summary>One packed event (<see cref="StagedEvents"/>); its text, raw value and property rows (<see cref="PackedPropertyRows"/>) point into the packed arrays.</summary>
 internal readonly record struct StagedEvent(
     long Seq,
     MessageType Type,
@@ -234,4 +242,5 @@ internal readonly record struct StagedEvent(
     Utf8Text GroupId,
     Utf8Text PreviousId,
     Utf8Text ProfileId,
-    ReadOnlyMemory<byte> Raw);
+    ReadOnlyMemory<byte> Raw,
+    ReadOnlyMemory<byte> Properties);
