@@ -41,7 +41,7 @@ public class RawCodecBenchmarks
     [GlobalCleanup]
     public void Cleanup() => _codec.Dispose();
 
-    [Benchmark(OperationsPerInvoke = Measured, Description = "encode (zstd 3 with the trained dictionary), per event")]
+    [Benchmark(OperationsPerInvoke = Measured, Description = "encode (zstd 1 with the trained dictionary), per event")]
     public int Encode()
     {
         var total = 0;
