@@ -40,7 +40,7 @@ public sealed record DuckDbStoreOptions(string Path)
     public long TraitFoldRows { get; init; } = 50_000;
 
     /// <summary>
-    /// Events resolved in the engine but not yet committed (held in memory packed, ~300 bytes each with the raw JSON
+    /// Events resolved in the engine but not yet committed (held in memory packed, ~430 bytes each with the raw JSON
     /// compressed: <c>StagedEvents</c>, waiting behind a commit, such as one that runs a checkpoint) beyond which appends
     /// wait for the committer: the bound on that memory.
     /// </summary>
