@@ -23,9 +23,10 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         new DuckDbStore(Options(dedupWindow, migrateUpTo), NewEngine());
 
     private int _rawDictionarySamples = 20;
+    private int _dedupRecentSlots = 1 << 18;
 
     private DuckDbStoreOptions Options(TimeSpan dedupWindow, int? migrateUpTo = null) =>
-        new(_path) { DedupWindow = dedupWindow, MemoryLimitMb = 256, Threads = 1, MigrateUpTo = migrateUpTo, TraitFoldRows = 5, RawDictionarySamples = _rawDictionarySamples, RawDictionaryEvery = 300 };
+        new(_path) { DedupWindow = dedupWindow, MemoryLimitMb = 256, Threads = 1, MigrateUpTo = migrateUpTo, TraitFoldRows = 5, RawDictionarySamples = _rawDictionarySamples, RawDictionaryEvery = 300, DedupRecentSlots = _dedupRecentSlots };
 
     protected override async Task InsertAtVersion1Async(IReadOnlyList<CollectedEvent> events)
     {
@@ -772,6 +773,34 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         await CloseAsync(upgraded);
         Assert.Equal(written, await QueryRowsAsync(rows));
         Assert.Empty(await QueryRowsAsync("SELECT key FROM settings WHERE key LIKE 'backfill:%'"));
+    }
+
+    /// <summary>
+    /// Past its table of recent ids the dedup index keeps the older ones in runs in files (here past 716 ids instead of
+    /// 183,500): resends of ids that went there are dropped, before and after the store is reopened (the index rebuilt
+    /// from the file), and new ids among them are stored.
+    /// </summary>
+    [Fact]
+    public async Task resends_are_dropped_once_their_ids_are_in_the_dedup_indexs_runs_in_files_and_after_a_reopen()
+    {
+        _dedupRecentSlots = 1 << 10;
+        var first = Events(6_000, "r");
+        var store = (DuckDbStore)await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
+        foreach (var batch in first.Chunk(500)) { Assert.Equal(new Storage.Events.AppendResult(500, 0), await store.AppendAsync(batch, CancellationToken.None)); }
+        store.MessageIds.WaitForRuns();
+        Assert.True(store.MessageIds.Runs > 0, "no run in files");
+        Assert.True(store.MessageIds.FileBytes >= 16L * 5_000, $"{store.MessageIds.FileBytes} bytes of runs");
+
+        Assert.Equal(new Storage.Events.AppendResult(10, 6_000), await store.AppendAsync([.. first, .. Events(10, "new")], CancellationToken.None));
+        await CloseAsync(store);
+
+        var reopened = (DuckDbStore)await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
+        reopened.MessageIds.WaitForRuns();
+        Assert.True(reopened.MessageIds.Runs > 0, "no run in files after the reopen");
+        var again = await reopened.AppendAsync([.. first.Where((_, i) => i % 2 == 0), .. Events(10, "new"), .. Events(5, "newer")], CancellationToken.None);
+        Assert.Equal(new Storage.Events.AppendResult(5, 3_010), again);
+        Assert.Equal(6_015, (await reopened.GetStatsAsync(CancellationToken.None)).Events);
+        await CloseAsync(reopened);
     }
 
     [Fact]

@@ -28,7 +28,10 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     /// <summary>The store file's directory: made at open; the dedup index's run files live there too.</summary>
     private readonly string _directory = DirectoryOf(options.Path);
     // Its older ids in files beside the store's (unlinked: a crash leaves none; docs/architecture.md, "Dedup").
-    private readonly MessageIdIndex _messageIds = new(options.DedupWindow, DirectoryOf(options.Path));
+    private readonly MessageIdIndex _messageIds = new(options.DedupWindow, DirectoryOf(options.Path), options.DedupRecentSlots);
+
+    /// <summary>Tests only: the dedup index, to see whether its runs in files were reached.</summary>
+    internal MessageIdIndex MessageIds => _messageIds;
     private readonly RawCodec _raw = new(options.RawDictionarySamples, options.RawDictionaryEvery);
 
     // A file kept at a schema before the compressed raw column (tests building an older release's file) takes text.

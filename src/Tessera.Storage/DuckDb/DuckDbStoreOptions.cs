@@ -81,6 +81,13 @@ public sealed record DuckDbStoreOptions(string Path)
     /// <summary>Events after which a new dictionary is trained from the latest messages (what the sources send changes).</summary>
     public long RawDictionaryEvery { get; init; } = 1_000_000;
 
+    /// <summary>
+    /// Tests only: the slots of the dedup index's table of recent ids (a power of two, at least 1,024) before its ids
+    /// move to runs in files (<see cref="Events.MessageIdIndex"/>; 183,500 ids by default), so a test reaches the runs
+    /// with a few thousand events.
+    /// </summary>
+    internal int DedupRecentSlots { get; init; } = Events.MessageIdIndex.DefaultMaxRecentSlots;
+
     /// <summary>Tests only: the committer waits this long before each commit (a slow disk, a checkpoint), while appends go on.</summary>
     public TimeSpan CommitDelay { get; init; }
 

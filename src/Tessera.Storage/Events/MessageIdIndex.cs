@@ -32,7 +32,7 @@ namespace Tessera.Storage.Events;
 public sealed unsafe class MessageIdIndex : IDisposable
 {
     private const int MinimumSlots = 1 << 10;
-    private const int DefaultMaxRecentSlots = 1 << 18;
+    internal const int DefaultMaxRecentSlots = 1 << 18;
     private const long MaxRunEntries = 1L << 27;
     private const int TimeBits = 42;
     private const ulong TimeMask = (1UL << TimeBits) - 1;
