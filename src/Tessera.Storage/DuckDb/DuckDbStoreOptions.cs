@@ -42,13 +42,16 @@ public sealed record DuckDbStoreOptions(string Path)
     /// <summary>
     /// Events resolved in the engine but not yet committed (held in memory packed, ~430 bytes each with the raw JSON
     /// compressed: <c>StagedEvents</c>, waiting behind a commit, such as one that runs a checkpoint) beyond which appends
-    /// wait for the committer: the bound on that memory.
+    /// wait for the committer: the bound on that memory. 50,000 since 2026-12-06 (100,000 before): with the journal on
+    /// (the default) the events held back meanwhile wait in its file, durable already, and over five minutes flat out the
+    /// smaller bound held ~30 MB less resident at the same rate (docs/benchmarks.md, "The event properties typed before
+    /// the committer").
     /// </summary>
-    public int MaxStagedEvents { get; init; } = 100_000;
+    public int MaxStagedEvents { get; init; } = 50_000;
 
     /// <summary>
     /// The same bound on those events' JSON as received (before compression), in bytes: at the load generator's 670 B a
-    /// message, 100,000 events are 67 MB of it (the count bound comes first), but at Segment's 32 KB per event the count
+    /// message, 50,000 events are 34 MB of it (the count bound comes first), but at Segment's 32 KB per event the count
     /// alone would let 3.2 GB of JSON wait, and JSON that does not compress is held as it is.
     /// Whichever bound is passed first makes appends wait. A cap, not an allocation.
     /// </summary>

@@ -9,7 +9,7 @@ namespace Tessera.Storage.DuckDb;
 /// The events of one staged append as the committer writes them (<c>events</c> and <c>event_properties</c>): each one's
 /// seq, typed columns, profile id, stored raw value (compressed by <see cref="RawCodec"/>, or the text for a file that
 /// keeps it as text) and typed property rows packed into 32 KB arrays kept for reuse, instead of the events themselves.
-/// Events wait here between the engine and the commit, up to 100,000 of them when a checkpoint holds the committer, and
+/// Events wait here between the engine and the commit, up to 50,000 of them when a checkpoint holds the committer, and
 /// as objects (the message, its strings, its JSON, the stored value, the engine's result) they were ~2.5 KB each on the
 /// heap, and the heap the GC kept around them most of the server's memory flat out; packed they are ~430 bytes (~130 of
 /// it the load generator's 4.6 property rows an event), in arrays the GC does not trace and the pool hands out again
@@ -35,7 +35,7 @@ internal sealed class StagedEvents
     /// </summary>
     internal const int BlockBytes = 32 * 1024;
 
-    /// <summary>Arrays kept for reuse, at most: 32 MB, three quarters of what a full backlog (100,000 events) packs into.</summary>
+    /// <summary>Arrays kept for reuse, at most: 32 MB, more than a full backlog (50,000 events, ~22 MB) packs into.</summary>
     private const int MaxPooledBlocks = 1024;
 
     private static readonly Lock PoolGate = new();
