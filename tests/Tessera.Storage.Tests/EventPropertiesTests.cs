@@ -91,7 +91,7 @@ public sealed class EventPropertiesTests
         """{"caf\u00e9":"cr\u00e8me \"br\u00fbl\u00e9e\"","plain":"12.50","when":"2026-12-03T10:00:00Z","n":1e3,"o":{"a":[1]},"l":[true],"f":false,"empty":""}""",
         """{"local":"2026-12-03T10:00:00+05:30","neg":-12.345678901234,"huge":1e40,"tiny":0.0000000000001,"zero":0,"text number":" 7 "}""",
         $$"""{"{{new string('n', 200)}}":"{{new string('v', 20_000)}}","ünï":"日本"}""",
-        string.Join(",", Enumerable.Range(0, 40).Select(i => $"\"p{i}\":{i}")) is var wide ? $$"""{{{wide}},"p3":"again"}""" : "",
+        "{" + string.Join(",", Enumerable.Range(0, 40).Select(i => $"\"p{i}\":{i}")) + ""","p3":"again"}""",
         "{}",
     ];
 

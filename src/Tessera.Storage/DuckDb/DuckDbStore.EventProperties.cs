@@ -80,7 +80,7 @@ public sealed partial class DuckDbStore
         /// <summary>A packed event's rows, as packed (none without an event name).</summary>
         public void Append(in StagedEvent e)
         {
-            if (e.Event.IsNull || e.Properties.IsEmpty) { return; }
+            if (e.Properties.IsEmpty) { return; }
             (_seq, _track, _timestamp, _eventName, _profileId, _appender) = (e.Seq, e.Type == MessageType.Track, e.Timestamp, e.Event, e.ProfileId, null);
             foreach (var row in new PackedPropertyRows(e.Properties.Span)) { Append(in row); }
         }

@@ -25,13 +25,9 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly List<(CollectedEvent Event, UInt128 Key)> _fresh = [];
     private readonly HashSet<UInt128> _inThisAppend = [];
-    /// <summary>The store file's directory: made at open; the dedup index's run files live there too.</summary>
-    private readonly string _directory = DirectoryOf(options.Path);
-    // Its older ids in files beside the store's (unlinked: a crash leaves none; docs/architecture.md, "Dedup").
+    // Its older ids in files in the store file's directory (made at open; unlinked: a crash leaves none;
+    // docs/architecture.md, "Dedup").
     private readonly MessageIdIndex _messageIds = new(options.DedupWindow, DirectoryOf(options.Path), options.DedupRecentSlots);
-
-    /// <summary>Tests only: the dedup index, to see whether its runs in files were reached.</summary>
-    internal MessageIdIndex MessageIds => _messageIds;
     private readonly RawCodec _raw = new(options.RawDictionarySamples, options.RawDictionaryEvery);
 
     // A file kept at a schema before the compressed raw column (tests building an older release's file) takes text.
@@ -57,6 +53,9 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     public event Action? Appended;
 
+    /// <summary>Tests only: the dedup index, to see whether its runs in files were reached.</summary>
+    internal MessageIdIndex MessageIds => _messageIds;
+
     private static string DirectoryOf(string path)
     {
         var full = System.IO.Path.GetFullPath(path);
@@ -65,7 +64,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     public async Task OpenAsync(CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(_directory);
+        Directory.CreateDirectory(DirectoryOf(options.Path));
 
         var connection = new DuckDBConnection($"Data Source={options.Path}");
         try

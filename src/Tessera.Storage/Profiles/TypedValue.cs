@@ -23,7 +23,7 @@ internal readonly record struct TypedValue(string Kind, string? Text, decimal? N
 
 /// <summary>
 /// <see cref="TypedValue"/>'s columns with the text as UTF-8: a span over the parsed JSON's own bytes wherever the value
-/// has no escapes, so the committer types every event property without decoding it to a string (valid while the
+/// has no escapes, so every event property is typed without decoding it to a string (valid while the
 /// document is).
 /// </summary>
 internal readonly ref struct Utf8TypedValue(string kind, ReadOnlySpan<byte> text, decimal? number, DateTimeOffset? instant)
