@@ -867,6 +867,61 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// From schema step 12 the columns of <c>events</c> and <c>event_properties</c> whose best compression does not depend
+    /// on the data have it chosen, so checkpoints do not analyse every method first. A store upgraded to it (the step
+    /// only in the log, as a kill -9 right after the upgrade leaves it) reopens with every event and property row, and
+    /// once checkpointed its segments use the chosen methods, whatever the values would have made DuckDB pick.
+    /// </summary>
+    [Fact]
+    public async Task a_store_upgraded_to_chosen_compressions_keeps_its_rows_and_checkpoints_each_column_with_its_method()
+    {
+        var messages = Enumerable.Range(0, 300)
+            .Select(i => Message($"m-{i}", i % 4 == 0 ? MessageType.Identify : MessageType.Track, i % 4 == 0
+                ? $$$"""{"type":"identify","userId":"u-{{{i % 30}}}","traits":{"plan":"p{{{i % 3}}}"}}"""
+                : $$$"""{"type":"track","event":"E{{{i % 5}}}","userId":"u-{{{i % 30}}}","properties":{"sku":"s-{{{i}}}","n":{{{i}}},"on":{{{(i % 2 == 0 ? "true" : "false")}}}}}""")
+                with { SourceId = i % 2 == 0 ? "src_a" : "src_b" })
+            .ToList();
+        var old = await OpenAsync(migrateUpTo: DuckDbMigrations.ChosenCompressionVersion - 1);
+        await old.AppendAsync(messages, CancellationToken.None);
+        await CloseAsync(old);
+        const string propertyRows = "SELECT seq, event, track, ts, profile_id, name, kind, text, num, instant FROM event_properties ORDER BY seq, name";
+        var rows = await QueryRowsAsync(propertyRows);
+        Assert.Equal(3 * messages.Count(m => m.Type == MessageType.Track), rows.Count);
+
+        var upgraded = await OpenAsync();
+        var crashed = Path.Combine(TempDirectory.Create("duckdb-crashed"), "tessera.duckdb");
+        File.Copy(_path, crashed);
+        Assert.True(File.Exists(_path + ".wal"), "the upgrade should still be in the log, not yet checkpointed");
+        File.Copy(_path + ".wal", crashed + ".wal");
+        await CloseAsync(upgraded);
+
+        await using (var reopened = new DuckDbStore(new DuckDbStoreOptions(crashed) { Threads = 1 }, NewEngine()))
+        {
+            await reopened.OpenAsync(CancellationToken.None);
+            Assert.Equal(messages.ToDictionary(m => m.MessageId, m => (m.SourceId, m.Raw.ToString())),
+                (await ReadAllAsync(reopened)).ToDictionary(e => e.Message.MessageId, e => (e.Message.SourceId, e.Message.Raw.ToString())));
+        }
+
+        Assert.Equal(rows, await QueryRowsAsync(propertyRows, crashed));
+        Assert.Equal(DuckDbMigrations.ChosenCompressionVersion.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            (await QueryRowsAsync("SELECT max(version) FROM schema_migrations", crashed)).Single());
+        await QueryRowsAsync("CHECKPOINT", crashed);
+        string[] chosen =
+        [
+            "event_properties.event|Dictionary", "event_properties.kind|Dictionary", "event_properties.name|Dictionary", "event_properties.text|FSST",
+            "events.event|Dictionary", "events.message_id|FSST", "events.raw|Uncompressed", "events.source_id|Dictionary", "events.type|Dictionary",
+        ];
+        Assert.Equal(chosen, await QueryRowsAsync("""
+            SELECT DISTINCT t || '.' || column_name, compression FROM (
+                SELECT 'events' AS t, * FROM pragma_storage_info('events')
+                UNION ALL SELECT 'event_properties', * FROM pragma_storage_info('event_properties'))
+            WHERE segment_type <> 'VALIDITY' AND (t || '.' || column_name) IN ('events.event', 'events.message_id', 'events.raw',
+                'events.source_id', 'events.type', 'event_properties.event', 'event_properties.kind', 'event_properties.name', 'event_properties.text')
+            ORDER BY 1
+            """, crashed));
+    }
+
+    /// <summary>
     /// Events wait for their commit packed into 32 KB arrays (<c>StagedEvents</c>), not as objects. An append that fills
     /// many of them, with an event that does not fit in one (a message larger than an array) among events with non-ASCII ids, times in
     /// another offset and the optional columns empty, reads back column for column and byte for byte, compressed, with
@@ -942,9 +997,9 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         await CloseAsync(reopened);
     }
 
-    private async Task<List<string>> QueryRowsAsync(string sql)
+    private async Task<List<string>> QueryRowsAsync(string sql, string? path = null)
     {
-        await using var connection = new DuckDBConnection($"Data Source={_path}");
+        await using var connection = new DuckDBConnection($"Data Source={path ?? _path}");
         await connection.OpenAsync();
         await using var command = connection.CreateCommand();
         command.CommandText = sql;

@@ -9,6 +9,9 @@ internal static class DuckDbMigrations
     /// <summary>The step from which <c>events.raw</c> is a BLOB written by <see cref="RawCodec"/> (text before it).</summary>
     public const int CompressedRawVersion = 11;
 
+    /// <summary>The step from which the columns of <c>events</c> and <c>event_properties</c> have their compression chosen.</summary>
+    public const int ChosenCompressionVersion = 12;
+
     public static readonly IReadOnlyList<(int Version, string Description, string Sql)> Steps =
     [
         (1, "events, sources, settings", """
@@ -287,6 +290,49 @@ internal static class DuckDbMigrations
                 samples INTEGER NOT NULL,
                 dictionary BLOB NOT NULL
             );
+            """),
+        // Each column of the two tables every event writes to gets the compression DuckDB's analysis chose for it anyway,
+        // so a checkpoint compresses with it instead of trying every method on every segment first (hashing each string
+        // for a dictionary, training FSST on samples): names, kinds, types and sources in dictionaries, message ids and
+        // property texts in FSST, the raw column (zstd's output, RawCodec) as it is. Columns whose best method depends on
+        // the data (the person ids) keep the analysis. Measured in docs/benchmarks.md ("Each column's compression
+        // chosen"). DuckDB cannot change a column's compression in place: the tables are copied, in their order.
+        (ChosenCompressionVersion, "each column's compression chosen instead of analysed at every checkpoint", """
+            CREATE TABLE events_v12 (
+                seq BIGINT NOT NULL,
+                message_id VARCHAR NOT NULL USING COMPRESSION fsst,
+                source_id VARCHAR NOT NULL USING COMPRESSION dictionary,
+                type VARCHAR NOT NULL USING COMPRESSION dictionary,
+                event VARCHAR USING COMPRESSION dictionary,
+                user_id VARCHAR,
+                anonymous_id VARCHAR,
+                group_id VARCHAR,
+                previous_id VARCHAR,
+                profile_id VARCHAR,
+                timestamp TIMESTAMPTZ NOT NULL,
+                original_timestamp TIMESTAMPTZ,
+                sent_at TIMESTAMPTZ,
+                received_at TIMESTAMPTZ NOT NULL,
+                raw BLOB NOT NULL USING COMPRESSION uncompressed
+            );
+            INSERT INTO events_v12 SELECT * FROM events;
+            DROP TABLE events;
+            ALTER TABLE events_v12 RENAME TO events;
+            CREATE TABLE event_properties_v12 (
+                seq BIGINT NOT NULL,
+                event VARCHAR NOT NULL USING COMPRESSION dictionary,
+                track BOOLEAN NOT NULL,
+                ts TIMESTAMPTZ NOT NULL,
+                profile_id VARCHAR,
+                name VARCHAR NOT NULL USING COMPRESSION dictionary,
+                kind VARCHAR NOT NULL USING COMPRESSION dictionary,
+                text VARCHAR USING COMPRESSION fsst,
+                num DECIMAL(38, 12),
+                instant TIMESTAMPTZ
+            );
+            INSERT INTO event_properties_v12 SELECT * FROM event_properties;
+            DROP TABLE event_properties;
+            ALTER TABLE event_properties_v12 RENAME TO event_properties;
             """),
     ];
 }
