@@ -875,12 +875,15 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     [Fact]
     public async Task a_store_upgraded_to_chosen_compressions_keeps_its_rows_and_checkpoints_each_column_with_its_method()
     {
-        var messages = Enumerable.Range(0, 300)
-            .Select(i => Message($"m-{i}", i % 4 == 0 ? MessageType.Identify : MessageType.Track, i % 4 == 0
+        CollectedEvent Numbered(int i)
+        {
+            var json = i % 4 == 0
                 ? $$$"""{"type":"identify","userId":"u-{{{i % 30}}}","traits":{"plan":"p{{{i % 3}}}"}}"""
-                : $$$"""{"type":"track","event":"E{{{i % 5}}}","userId":"u-{{{i % 30}}}","properties":{"sku":"s-{{{i}}}","n":{{{i}}},"on":{{{(i % 2 == 0 ? "true" : "false")}}}}}""")
-                with { SourceId = i % 2 == 0 ? "src_a" : "src_b" })
-            .ToList();
+                : $$$"""{"type":"track","event":"E{{{i % 5}}}","userId":"u-{{{i % 30}}}","properties":{"sku":"s-{{{i}}}","n":{{{i}}},"on":{{{(i % 2 == 0 ? "true" : "false")}}}}}""";
+            return Message($"m-{i}", i % 4 == 0 ? MessageType.Identify : MessageType.Track, json) with { SourceId = i % 2 == 0 ? "src_a" : "src_b" };
+        }
+
+        var messages = Enumerable.Range(0, 300).Select(Numbered).ToList();
         var old = await OpenAsync(migrateUpTo: DuckDbMigrations.ChosenCompressionVersion - 1);
         await old.AppendAsync(messages, CancellationToken.None);
         await CloseAsync(old);
