@@ -4,7 +4,8 @@
 Usage: bench/cpu-profile.py PERF_SCRIPT_OUTPUT [top]. A sample goes to the first category whose marker is in its
 stack (so a category holds what runs under it, e.g. "zstd compress" inside the packing); the rest by its leaf's
 library. Prints the share of all samples per category, then per thread and category, then the top managed frames
-of what was left uncategorised. Written by bench/cpu-profile.sh.
+of what was left uncategorised and the top functions DuckDB's samples were in (their leaf: DuckDB's library carries no
+frame pointers, so its callers are not known). Written by bench/cpu-profile.sh.
 """
 import collections
 import re
@@ -15,7 +16,8 @@ import sys
 CATEGORIES = [
     ("zstd compress", ["ZSTD_compress"]),
     ("zstd decompress", ["ZSTD_decompress", "RawCodec::Decompress"]),
-    ("properties typed (engine's thread)", [("StagedEvents::Pack", "EventProperties::Write")]),
+    # Before the engine: since 2026-12-06 the properties are typed inside ProfileEngine::Process, from its document.
+    ("properties typed (engine's thread)", ["EventProperties::Write"]),
     ("engine (identity, traits, audiences)", ["ProfileEngine::Process"]),
     ("request validation", ["MessageValidator"]),
     ("request body parse", ["CollectionBody::TryParse"]),
@@ -57,6 +59,7 @@ def main():
     by_thread = collections.Counter()
     by_thread_category = collections.Counter()
     leftover = collections.Counter()
+    duckdb = collections.Counter()
     for sample in samples:
         lines = sample.strip().split("\n")
         if len(lines) < 2:
@@ -67,6 +70,8 @@ def main():
         by_category[cat] += 1
         by_thread[thread] += 1
         by_thread_category[(thread, cat)] += 1
+        if "libduckdb" in lines[1]:
+            duckdb[re.sub(r"\+0x[0-9a-f]+.*", "", lines[1].strip().split(" ", 1)[1])[:90]] += 1
         if cat == "managed (other)":
             frames = [re.sub(r"\(.*", "", l.strip().split(" ", 1)[1]) for l in lines[1:] if "Tessera." in l]
             leftover[frames[0].split("]")[-1].strip()[:90] if frames else "(no Tessera frame)"] += 1
@@ -84,6 +89,9 @@ def main():
     print("\nmanaged (other), by the innermost Tessera frame:")
     for frame, count in leftover.most_common(top):
         print(f"  {count / n * 100:5.1f} %  {frame}")
+    print("\nDuckDB, by the function each sample was in:")
+    for function, count in duckdb.most_common(top):
+        print(f"  {count / n * 100:5.1f} %  {function}")
 
 
 if __name__ == "__main__":
