@@ -29,8 +29,6 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     // docs/architecture.md, "Dedup").
     private readonly MessageIdIndex _messageIds = new(options.DedupWindow, DirectoryOf(options.Path), options.DedupRecentSlots);
     private readonly RawCodec _raw = new(options.RawDictionarySamples, options.RawDictionaryEvery);
-    // The event_properties rows of the chunk being staged, typed under _writeLock (StagedEvents copies them).
-    private readonly PropertyPacker _properties = new();
 
     // A file kept at a schema before the compressed raw column (tests building an older release's file) takes text.
     private bool RawAsText => options.MigrateUpTo < DuckDbMigrations.CompressedRawVersion;
@@ -231,9 +229,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
             var sequenced = new (long Seq, CollectedEvent Event)[fresh.Count];
             for (var i = 0; i < fresh.Count; i++) { sequenced[i] = (_lastSeq + 1 + i, fresh[i].Event); }
-            // The property rows typed from each message while the engine holds it parsed (one parse for both).
-            _properties.Begin(sequenced.Length);
-            var processed = _engine.Process(sequenced, (i, message) => _properties.Pack(i, named: sequenced[i].Event.Event is not null, message));
+            var processed = _engine.Process(sequenced);
             NoteConsent(sequenced);
             var changes = NumberChanges(AudienceRows.All(processed));
             var state = ProfileStateChanges.Of(processed, _engine);
@@ -254,7 +250,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             // trained meanwhile is committed with the first rows it compresses. What waits for the commit is the packed
             // events and the engine's changes, not the messages (StagedEvents).
             var dictionary = RawAsText ? null : _raw.TakeTrained(sequenced[0].Seq);
-            var packed = StagedEvents.Pack(sequenced, processed, RawAsText ? null : _raw, _properties);
+            var packed = StagedEvents.Pack(sequenced, processed, RawAsText ? null : _raw);
             var changed = processed.Where(p => p.Changes.Count > 0 || p.Traits.Count > 0).ToArray();
             var task = Stage(tables =>
             {
