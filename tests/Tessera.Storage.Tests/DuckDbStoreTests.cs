@@ -853,12 +853,7 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         await CloseAsync(old);
 
         // Upgraded at open; the files copied while it is open are what a kill -9 leaves: the step only in the log.
-        var upgraded = await OpenAsync();
-        var crashed = Path.Combine(TempDirectory.Create("duckdb-crashed"), "tessera.duckdb");
-        File.Copy(_path, crashed);
-        Assert.True(File.Exists(_path + ".wal"), "the upgrade should still be in the log, not yet checkpointed");
-        File.Copy(_path + ".wal", crashed + ".wal");
-        await CloseAsync(upgraded);
+        var crashed = await CopiedAsAKillLeavesItAsync(await OpenAsync());
 
         await using var reopened = new DuckDbStore(new DuckDbStoreOptions(crashed) { Threads = 1 }, NewEngine());
         await reopened.OpenAsync(CancellationToken.None);
@@ -891,12 +886,7 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         var rows = await QueryRowsAsync(propertyRows);
         Assert.Equal(3 * messages.Count(m => m.Type == MessageType.Track), rows.Count);
 
-        var upgraded = await OpenAsync();
-        var crashed = Path.Combine(TempDirectory.Create("duckdb-crashed"), "tessera.duckdb");
-        File.Copy(_path, crashed);
-        Assert.True(File.Exists(_path + ".wal"), "the upgrade should still be in the log, not yet checkpointed");
-        File.Copy(_path + ".wal", crashed + ".wal");
-        await CloseAsync(upgraded);
+        var crashed = await CopiedAsAKillLeavesItAsync(await OpenAsync());
 
         await using (var reopened = new DuckDbStore(new DuckDbStoreOptions(crashed) { Threads = 1 }, NewEngine()))
         {
@@ -998,6 +988,20 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         var reopened = await OpenAsync(dedupWindow: TimeSpan.FromDays(1000));
         await ReadsBackAsync(reopened);
         await CloseAsync(reopened);
+    }
+
+    /// <summary>
+    /// Copies the store's file and log while <paramref name="upgraded"/> (just opened, so upgraded) holds them, as a
+    /// kill -9 would leave them, then closes it; returns the copy's path.
+    /// </summary>
+    private async Task<string> CopiedAsAKillLeavesItAsync(ITesseraStore upgraded)
+    {
+        var crashed = Path.Combine(TempDirectory.Create("duckdb-crashed"), "tessera.duckdb");
+        File.Copy(_path, crashed);
+        Assert.True(File.Exists(_path + ".wal"), "the upgrade should still be in the log, not yet checkpointed");
+        File.Copy(_path + ".wal", crashed + ".wal");
+        await CloseAsync(upgraded);
+        return crashed;
     }
 
     private async Task<List<string>> QueryRowsAsync(string sql, string? path = null)
