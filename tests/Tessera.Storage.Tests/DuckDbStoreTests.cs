@@ -23,7 +23,7 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         new DuckDbStore(Options(dedupWindow, migrateUpTo), NewEngine());
 
     private int _rawDictionarySamples = 20;
-    private int _dedupRecentSlots = 1 << 18;
+    private int _dedupRecentSlots = Storage.Events.MessageIdIndex.DefaultMaxRecentSlots;
 
     private DuckDbStoreOptions Options(TimeSpan dedupWindow, int? migrateUpTo = null) =>
         new(_path) { DedupWindow = dedupWindow, MemoryLimitMb = 256, Threads = 1, MigrateUpTo = migrateUpTo, TraitFoldRows = 5, RawDictionarySamples = _rawDictionarySamples, RawDictionaryEvery = 300, DedupRecentSlots = _dedupRecentSlots };

@@ -35,9 +35,9 @@ internal static class EventProperties
     /// Writes the present (not null) top-level members of the message's <c>properties</c>, each name once, each with the
     /// value <c>PropertyFilter.TryRead</c> gives for that name (so a repeated key reads as it does in memory); nothing
     /// when the message has no properties object or its event no name. Runs once per stored event (on the engine's thread
-    /// when the events are packed, <c>PropertyPacker</c>; at open for a backfill), so the usual member (a name and a value without escapes) costs no allocation: its spans point into the
-    /// parsed message. Strings decoded and encoded back, and an array of rows per event, were a fifth of what the server
-    /// allocated flat out (docs/benchmarks.md).
+    /// when the events are packed, <c>PropertyPacker</c>; at open for a backfill), so the usual member (a name and a
+    /// value without escapes) costs no allocation: its spans point into the parsed message. Strings decoded and encoded
+    /// back, and an array of rows per event, were a fifth of what the server allocated flat out (docs/benchmarks.md).
     /// </summary>
     /// <returns>The number of rows written.</returns>
     /// <param name="named">Whether the event has a name (a track's): only those have rows.</param>
