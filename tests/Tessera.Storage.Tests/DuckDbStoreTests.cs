@@ -26,7 +26,7 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     private int _dedupRecentSlots = Storage.Events.MessageIdIndex.DefaultMaxRecentSlots;
 
     private DuckDbStoreOptions Options(TimeSpan dedupWindow, int? migrateUpTo = null) =>
-        new(_path) { DedupWindow = dedupWindow, MemoryLimitMb = 256, Threads = 1, MigrateUpTo = migrateUpTo, TraitFoldRows = 5, RawDictionarySamples = _rawDictionarySamples, RawDictionaryEvery = 300, DedupRecentSlots = _dedupRecentSlots };
+        new(_path) { Logger = StoreLog, DedupWindow = dedupWindow, MemoryLimitMb = 256, Threads = 1, MigrateUpTo = migrateUpTo, TraitFoldRows = 5, RawDictionarySamples = _rawDictionarySamples, RawDictionaryEvery = 300, DedupRecentSlots = _dedupRecentSlots };
 
     protected override async Task InsertAtVersion1Async(IReadOnlyList<CollectedEvent> events)
     {

@@ -18,7 +18,7 @@ public sealed class PostgresStoreTests : StoreConformanceTests
     protected override int LatestSchemaVersion => PostgresMigrations.Steps[^1].Version;
 
     protected override ITesseraStore CreateStore(TimeSpan dedupWindow, int? migrateUpTo) =>
-        new PostgresStore(new PostgresStoreOptions(_database.ConnectionString) { DedupWindow = dedupWindow, MigrateUpTo = migrateUpTo }, NewEngine());
+        new PostgresStore(new PostgresStoreOptions(_database.ConnectionString) { Logger = StoreLog, DedupWindow = dedupWindow, MigrateUpTo = migrateUpTo }, NewEngine());
 
     protected override async Task InsertAtVersion1Async(IReadOnlyList<CollectedEvent> events)
     {

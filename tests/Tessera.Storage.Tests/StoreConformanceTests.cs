@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging.Testing;
 using Tessera.Core.Collection;
 using Tessera.Core.Identity;
 using Tessera.Core.Profiles;
@@ -15,6 +16,9 @@ public abstract partial class StoreConformanceTests : IAsyncLifetime
     private readonly List<ITesseraStore> _open = [];
 
     protected static readonly DateTimeOffset Now = TruncateToMicroseconds(DateTimeOffset.UtcNow);
+
+    /// <summary>What the stores this test opens log (each subclass gives it to the stores it makes).</summary>
+    protected FakeLogger StoreLog { get; } = new();
 
     /// <summary>The latest schema version the store's migrations reach.</summary>
     protected abstract int LatestSchemaVersion { get; }

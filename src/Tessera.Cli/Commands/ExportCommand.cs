@@ -29,7 +29,8 @@ internal static class ExportCommand
 
             try
             {
-                await using var tesseraStore = TesseraServer.CreateStore(store.Read(result));
+                using var loggers = StoreOptions.ConsoleLoggers();
+                await using var tesseraStore = TesseraServer.CreateStore(store.Read(result), loggers);
                 await tesseraStore.OpenAsync(cancellationToken);
                 var audiences = tesseraStore.Engine.Audiences;
                 var audience = audiences.FirstOrDefault(a => a.Id == wanted) ?? audiences.SingleOrDefault(a => a.Name == wanted);
@@ -65,7 +66,8 @@ internal static class ExportCommand
             var file = result.GetValue(output)!;
             try
             {
-                await using var tesseraStore = TesseraServer.CreateStore(store.Read(result));
+                using var loggers = StoreOptions.ConsoleLoggers();
+                await using var tesseraStore = TesseraServer.CreateStore(store.Read(result), loggers);
                 await tesseraStore.OpenAsync(cancellationToken);
                 var identities = tesseraStore.Engine.Identities();
                 await using (var csv = CsvWriter.ToFile(file.FullName, new CsvWriterOptions(), FileOptions.None))

@@ -78,7 +78,8 @@ internal static class ImportCommand
         var rejectedFile = rejected ?? new FileInfo(input.FullName + ".rejected.jsonl");
         try
         {
-            await using var store = TesseraServer.CreateStore(options);
+            using var loggers = StoreOptions.ConsoleLoggers();
+            await using var store = TesseraServer.CreateStore(options, loggers);
             await store.OpenAsync(cancellationToken);
             var target = (await store.ListSourcesAsync(cancellationToken)).FirstOrDefault(s => s.Name == sourceName && !s.IsRevoked)
                 ?? await store.CreateSourceAsync(sourceName, "default", SourcesApi.NewWriteKey(), cancellationToken);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Microsoft.Extensions.Logging;
 using Tessera.Server.Hosting;
 
 namespace Tessera.Cli.Commands;
@@ -22,6 +23,14 @@ internal sealed class StoreOptions
         command.Add(ProfileRules);
         command.Add(ComputedTraits);
     }
+
+    /// <summary>
+    /// Where a command's store says what it does at open (a schema upgrade's steps, which can take minutes): one line a
+    /// message on standard error, so the command's output stays its own. Dispose it to flush.
+    /// </summary>
+    public static ILoggerFactory ConsoleLoggers() => LoggerFactory.Create(logging => logging
+        .AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace)
+        .AddSimpleConsole(console => console.SingleLine = true));
 
     public TesseraOptions Read(ParseResult result) => new()
     {

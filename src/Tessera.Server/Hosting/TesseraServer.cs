@@ -65,7 +65,7 @@ public static class TesseraServer
         return app;
     }
 
-    private static void UseConfiguredStore(TesseraStorageBuilder builder, TesseraOptions options) => builder.Use(_ => CreateStore(options));
+    private static void UseConfiguredStore(TesseraStorageBuilder builder, TesseraOptions options) => builder.Use(services => CreateStore(options, services.GetService<ILoggerFactory>()));
 
     /// <summary><paramref name="value"/> when at least <paramref name="least"/> (MB); else the error that names the flag which sets it.</summary>
     private static int AtLeast(int value, int least, string flag) =>
@@ -74,24 +74,30 @@ public static class TesseraServer
     /// <summary>The least DuckDB memory cap the server takes, against a slip of the finger; measured were 96-256 MB (the store's tests run DuckDB at 16).</summary>
     private const int MinDuckDbMemoryLimitMb = 32;
 
-    /// <summary>The store <paramref name="options"/> names, not yet opened. Commands that work on the store without a server use this.</summary>
-    public static ITesseraStore CreateStore(TesseraOptions options)
+    /// <summary>
+    /// The store <paramref name="options"/> names, not yet opened, logging what it does at open (a schema upgrade's steps)
+    /// to <paramref name="loggers"/>. Commands that work on the store without a server use this.
+    /// </summary>
+    public static ITesseraStore CreateStore(TesseraOptions options, ILoggerFactory? loggers = null)
     {
         var engine = CreateEngine(options);
         return options.Store switch
         {
-            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = AtLeast(options.DuckDbMemoryLimitMb, MinDuckDbMemoryLimitMb, "--duckdb-memory-mb"), CheckpointThresholdMb = AtLeast(options.DuckDbCheckpointThresholdMb, 1, "--duckdb-checkpoint-mb"), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay }, engine),
+            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = AtLeast(options.DuckDbMemoryLimitMb, MinDuckDbMemoryLimitMb, "--duckdb-memory-mb"), CheckpointThresholdMb = AtLeast(options.DuckDbCheckpointThresholdMb, 1, "--duckdb-checkpoint-mb"), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay, Logger = StoreLogger<DuckDbStore>(loggers) }, engine),
             "postgres" => new PostgresStore(
                 new PostgresStoreOptions(options.Postgres is { Length: > 0 } cs
                     ? cs
                     : throw new ArgumentException("--postgres: --store postgres needs an Npgsql connection string, e.g. --postgres \"Host=db;Username=tessera;Password=...;Database=tessera\"."))
                 {
                     DedupWindow = options.DedupWindow,
+                    Logger = StoreLogger<PostgresStore>(loggers),
                 },
                 engine),
             _ => throw new ArgumentException($"--store: '{options.Store}' is not a store Tessera knows; use duckdb or postgres."),
         };
     }
+
+    private static ILogger StoreLogger<TStore>(ILoggerFactory? loggers) => (ILogger?)loggers?.CreateLogger<TStore>() ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 
     /// <summary>The profile engine with the configured rules; a bad rules file stops start-up with a message naming the entry.</summary>
     public static ProfileEngine CreateEngine(TesseraOptions options)

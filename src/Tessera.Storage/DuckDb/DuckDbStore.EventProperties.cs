@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Text;
 using DuckDB.NET.Data;
+using Microsoft.Extensions.Logging;
 using Tessera.Core.Collection;
 using Tessera.Storage.Audiences;
 using Tessera.Storage.Events;
@@ -126,6 +128,7 @@ public sealed partial class DuckDbStore
     private async Task BackfillEventPropertiesAsync(CancellationToken cancellationToken)
     {
         if (await GetSettingAsync(EventPropertiesBackfill, cancellationToken) is null) { return; }
+        var started = Stopwatch.GetTimestamp();
         var writer = _writer!;
         using var transaction = writer.BeginTransaction();
         Execute(writer, "DELETE FROM event_properties");
@@ -144,5 +147,9 @@ public sealed partial class DuckDbStore
 
         using (var done = Command(writer, "DELETE FROM settings WHERE key = $1", [EventPropertiesBackfill])) { done.ExecuteNonQuery(); }
         transaction.Commit();
+        LogPropertiesBackfilled(options.Logger, Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Typed the properties of every stored event into event_properties (an upgrade's backfill) in {Seconds:0.0} s")]
+    private static partial void LogPropertiesBackfilled(ILogger logger, double seconds);
 }

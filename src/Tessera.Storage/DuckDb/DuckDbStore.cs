@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using DuckDB.NET.Data;
 using Tessera.Core.Audiences;
@@ -805,14 +806,19 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     {
         await ExecuteAsync("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ)", cancellationToken);
         var current = await ScalarAsync<int>("SELECT coalesce(max(version), 0) FROM schema_migrations", cancellationToken);
-        foreach (var (version, description, sql) in DuckDbMigrations.Steps.Where(s => s.Version > current && s.Version <= (options.MigrateUpTo ?? int.MaxValue)))
+        var steps = DuckDbMigrations.Steps.Where(s => s.Version > current && s.Version <= (options.MigrateUpTo ?? int.MaxValue)).ToList();
+        SchemaLog.Starting(options.Logger, options.Path, current, steps);
+        var started = Stopwatch.GetTimestamp();
+        foreach (var step in steps)
         {
+            var (version, description, sql) = step;
+            var stepStarted = Stopwatch.GetTimestamp();
             // One connection and one transaction per step: a step applies whole or not at all.
             using var connection = OpenReader();
             using var transaction = connection.BeginTransaction();
             try
             {
-                using (var step = Command(connection, sql, [])) { await step.ExecuteNonQueryAsync(cancellationToken); }
+                using (var run = Command(connection, sql, [])) { await run.ExecuteNonQueryAsync(cancellationToken); }
                 using (var record = Command(connection, "INSERT INTO schema_migrations VALUES ($1, $2, $3)", [version, description, DateTimeOffset.UtcNow]))
                 {
                     await record.ExecuteNonQueryAsync(cancellationToken);
@@ -824,7 +830,11 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             {
                 throw DuckDbErrors.Translate(e, $"schema migration {version} ({description})", options.Path);
             }
+
+            SchemaLog.StepApplied(options.Logger, current, step, Stopwatch.GetElapsedTime(stepStarted).TotalSeconds);
         }
+
+        SchemaLog.Done(options.Logger, options.Path, current, steps, Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
     private async Task LoadMessageIdsAsync(CancellationToken cancellationToken)

@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace Tessera.Storage.DuckDb;
 
 /// <summary>Settings of the embedded store. Defaults fit a small machine: see docs/configuration.md.</summary>
@@ -29,6 +32,12 @@ public sealed record DuckDbStoreOptions(string Path)
     /// and 1,000,000 profiles its commit failed at 256 MB ("failed to pin block"). A cap, not an allocation.
     /// </summary>
     public int ReresolveMemoryLimitMb { get; init; } = DefaultReresolveMemoryLimitMb;
+
+    /// <summary>
+    /// Where the store says what it does at open that can take long: a schema upgrade's steps, some of which copy whole
+    /// tables (minutes at tens of millions of events), each with its duration. Nothing is logged by default.
+    /// </summary>
+    public ILogger Logger { get; init; } = NullLogger.Instance;
 
     /// <summary>DuckDB worker threads for queries.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;

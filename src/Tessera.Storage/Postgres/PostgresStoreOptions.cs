@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace Tessera.Storage.Postgres;
 
 /// <summary>
@@ -18,6 +21,9 @@ public sealed record PostgresStoreOptions(string ConnectionString)
     /// (an appending process catches up anyway, under the resolution lock). Zero turns it off.
     /// </summary>
     public TimeSpan CatchUpInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Where the store says what its schema upgrades do, step by step with their durations. Nothing is logged by default.</summary>
+    public ILogger Logger { get; init; } = NullLogger.Instance;
 
     /// <summary>Stops migrating at this version; tests use it to build a database as an older release left it.</summary>
     internal int? MigrateUpTo { get; init; }
