@@ -9,7 +9,7 @@ using Tessera.Storage;
 using Tessera.Storage.DuckDb;
 using Tessera.Storage.Postgres;
 
-// Usage: audiencebench duckdb DIR [PROFILES] [RUNS] [MEMORY_MB]
+// Usage: audiencebench duckdb DIR [PROFILES] [RUNS] [MEMORY_MB] [THREADS]
 //        audiencebench postgres CONNECTION_STRING [PROFILES] [RUNS]
 // Fills the store through its own AppendAsync (so it holds exactly what Tessera would: events, identity log, trait
 // history and the profile state tables) unless it already holds data (a DuckDB DIR is kept between runs; delete it
@@ -21,12 +21,14 @@ var profiles = long.Parse(args.ElementAtOrDefault(2) ?? "1000000", CultureInfo.I
 var runs = int.Parse(args.ElementAtOrDefault(3) ?? "5", CultureInfo.InvariantCulture);
 // The store's own default unless given, so the figures are those of the cap Tessera ships with.
 var memoryMb = args.ElementAtOrDefault(4) is { } memoryArg ? int.Parse(memoryArg, CultureInfo.InvariantCulture) : DuckDbStoreOptions.DefaultMemoryLimitMb;
+// DuckDB's threads (tessera serve's --duckdb-threads): the machine's cores unless given.
+var threads = args.ElementAtOrDefault(5) is { } threadsArg ? int.Parse(threadsArg, CultureInfo.InvariantCulture) : Environment.ProcessorCount;
 var now = new DateTimeOffset(2026, 11, 1, 0, 0, 0, TimeSpan.Zero);
 
 var engine = new ProfileEngine(IdentityRules.Default, ProfileRules.Default);
 ITesseraStore store = kind == "postgres"
     ? new PostgresStore(new PostgresStoreOptions(location) { DedupWindow = TimeSpan.FromDays(1) }, engine)
-    : new DuckDbStore(new DuckDbStoreOptions(Path.Combine(Directory.CreateDirectory(location).FullName, "tessera.duckdb")) { DedupWindow = TimeSpan.FromDays(1), MemoryLimitMb = memoryMb }, engine);
+    : new DuckDbStore(new DuckDbStoreOptions(Path.Combine(Directory.CreateDirectory(location).FullName, "tessera.duckdb")) { DedupWindow = TimeSpan.FromDays(1), MemoryLimitMb = memoryMb, Threads = threads }, engine);
 var openWatch = Stopwatch.StartNew();
 await store.OpenAsync(CancellationToken.None);
 Console.Error.WriteLine($"opened in {openWatch.Elapsed.TotalSeconds:F1} s");
@@ -66,6 +68,7 @@ await using (store)
         fill_seconds = fillSeconds is { } s ? Math.Round(s, 1) : (double?)null,
         fill_events_per_second = fillSeconds is { } f ? Math.Round(stats.Events / f) : (double?)null,
         memory_limit_mb = kind == "duckdb" ? memoryMb : (int?)null,
+        threads = kind == "duckdb" ? threads : (int?)null,
     }));
 
     var audiences = new (string Name, string Json)[]

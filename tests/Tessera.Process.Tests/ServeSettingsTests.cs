@@ -25,6 +25,31 @@ public sealed class ServeSettingsTests
         Assert.Contains("--duckdb-memory-mb: must be at least 32 (MB), got 31.", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task duckdb_threads_under_one_are_refused_with_the_flag_named()
+    {
+        var (exitCode, output) = await TesseraProcess.RunAsync("serve", "--data-dir", TempDirectory.Create("threads-0"), "--duckdb-threads", "0");
+
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("--duckdb-threads: must be at least 1, got 0.", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>DuckDB runs with the machine's cores as threads by default, and with the number asked for when set, read back from DuckDB.</summary>
+    [Theory]
+    [InlineData(null)]
+    [InlineData(1)]
+    [InlineData(3)]
+    public async Task duckdb_runs_with_the_threads_asked_for(int? threads)
+    {
+        await using var server = await TestServer.StartAsync(configure: o =>
+        {
+            o.Store = "duckdb";
+            if (threads is { } n) { o.DuckDbThreads = n; }
+        });
+
+        Assert.Equal((threads ?? Environment.ProcessorCount).ToString(System.Globalization.CultureInfo.InvariantCulture), await DuckDbSettingAsync(server, "threads"));
+    }
+
     /// <summary>
     /// The cap reaches DuckDB: read back from DuckDB itself (a connection in the same process shares the server's
     /// database, and its settings), by default and when set.
@@ -39,12 +64,17 @@ public sealed class ServeSettingsTests
             o.Store = "duckdb";
             if (memoryMb is { } mb) { o.DuckDbMemoryLimitMb = mb; }
         });
+        Assert.Equal(expected, await DuckDbSettingAsync(server, "memory_limit"));
+    }
+
+    /// <summary>A DuckDB setting as the server's database runs with it (a connection in the same process shares the database and its settings).</summary>
+    private static async Task<string> DuckDbSettingAsync(TestServer server, string name)
+    {
         await using var connection = new DuckDB.NET.Data.DuckDBConnection($"Data Source={server.Options.DuckDbPath}");
         await connection.OpenAsync();
         await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT current_setting('memory_limit')";
-
-        Assert.Equal(expected, (string)(await command.ExecuteScalarAsync())!);
+        command.CommandText = $"SELECT current_setting('{name}')::VARCHAR";
+        return (string)(await command.ExecuteScalarAsync())!;
     }
 
     /// <summary>

@@ -105,6 +105,13 @@ public sealed class TesseraOptions
     /// </summary>
     public int DuckDbCheckpointThresholdMb { get; set; } = DuckDbStoreOptions.DefaultCheckpointThresholdMb;
 
+    /// <summary>
+    /// DuckDB's threads (<c>--duckdb-threads</c>): the thread that runs a query and DuckDB's own workers, together. One
+    /// query uses them all (audience previews, exports); the store's writes use them at checkpoints. Defaults to the
+    /// machine's cores.
+    /// </summary>
+    public int DuckDbThreads { get; set; } = Environment.ProcessorCount;
+
     /// <summary>DuckDB's memory cap in MB while a re-resolve is applied (one transaction rewrites the identity log and the profile state).</summary>
     public int DuckDbReresolveMemoryLimitMb { get; set; } = DuckDbStoreOptions.DefaultReresolveMemoryLimitMb;
 

@@ -83,7 +83,7 @@ public static class TesseraServer
         var engine = CreateEngine(options);
         return options.Store switch
         {
-            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = AtLeast(options.DuckDbMemoryLimitMb, MinDuckDbMemoryLimitMb, "--duckdb-memory-mb"), CheckpointThresholdMb = AtLeast(options.DuckDbCheckpointThresholdMb, 1, "--duckdb-checkpoint-mb"), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay, Logger = StoreLogger<DuckDbStore>(loggers) }, engine),
+            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = AtLeast(options.DuckDbMemoryLimitMb, MinDuckDbMemoryLimitMb, "--duckdb-memory-mb"), CheckpointThresholdMb = AtLeast(options.DuckDbCheckpointThresholdMb, 1, "--duckdb-checkpoint-mb"), Threads = options.DuckDbThreads >= 1 ? options.DuckDbThreads : throw new ArgumentException($"--duckdb-threads: must be at least 1, got {options.DuckDbThreads}."), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay, Logger = StoreLogger<DuckDbStore>(loggers) }, engine),
             "postgres" => new PostgresStore(
                 new PostgresStoreOptions(options.Postgres is { Length: > 0 } cs
                     ? cs
