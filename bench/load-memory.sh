@@ -5,17 +5,18 @@
 # every second, and /proc's resident set beside them. Prints, at the second of the highest resident set and as
 # medians over the run: RSS, the GC's committed memory, DuckDB's buffers, the dedup table (native), and the rest (runtime, native allocations
 # DuckDB makes outside its buffer manager, thread stacks). RUNS times (default 2). Results: bench/results/load-memory-<UTC>/.
-# Usage: [RATE=25000] [DURATION=20] [WARMUP=10] bench/load-memory.sh [runs]
+# DLL names another build's tessera.dll (default: this checkout's Release build).
+# Usage: [RATE=25000] [DURATION=20] [WARMUP=10] [DLL=path] bench/load-memory.sh [runs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-2}
 out="bench/results/load-memory-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 source bench/machine.sh
-machine_txt "$out" "${RATE:+rate $RATE events/s}${RATE:-flat out}"
+machine_txt "$out" "${RATE:+rate $RATE events/s}${RATE:-flat out}${DLL:+, dll $DLL}"
 counters=~/.dotnet/tools/dotnet-counters
 [ -x "$counters" ] || { echo "needs dotnet-counters: dotnet tool install -g dotnet-counters"; exit 1; }
-dll=$PWD/src/Tessera.Cli/bin/Release/net10.0/tessera.dll
+dll=${DLL:-$PWD/src/Tessera.Cli/bin/Release/net10.0/tessera.dll}
 
 for i in $(seq 1 "$runs"); do
   dotnet bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll --label "memory-$i" --dll "$dll" --spawn tessera --connections 64 \
