@@ -4,34 +4,20 @@ using Tessera.Testing;
 
 namespace Tessera.Process.Tests;
 
-/// <summary>Settings of <c>tessera serve</c> that change how the embedded store uses memory: their checks through the real process, their effect on DuckDB in this one.</summary>
+/// <summary>Settings of <c>tessera serve</c> that change how the embedded store uses memory and threads: their checks through the real process, their effect on DuckDB in this one.</summary>
 public sealed class ServeSettingsTests
 {
-    [Fact]
-    public async Task a_checkpoint_threshold_under_one_mb_is_refused_with_the_flag_named()
+    /// <summary>A DuckDB setting under its least is refused at start, with the flag and the least named.</summary>
+    [Theory]
+    [InlineData("--duckdb-checkpoint-mb", "0", "--duckdb-checkpoint-mb: must be at least 1 (MB), got 0.")]
+    [InlineData("--duckdb-memory-mb", "31", "--duckdb-memory-mb: must be at least 32 (MB), got 31.")]
+    [InlineData("--duckdb-threads", "0", "--duckdb-threads: must be at least 1, got 0.")]
+    public async Task a_duckdb_setting_under_its_least_is_refused_with_the_flag_named(string flag, string value, string message)
     {
-        var (exitCode, output) = await TesseraProcess.RunAsync("serve", "--data-dir", TempDirectory.Create("checkpoint-0"), "--duckdb-checkpoint-mb", "0");
+        var (exitCode, output) = await TesseraProcess.RunAsync("serve", "--data-dir", TempDirectory.Create("refused"), flag, value);
 
         Assert.NotEqual(0, exitCode);
-        Assert.Contains("--duckdb-checkpoint-mb: must be at least 1 (MB), got 0.", output, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task a_duckdb_memory_cap_under_32_mb_is_refused_with_the_flag_named()
-    {
-        var (exitCode, output) = await TesseraProcess.RunAsync("serve", "--data-dir", TempDirectory.Create("memory-31"), "--duckdb-memory-mb", "31");
-
-        Assert.NotEqual(0, exitCode);
-        Assert.Contains("--duckdb-memory-mb: must be at least 32 (MB), got 31.", output, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task duckdb_threads_under_one_are_refused_with_the_flag_named()
-    {
-        var (exitCode, output) = await TesseraProcess.RunAsync("serve", "--data-dir", TempDirectory.Create("threads-0"), "--duckdb-threads", "0");
-
-        Assert.NotEqual(0, exitCode);
-        Assert.Contains("--duckdb-threads: must be at least 1, got 0.", output, StringComparison.Ordinal);
+        Assert.Contains(message, output, StringComparison.Ordinal);
     }
 
     /// <summary>DuckDB runs with the machine's cores as threads by default, and with the number asked for when set, read back from DuckDB.</summary>
