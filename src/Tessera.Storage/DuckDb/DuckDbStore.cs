@@ -807,7 +807,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         await ExecuteAsync("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ)", cancellationToken);
         var current = await ScalarAsync<int>("SELECT coalesce(max(version), 0) FROM schema_migrations", cancellationToken);
         var steps = DuckDbMigrations.Steps.Where(s => s.Version > current && s.Version <= (options.MigrateUpTo ?? int.MaxValue)).ToList();
-        SchemaLog.Starting(options.Logger, options.Path, current, steps);
+        var path = System.IO.Path.GetFullPath(options.Path);
+        SchemaLog.Starting(options.Logger, path, current, steps);
         var started = Stopwatch.GetTimestamp();
         foreach (var step in steps)
         {
@@ -834,7 +835,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             SchemaLog.StepApplied(options.Logger, current, step, Stopwatch.GetElapsedTime(stepStarted).TotalSeconds);
         }
 
-        SchemaLog.Done(options.Logger, options.Path, current, steps, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        SchemaLog.Done(options.Logger, path, current, steps, Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
     private async Task LoadMessageIdsAsync(CancellationToken cancellationToken)
