@@ -1,4 +1,3 @@
-using DuckDB.NET.Data;
 using Tessera.Testing;
 
 namespace Tessera.Process.Tests;
@@ -21,16 +20,17 @@ public sealed class SchemaUpgradeTests
         var file = Path.Combine(dir, "events.jsonl");
         await File.WriteAllLinesAsync(file, Enumerable.Range(0, 50).Select(i => $$$"""{"type":"track","userId":"up-{{{i % 7}}}","event":"E","messageId":"up-{{{i}}}","properties":{"n":{{{i}}}}}"""));
         var dataDir = Path.Combine(dir, "data");
+        var storeFile = Path.Combine(dataDir, "tessera.duckdb");
 
         var (exitCode, output) = await TesseraProcess.RunAsync("import", "events", file, "--data-dir", dataDir);
 
         Assert.Equal(0, exitCode);
         Assert.Contains("Created the store ", output, StringComparison.Ordinal);
         Assert.DoesNotContain("Upgrading the store", output, StringComparison.Ordinal);
-        var latest = Convert.ToInt32(await ScalarAsync(dataDir, "SELECT max(version) FROM schema_migrations"), System.Globalization.CultureInfo.InvariantCulture);
+        var latest = Convert.ToInt32(await DuckDbFile.ScalarAsync(storeFile, "SELECT max(version) FROM schema_migrations"), System.Globalization.CultureInfo.InvariantCulture);
         Assert.Contains($" at schema {latest}", output, StringComparison.Ordinal);
-        var description = (string?)await ScalarAsync(dataDir, $"SELECT description FROM schema_migrations WHERE version = {latest}");
-        await ScalarAsync(dataDir, $"DELETE FROM schema_migrations WHERE version = {latest}");
+        var description = (string?)await DuckDbFile.ScalarAsync(storeFile, $"SELECT description FROM schema_migrations WHERE version = {latest}");
+        await DuckDbFile.ScalarAsync(storeFile, $"DELETE FROM schema_migrations WHERE version = {latest}");
 
         await using var tessera = await TesseraProcess.StartServeAsync(dataDir);
 
@@ -41,15 +41,5 @@ public sealed class SchemaUpgradeTests
         Assert.True(announced >= 0 && step > announced && reached > step, log);
         using var admin = Http.Admin(tessera.BaseAddress);
         Assert.Equal(50, (await Http.StoredMessageIdsAsync(admin)).Count);
-    }
-
-    /// <summary>Runs <paramref name="sql"/> on the data directory's store file (no server open on it) and returns the first column of its first row.</summary>
-    private static async Task<object?> ScalarAsync(string dataDir, string sql)
-    {
-        await using var connection = new DuckDBConnection($"Data Source={Path.Combine(dataDir, "tessera.duckdb")}");
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        return await command.ExecuteScalarAsync();
     }
 }

@@ -50,18 +50,13 @@ public sealed class ServeSettingsTests
             o.Store = "duckdb";
             if (memoryMb is { } mb) { o.DuckDbMemoryLimitMb = mb; }
         });
+
         Assert.Equal(expected, await DuckDbSettingAsync(server, "memory_limit"));
     }
 
-    /// <summary>A DuckDB setting as the server's database runs with it (a connection in the same process shares the database and its settings).</summary>
-    private static async Task<string> DuckDbSettingAsync(TestServer server, string name)
-    {
-        await using var connection = new DuckDB.NET.Data.DuckDBConnection($"Data Source={server.Options.DuckDbPath}");
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT current_setting('{name}')::VARCHAR";
-        return (string)(await command.ExecuteScalarAsync())!;
-    }
+    /// <summary>A DuckDB setting as the server's database runs with it.</summary>
+    private static async Task<string> DuckDbSettingAsync(TestServer server, string name) =>
+        (string)(await DuckDbFile.ScalarAsync(server.Options.DuckDbPath, $"SELECT current_setting('{name}')::VARCHAR"))!;
 
     /// <summary>
     /// DuckDB's allocator (its jemalloc) gives freed memory back after 100 ms from its background thread instead of

@@ -67,9 +67,12 @@ public static class TesseraServer
 
     private static void UseConfiguredStore(TesseraStorageBuilder builder, TesseraOptions options) => builder.Use(services => CreateStore(options, services.GetService<ILoggerFactory>()));
 
-    /// <summary><paramref name="value"/> when at least <paramref name="least"/> (MB); else the error that names the flag which sets it.</summary>
-    private static int AtLeast(int value, int least, string flag) =>
-        value >= least ? value : throw new ArgumentException($"{flag}: must be at least {least} (MB), got {value}.");
+    /// <summary>
+    /// <paramref name="value"/> when at least <paramref name="least"/> (of <paramref name="unit"/>, when the flag has
+    /// one); else the error that names the flag which sets it.
+    /// </summary>
+    private static int AtLeast(int value, int least, string flag, string? unit = "MB") =>
+        value >= least ? value : throw new ArgumentException($"{flag}: must be at least {least}{(unit is null ? "" : $" ({unit})")}, got {value}.");
 
     /// <summary>The least DuckDB memory cap the server takes, against a slip of the finger; measured were 96-256 MB (the store's tests run DuckDB at 16).</summary>
     private const int MinDuckDbMemoryLimitMb = 32;
@@ -83,7 +86,7 @@ public static class TesseraServer
         var engine = CreateEngine(options);
         return options.Store switch
         {
-            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = AtLeast(options.DuckDbMemoryLimitMb, MinDuckDbMemoryLimitMb, "--duckdb-memory-mb"), CheckpointThresholdMb = AtLeast(options.DuckDbCheckpointThresholdMb, 1, "--duckdb-checkpoint-mb"), Threads = options.DuckDbThreads >= 1 ? options.DuckDbThreads : throw new ArgumentException($"--duckdb-threads: must be at least 1, got {options.DuckDbThreads}."), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay, Logger = StoreLogger<DuckDbStore>(loggers) }, engine),
+            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = AtLeast(options.DuckDbMemoryLimitMb, MinDuckDbMemoryLimitMb, "--duckdb-memory-mb"), CheckpointThresholdMb = AtLeast(options.DuckDbCheckpointThresholdMb, 1, "--duckdb-checkpoint-mb"), Threads = AtLeast(options.DuckDbThreads, 1, "--duckdb-threads", unit: null), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, CommitDelay = options.CommitDelay, Logger = StoreLogger<DuckDbStore>(loggers) }, engine),
             "postgres" => new PostgresStore(
                 new PostgresStoreOptions(options.Postgres is { Length: > 0 } cs
                     ? cs

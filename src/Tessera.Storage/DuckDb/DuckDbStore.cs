@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using DuckDB.NET.Data;
 using Tessera.Core.Audiences;
@@ -806,21 +805,16 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     {
         await ExecuteAsync("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ)", cancellationToken);
         var current = await ScalarAsync<int>("SELECT coalesce(max(version), 0) FROM schema_migrations", cancellationToken);
-        var steps = DuckDbMigrations.Steps.Where(s => s.Version > current && s.Version <= (options.MigrateUpTo ?? int.MaxValue)).ToList();
-        var path = System.IO.Path.GetFullPath(options.Path);
-        SchemaLog.Starting(options.Logger, path, current, steps);
-        var started = Stopwatch.GetTimestamp();
-        foreach (var step in steps)
+        var upgrade = SchemaUpgrade.Start(DuckDbMigrations.Steps, current, options.MigrateUpTo, options.Logger, System.IO.Path.GetFullPath(options.Path));
+        await upgrade.ApplyEachAsync(async step =>
         {
-            var (version, description, sql) = step;
-            var stepStarted = Stopwatch.GetTimestamp();
             // One connection and one transaction per step: a step applies whole or not at all.
             using var connection = OpenReader();
             using var transaction = connection.BeginTransaction();
             try
             {
-                using (var run = Command(connection, sql, [])) { await run.ExecuteNonQueryAsync(cancellationToken); }
-                using (var record = Command(connection, "INSERT INTO schema_migrations VALUES ($1, $2, $3)", [version, description, DateTimeOffset.UtcNow]))
+                using (var run = Command(connection, step.Sql, [])) { await run.ExecuteNonQueryAsync(cancellationToken); }
+                using (var record = Command(connection, "INSERT INTO schema_migrations VALUES ($1, $2, $3)", [step.Version, step.Description, DateTimeOffset.UtcNow]))
                 {
                     await record.ExecuteNonQueryAsync(cancellationToken);
                 }
@@ -829,13 +823,10 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             }
             catch (DuckDBException e)
             {
-                throw DuckDbErrors.Translate(e, $"schema migration {version} ({description})", options.Path);
+                throw DuckDbErrors.Translate(e, $"schema migration {step.Version} ({step.Description})", options.Path);
             }
-
-            SchemaLog.StepApplied(options.Logger, current, step, Stopwatch.GetElapsedTime(stepStarted).TotalSeconds);
-        }
-
-        SchemaLog.Done(options.Logger, path, current, steps, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        });
+        upgrade.Done();
     }
 
     private async Task LoadMessageIdsAsync(CancellationToken cancellationToken)

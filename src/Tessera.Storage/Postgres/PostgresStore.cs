@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Npgsql;
 using NpgsqlTypes;
@@ -92,21 +91,17 @@ public sealed partial class PostgresStore : ITesseraStore
             if (_schema is not null) { await ExecuteAsync(connection, $"CREATE SCHEMA IF NOT EXISTS {QuoteIdentifier(_schema)}", cancellationToken); }
             await ExecuteAsync(connection, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, description text, applied_at timestamptz)", cancellationToken);
             var current = await ScalarAsync<int>(connection, "SELECT coalesce(max(version), 0) FROM schema_migrations", cancellationToken);
-            var steps = PostgresMigrations.Steps.Where(s => s.Version > current && s.Version <= (_options.MigrateUpTo ?? int.MaxValue)).ToList();
-            var store = _schema is null ? "PostgreSQL" : $"PostgreSQL (schema {_schema})";
-            SchemaLog.Starting(_options.Logger, store, current, steps);
-            var started = Stopwatch.GetTimestamp();
-            foreach (var step in steps)
+            var upgrade = SchemaUpgrade.Start(PostgresMigrations.Steps, current, _options.MigrateUpTo, _options.Logger, _schema is null ? "PostgreSQL" : $"PostgreSQL (schema {_schema})");
+            await upgrade.ApplyEachAsync(async step =>
             {
-                var stepStarted = Stopwatch.GetTimestamp();
                 await ExecuteAsync(connection, step.Sql, cancellationToken);
                 await ExecuteAsync(connection, "INSERT INTO schema_migrations VALUES ($1, $2, now())", cancellationToken, step.Version, step.Description);
-                SchemaLog.StepApplied(_options.Logger, current, step, Stopwatch.GetElapsedTime(stepStarted).TotalSeconds);
-            }
+            });
 
-            // PostgreSQL's DDL is transactional: the upgrade applies whole or not at all.
+            // PostgreSQL's DDL is transactional: the upgrade applies whole or not at all (its step lines come before
+            // the commit; the schema reached, after it).
             await transaction.CommitAsync(cancellationToken);
-            SchemaLog.Done(_options.Logger, store, current, steps, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            upgrade.Done();
             return 0;
         }, cancellationToken);
 
