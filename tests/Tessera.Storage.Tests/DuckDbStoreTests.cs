@@ -286,6 +286,38 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// What waits for the committer is each event packed and the engine's changes, not the message: once a chunk is
+    /// staged, the events handed in are garbage even while their commit is held back (flat out, tens of thousands of
+    /// events wait, and their messages would be most of the heap).
+    /// </summary>
+    [Fact]
+    public async Task staged_events_wait_for_their_commit_without_keeping_the_messages_handed_in()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-staged-messages"), "tessera.duckdb");
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1, CommitDelay = TimeSpan.FromSeconds(3) }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+
+        var (staging, messages) = StageForgetting(store, 50);
+        var staged = await staging;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.False(staged.Committed.IsCompleted, "the chunk was committed before the collection: the test proves nothing");
+        Assert.Equal(0, messages.Count(m => m.IsAlive));
+
+        await staged.Committed;
+        Assert.Equal(50, (await store.GetStatsAsync(CancellationToken.None)).Events);
+    }
+
+    /// <summary>Stages <paramref name="count"/> new events and keeps only weak references to them (made and handed in here, so no local of the test holds them).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static (Task<Journal.StagedAppend> Staging, WeakReference[] Events) StageForgetting(DuckDbStore store, int count)
+    {
+        var events = Events(count, "held");
+        return (store.StageAsync(events, new Journal.JournalMark("held", 1), CancellationToken.None), events.Select(e => new WeakReference(e)).ToArray());
+    }
+
+    /// <summary>
     /// What DuckDB's allocator holds, as jemalloc counts it (the split of the server's resident set that DuckDB's buffer
     /// counts miss): it grows by what DuckDB keeps, and an open store publishes it as a gauge.
     /// </summary>

@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json;
 using Tessera.Storage.Audiences;
 using Tessera.Storage.DuckDb;
 
@@ -95,16 +96,20 @@ public sealed class EventPropertiesTests
         "{}",
     ];
 
-    /// <summary>The rows the store packs for the committer (typed before it) read back as the rows typed from the message.</summary>
+    /// <summary>The rows the store packs for the committer (typed before it, from the text or from the engine's parsed message alike) read back as the rows typed from the message.</summary>
     [Theory]
     [MemberData(nameof(PackedCases))]
     public void rows_packed_for_the_committer_read_back_as_typed(string properties)
     {
         var raw = Encoding.UTF8.GetBytes($$"""{"type":"track","event":"Packed","properties":{{properties}}}""");
         var packer = new PropertyPacker();
-        packer.Pack(named: true, raw);
+        packer.Begin(3);
+        Assert.False(packer.IsPacked(0));
+        packer.Pack(0, named: true, raw);
+        using (var document = JsonDocument.Parse(raw)) { packer.Pack(1, named: true, document.RootElement); }
+        packer.Pack(2, named: false, raw);
         var read = new List<(string, string, string, decimal?, DateTimeOffset?)>();
-        foreach (var row in new PackedPropertyRows(packer.Packed))
+        foreach (var row in new PackedPropertyRows(packer.Packed(0)))
         {
             read.Add((Encoding.UTF8.GetString(row.Name), Encoding.UTF8.GetString(row.Value.KindUtf8), Encoding.UTF8.GetString(row.Value.Text), row.Value.Number, row.Value.Instant));
         }
@@ -112,9 +117,10 @@ public sealed class EventPropertiesTests
         var typed = ReadRows("Packed", properties);
         Assert.Equal(typed, read);
         Assert.Equal(typed.Select(r => r.Instant?.Offset), read.Select(r => r.Item5?.Offset));
-        Assert.Equal(properties == "{}", packer.Packed.IsEmpty);
-
-        packer.Pack(named: false, raw);
-        Assert.True(packer.Packed.IsEmpty);
+        Assert.Equal(properties == "{}", packer.Packed(0).IsEmpty);
+        // From the message already parsed (the engine's document), byte for byte the same; without a name, nothing.
+        Assert.Equal(packer.Packed(0).ToArray(), packer.Packed(1).ToArray());
+        Assert.True(packer.IsPacked(2));
+        Assert.True(packer.Packed(2).IsEmpty);
     }
 }

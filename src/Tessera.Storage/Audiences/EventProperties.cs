@@ -46,8 +46,14 @@ internal static class EventProperties
     {
         if (!named || raw.Span.IndexOf("\"properties\""u8) < 0 && raw.Span.IndexOf((byte)'\\') < 0) { return 0; }
         using var document = JsonDocument.Parse(raw);
-        var message = document.RootElement;
-        if (message.ValueKind != JsonValueKind.Object
+        return Write(named, document.RootElement, state, write);
+    }
+
+    /// <summary>The same rows from the message already parsed (the engine's document, while it holds it): no second parse.</summary>
+    public static int Write<TState>(bool named, JsonElement message, TState state, PropertyRowWriter<TState> write)
+    {
+        if (!named
+            || message.ValueKind != JsonValueKind.Object
             || !message.TryGetProperty("properties"u8, out var properties)
             || properties.ValueKind != JsonValueKind.Object)
         {

@@ -29,6 +29,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     // docs/architecture.md, "Dedup").
     private readonly MessageIdIndex _messageIds = new(options.DedupWindow, DirectoryOf(options.Path), options.DedupRecentSlots);
     private readonly RawCodec _raw = new(options.RawDictionarySamples, options.RawDictionaryEvery);
+    // The event_properties rows of the chunk being staged, typed under _writeLock (StagedEvents copies them).
+    private readonly PropertyPacker _properties = new();
 
     // A file kept at a schema before the compressed raw column (tests building an older release's file) takes text.
     private bool RawAsText => options.MigrateUpTo < DuckDbMigrations.CompressedRawVersion;
@@ -229,7 +231,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
             var sequenced = new (long Seq, CollectedEvent Event)[fresh.Count];
             for (var i = 0; i < fresh.Count; i++) { sequenced[i] = (_lastSeq + 1 + i, fresh[i].Event); }
-            var processed = _engine.Process(sequenced);
+            var processed = ProcessParsingOnce(sequenced);
             NoteConsent(sequenced);
             var changes = NumberChanges(AudienceRows.All(processed));
             var state = ProfileStateChanges.Of(processed, _engine);
@@ -250,7 +252,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             // trained meanwhile is committed with the first rows it compresses. What waits for the commit is the packed
             // events and the engine's changes, not the messages (StagedEvents).
             var dictionary = RawAsText ? null : _raw.TakeTrained(sequenced[0].Seq);
-            var packed = StagedEvents.Pack(sequenced, processed, RawAsText ? null : _raw);
+            var packed = StagedEvents.Pack(sequenced, processed, RawAsText ? null : _raw, _properties);
             var changed = processed.Where(p => p.Changes.Count > 0 || p.Traits.Count > 0).ToArray();
             var task = Stage(tables =>
             {
@@ -278,6 +280,22 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
             _fresh.Clear();
             _writeLock.Release();
         }
+    }
+
+    /// <summary>
+    /// The engine's results for <paramref name="sequenced"/>, and each event's property rows typed in
+    /// <see cref="_properties"/> from the engine's own parse of its message while it holds it (one parse for both).
+    /// </summary>
+    /// <remarks>
+    /// A method of its own for its closure's sake: C# puts the locals that the lambdas of one scope capture in one
+    /// object, so this callback written in <see cref="StageCoreAsync"/> made the commit's lambda hold the chunk's
+    /// messages (<c>sequenced</c>) until its commit: 20-40 MB more flat out (docs/benchmarks.md, "One parse, and what
+    /// a lambda kept").
+    /// </remarks>
+    private IReadOnlyList<ProcessedEvent> ProcessParsingOnce((long Seq, CollectedEvent Event)[] sequenced)
+    {
+        _properties.Begin(sequenced.Length);
+        return _engine.Process(sequenced, (i, message) => _properties.Pack(i, named: sequenced[i].Event.Event is not null, message));
     }
 
     private static void AppendRawDictionary(TableAppenders tables, RawDictionary d) =>

@@ -1,12 +1,13 @@
 using System.Buffers.Binary;
+using System.Text.Json;
 using Tessera.Storage.Audiences;
 using Tessera.Storage.Profiles;
 
 namespace Tessera.Storage.DuckDb;
 
 /// <summary>
-/// An event's <c>event_properties</c> rows, typed before the committer (<see cref="EventProperties.Write"/> on the
-/// message's text while the engine's thread still holds it) and packed as bytes beside the event in
+/// The <c>event_properties</c> rows of a chunk's events, typed before the committer (<c>EventProperties.Write</c> on
+/// each message as the engine parsed it, handed over by <c>ProfileEngine.Process</c>) and packed as bytes beside the event in
 /// <see cref="StagedEvents"/>: the committer, the store's serial stage, then appends them without decompressing the stored
 /// message and parsing it again, which was a fifth of its thread flat out (docs/benchmarks.md, "The event properties
 /// typed before the committer").
@@ -15,7 +16,7 @@ namespace Tessera.Storage.DuckDb;
 /// Per row: a byte (the kind's index in <see cref="Kinds"/>, or'd with <see cref="HasNumber"/> and
 /// <see cref="HasInstant"/>), the name and the text each as a 7-bit-encoded length and their UTF-8, then the number
 /// (<see cref="decimal"/>'s four 32-bit parts, little-endian) and the instant (ticks, 8, and offset in minutes, 2) when
-/// there. Rows in the order <see cref="EventProperties.Write"/> gives them.
+/// there. Rows in the order <c>EventProperties.Write</c> gives them.
 /// </remarks>
 internal sealed class PropertyPacker
 {
@@ -28,18 +29,46 @@ internal sealed class PropertyPacker
 
     private static readonly PropertyRowWriter<PropertyPacker> Add = static (packer, in row) => packer.Write(in row);
 
-    private byte[] _buffer = new byte[1024];
+    /// <summary>A chunk's rows past this many bytes are not kept for the next chunk (large properties, rare).</summary>
+    private const int KeptBufferBytes = 1 << 20;
+
+    private byte[] _buffer = new byte[64 * 1024];
     private int _length;
+    private (int Start, int End)[] _events = [];
 
-    /// <summary>The rows of the last <see cref="Pack"/>, valid until the next.</summary>
-    public ReadOnlySpan<byte> Packed => _buffer.AsSpan(0, _length);
-
-    /// <summary>Types and packs the rows of the message <paramref name="raw"/> (none when the event has no name).</summary>
-    public void Pack(bool named, ReadOnlyMemory<byte> raw)
+    /// <summary>Starts a chunk of <paramref name="count"/> events, none packed yet; the rows of the last chunk are gone.</summary>
+    public void Begin(int count)
     {
         _length = 0;
-        EventProperties.Write(named, raw, this, Add);
+        if (_buffer.Length > KeptBufferBytes) { _buffer = new byte[64 * 1024]; }
+        if (_events.Length < count) { _events = new (int, int)[Math.Max(count, 2 * _events.Length)]; }
+        _events.AsSpan(0, count).Fill((0, -1));
     }
+
+    /// <summary>
+    /// Types and packs the rows of the chunk's event <paramref name="index"/> from its parsed message (none when the event
+    /// has no name): the engine's document, while it holds it, so the message is not parsed a second time.
+    /// </summary>
+    public void Pack(int index, bool named, JsonElement message)
+    {
+        var start = _length;
+        EventProperties.Write(named, message, this, Add);
+        _events[index] = (start, _length);
+    }
+
+    /// <summary>The same from the message's text, parsing it (an event the engine did not hand over parsed).</summary>
+    public void Pack(int index, bool named, ReadOnlyMemory<byte> raw)
+    {
+        var start = _length;
+        EventProperties.Write(named, raw, this, Add);
+        _events[index] = (start, _length);
+    }
+
+    /// <summary>Whether the chunk's event <paramref name="index"/> was packed since <see cref="Begin"/>.</summary>
+    public bool IsPacked(int index) => _events[index].End >= 0;
+
+    /// <summary>The packed rows of the chunk's event <paramref name="index"/>, valid until the next <see cref="Begin"/>.</summary>
+    public ReadOnlySpan<byte> Packed(int index) => _buffer.AsSpan(_events[index].Start, _events[index].End - _events[index].Start);
 
     private void Write(in PropertyRow row)
     {

@@ -47,12 +47,13 @@ internal sealed class StagedEvents
 
     /// <summary>
     /// Packs <paramref name="events"/> with their profile ids from <paramref name="processed"/> (same order), their raw
-    /// JSON encoded by <paramref name="codec"/> (null: kept as the text).
+    /// JSON encoded by <paramref name="codec"/> (null: kept as the text), and their property rows from
+    /// <paramref name="properties"/> (packed there by index since its <see cref="PropertyPacker.Begin"/>, while the engine
+    /// held each message parsed; an event not packed there is typed from its text here).
     /// </summary>
-    public static StagedEvents Pack((long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed, RawCodec? codec)
+    public static StagedEvents Pack((long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed, RawCodec? codec, PropertyPacker properties)
     {
         var blocks = new List<(byte[] Block, int Length)>();
-        var properties = new PropertyPacker();
         byte[]? block = null;
         var at = 0;
         for (var i = 0; i < events.Length; i++)
@@ -60,20 +61,21 @@ internal sealed class StagedEvents
             var e = events[i].Event;
             var profileId = processed[i].ProfileId;
             var raw = e.Raw.Utf8Length;
-            properties.Pack(named: e.Event is not null, e.Raw.Utf8);
+            if (!properties.IsPacked(i)) { properties.Pack(i, named: e.Event is not null, e.Raw.Utf8); }
+            var packedProperties = properties.Packed(i);
             // A bound, not the size: the strings' most UTF-8 from their length (counting them exactly would encode each twice).
             var most = FixedBytes + Strings * 4
                 + MostUtf8(e.MessageId) + MostUtf8(e.SourceId) + MostUtf8(e.Event) + MostUtf8(e.UserId) + MostUtf8(e.AnonymousId)
                 + MostUtf8(e.GroupId) + MostUtf8(e.PreviousId) + MostUtf8(profileId)
                 + 4 + (codec is null ? raw : RawCodec.MaxEncodedLength(raw))
-                + 4 + properties.Packed.Length;
+                + 4 + packedProperties.Length;
             if (block is null || block.Length - at < most)
             {
                 if (block is not null) { blocks.Add((block, at)); }
                 (block, at) = (most > BlockBytes ? new byte[most] : Rent(), 0);
             }
 
-            at = Write(block, at, events[i].Seq, e, profileId, codec, properties.Packed);
+            at = Write(block, at, events[i].Seq, e, profileId, codec, packedProperties);
         }
 
         if (block is not null) { blocks.Add((block, at)); }
