@@ -16,7 +16,7 @@ import sys
 CATEGORIES = [
     ("zstd compress", ["ZSTD_compress"]),
     ("zstd decompress", ["ZSTD_decompress", "RawCodec::Decompress"]),
-    # Before the engine, so that typing them from the engine's parse (tried on 2026-12-06) would still count here.
+    # Before the engine: they are typed inside its call, from its parse (since the twenty-seventh session), and count here.
     ("properties typed (engine's thread)", ["EventProperties::Write"]),
     ("engine (identity, traits, audiences)", ["ProfileEngine::Process"]),
     ("request validation", ["MessageValidator"]),
