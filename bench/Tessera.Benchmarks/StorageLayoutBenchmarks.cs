@@ -15,7 +15,12 @@ namespace Tessera.Benchmarks;
 /// log, which run inside the commits as in the server). Per event: local append, log write and sync, checkpoint and
 /// compression, and a checkpoint at the end of each iteration so every iteration pays for compressing its own rows.
 /// The layouts without a column group show what that group costs; <c>raw as JSON text</c> what the raw JSON cost
-/// before the store compressed it; <c>scan only</c> is the copy's own reading of its source, to subtract.
+/// before the store compressed it; <c>scan only</c> is the copy's own reading of its source, to subtract. The layouts
+/// with a row group size attach the target file with it (<c>ATTACH … (ROW_GROUP_SIZE n)</c>; DuckDB's default is
+/// 122,880): a transaction that appends at least a row group to a table has its rows written compressed as they come
+/// and moved into the table at its commit, while below that they are copied into the table, written to the log and
+/// compressed at a checkpoint (<c>LocalStorage::Flush</c>). At 5,000 events a commit, 16,384 puts
+/// <c>event_properties</c> (~5 rows an event) on the first path, 4,096 <c>events</c> too.
 /// </summary>
 [InvocationCount(1, unrollFactor: 1)]
 public class StorageLayoutBenchmarks
@@ -28,14 +33,16 @@ public class StorageLayoutBenchmarks
     /// compressed with the dictionary the store trained, <see cref="RawCodec"/>); <c>raw as JSON text</c> puts back the
     /// text column of schema 10 and before, for comparison in the same run.
     /// </summary>
-    private static readonly Dictionary<string, (string Source, string Columns, bool RawAsText)> Layouts = new()
+    private static readonly Dictionary<string, (string Source, string Columns, bool RawAsText, int? RowGroupSize)> Layouts = new()
     {
-        ["scan only"] = ("events", "*", false),
-        ["events"] = ("events", "*", false),
-        ["events, raw as JSON text"] = ("events", "*", true),
-        ["events without raw"] = ("events", "* EXCLUDE (raw)", false),
-        ["event_properties"] = ("event_properties", "*", false),
-        ["event_properties without event, track, ts, profile_id"] = ("event_properties", "* EXCLUDE (event, track, ts, profile_id)", false),
+        ["scan only"] = ("events", "*", false, null),
+        ["events"] = ("events", "*", false, null),
+        ["events, raw as JSON text"] = ("events", "*", true, null),
+        ["events without raw"] = ("events", "* EXCLUDE (raw)", false, null),
+        ["events, row groups of 4,096"] = ("events", "*", false, 4_096),
+        ["event_properties"] = ("event_properties", "*", false, null),
+        ["event_properties without event, track, ts, profile_id"] = ("event_properties", "* EXCLUDE (event, track, ts, profile_id)", false, null),
+        ["event_properties, row groups of 16,384"] = ("event_properties", "*", false, 16_384),
     };
 
     private string _directory = "";
@@ -63,9 +70,11 @@ public class StorageLayoutBenchmarks
 
         store.DisposeAsync().AsTask().GetAwaiter().GetResult();
 
-        var (source, columns, rawAsText) = Layouts[Layout];
-        _connection = new DuckDBConnection($"Data Source={Path.Combine(_directory, "layout.duckdb")}");
+        var (source, columns, rawAsText, rowGroupSize) = Layouts[Layout];
+        var layoutPath = Path.Combine(_directory, "layout.duckdb");
+        _connection = new DuckDBConnection(rowGroupSize is null ? $"Data Source={layoutPath}" : "Data Source=:memory:");
         _connection.Open();
+        if (rowGroupSize is { } rows) { Execute($"ATTACH '{layoutPath}' AS layout (ROW_GROUP_SIZE {rows}); USE layout;"); }
         Execute($"""
             SET threads = 2; SET memory_limit = '256MB'; SET checkpoint_threshold = '64MB';
             ATTACH '{storePath}' AS store (READ_ONLY);
@@ -96,7 +105,7 @@ public class StorageLayoutBenchmarks
     [Benchmark(OperationsPerInvoke = Events, Description = "INSERT … SELECT of 100,000 events' rows, 5,000 events a commit, per event")]
     public void Copy()
     {
-        var (_, columns, _) = Layouts[Layout];
+        var (_, columns, _, _) = Layouts[Layout];
         for (var start = _firstSeq; start < _firstSeq + Events; start += PerCommit)
         {
             var range = $"seq >= {start} AND seq < {start + PerCommit}";
