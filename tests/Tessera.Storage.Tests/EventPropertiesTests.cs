@@ -96,7 +96,10 @@ public sealed class EventPropertiesTests
         "{}",
     ];
 
-    /// <summary>The rows the store packs for the committer (typed before it, from the text or from the engine's parsed message alike) read back as the rows typed from the message.</summary>
+    /// <summary>
+    /// The rows the store packs for the committer, typed from the engine's parsed message, read back as the rows typed
+    /// from the message's text; each event of a chunk keeps its own rows, and an event without a name has none.
+    /// </summary>
     [Theory]
     [MemberData(nameof(PackedCases))]
     public void rows_packed_for_the_committer_read_back_as_typed(string properties)
@@ -104,10 +107,14 @@ public sealed class EventPropertiesTests
         var raw = Encoding.UTF8.GetBytes($$"""{"type":"track","event":"Packed","properties":{{properties}}}""");
         var packer = new PropertyPacker();
         packer.Begin(3);
-        Assert.False(packer.IsPacked(0));
-        packer.Pack(0, named: true, raw);
-        using (var document = JsonDocument.Parse(raw)) { packer.Pack(1, named: true, document.RootElement); }
-        packer.Pack(2, named: false, raw);
+        using (var document = JsonDocument.Parse(raw))
+        using (var other = JsonDocument.Parse("""{"type":"track","event":"Other","properties":{"other":1}}"""))
+        {
+            packer.Pack(0, named: true, document.RootElement);
+            packer.Pack(1, named: false, document.RootElement);
+            packer.Pack(2, named: true, other.RootElement);
+        }
+
         var read = new List<(string, string, string, decimal?, DateTimeOffset?)>();
         foreach (var row in new PackedPropertyRows(packer.Packed(0)))
         {
@@ -118,9 +125,13 @@ public sealed class EventPropertiesTests
         Assert.Equal(typed, read);
         Assert.Equal(typed.Select(r => r.Instant?.Offset), read.Select(r => r.Item5?.Offset));
         Assert.Equal(properties == "{}", packer.Packed(0).IsEmpty);
-        // From the message already parsed (the engine's document), byte for byte the same; without a name, nothing.
-        Assert.Equal(packer.Packed(0).ToArray(), packer.Packed(1).ToArray());
-        Assert.True(packer.IsPacked(2));
-        Assert.True(packer.Packed(2).IsEmpty);
+        Assert.True(packer.Packed(1).IsEmpty);
+        var next = new List<string>();
+        foreach (var row in new PackedPropertyRows(packer.Packed(2))) { next.Add(Encoding.UTF8.GetString(row.Name)); }
+        Assert.Equal(["other"], next);
+
+        // The next chunk starts empty: an event not handed over is a mistake, not silently rows of the last chunk.
+        packer.Begin(1);
+        Assert.Throws<InvalidOperationException>(() => packer.Packed(0).Length);
     }
 }

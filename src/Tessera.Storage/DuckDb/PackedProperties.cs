@@ -56,19 +56,16 @@ internal sealed class PropertyPacker
         _events[index] = (start, _length);
     }
 
-    /// <summary>The same from the message's text, parsing it (an event the engine did not hand over parsed).</summary>
-    public void Pack(int index, bool named, ReadOnlyMemory<byte> raw)
+    /// <summary>
+    /// The packed rows of the chunk's event <paramref name="index"/>, valid until the next <see cref="Begin"/>. The engine
+    /// hands over every message it processes, so an event not packed is a caller's mistake.
+    /// </summary>
+    public ReadOnlySpan<byte> Packed(int index)
     {
-        var start = _length;
-        EventProperties.Write(named, raw, this, Add);
-        _events[index] = (start, _length);
+        var (start, end) = _events[index];
+        if (end < 0) { throw new InvalidOperationException($"The chunk's event {index} was not packed: the engine did not hand its message over."); }
+        return _buffer.AsSpan(start, end - start);
     }
-
-    /// <summary>Whether the chunk's event <paramref name="index"/> was packed since <see cref="Begin"/>.</summary>
-    public bool IsPacked(int index) => _events[index].End >= 0;
-
-    /// <summary>The packed rows of the chunk's event <paramref name="index"/>, valid until the next <see cref="Begin"/>.</summary>
-    public ReadOnlySpan<byte> Packed(int index) => _buffer.AsSpan(_events[index].Start, _events[index].End - _events[index].Start);
 
     private void Write(in PropertyRow row)
     {

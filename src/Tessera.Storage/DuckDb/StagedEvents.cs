@@ -49,7 +49,7 @@ internal sealed class StagedEvents
     /// Packs <paramref name="events"/> with their profile ids from <paramref name="processed"/> (same order), their raw
     /// JSON encoded by <paramref name="codec"/> (null: kept as the text), and their property rows from
     /// <paramref name="properties"/> (packed there by index since its <see cref="PropertyPacker.Begin"/>, while the engine
-    /// held each message parsed; an event not packed there is typed from its text here).
+    /// held each message parsed).
     /// </summary>
     public static StagedEvents Pack((long Seq, CollectedEvent Event)[] events, IReadOnlyList<ProcessedEvent> processed, RawCodec? codec, PropertyPacker properties)
     {
@@ -61,7 +61,6 @@ internal sealed class StagedEvents
             var e = events[i].Event;
             var profileId = processed[i].ProfileId;
             var raw = e.Raw.Utf8Length;
-            if (!properties.IsPacked(i)) { properties.Pack(i, named: e.Event is not null, e.Raw.Utf8); }
             var packedProperties = properties.Packed(i);
             // A bound, not the size: the strings' most UTF-8 from their length (counting them exactly would encode each twice).
             var most = FixedBytes + Strings * 4
