@@ -43,6 +43,24 @@ public sealed class MessageValidatorTests
         }
     }
 
+    [Fact]
+    public void a_member_given_twice_counts_as_its_last_and_names_with_escapes_are_read()
+    {
+        const string json = """{"type":"track","userId":"u-1","event":"First","user\u0049d":"u-2","event":"Second","properties":[1],"properties":{"a":1},"messageId":"m-1"}""";
+        var collected = Validate(json);
+
+        Assert.Equal(("u-2", "Second", "m-1"), (collected.UserId, collected.Event, collected.MessageId));
+        // As a lookup by name reads them (it takes the last member of a name).
+        using var document = JsonDocument.Parse(json);
+        Assert.Equal("Second", document.RootElement.GetProperty("event").GetString());
+        using var invalidLast = JsonDocument.Parse("""{"type":"track","userId":"u-1","event":"E","properties":{},"properties":[1]}""");
+        Assert.False(MessageValidator.TryValidate(invalidLast.RootElement, null, "src", DateTimeOffset.UtcNow, null, out _, out var rejection));
+        Assert.Equal("properties", rejection!.Field);
+        using var escapedWriteKey = JsonDocument.Parse("""{"type":"track","userId":"u-1","event":"E","write\u004bey":"wk_secret"}""");
+        Assert.True(MessageValidator.TryValidate(escapedWriteKey.RootElement, null, "src", DateTimeOffset.UtcNow, null, out var withoutKey, out _));
+        Assert.DoesNotContain("wk_secret", withoutKey!.Raw.ToString(), StringComparison.Ordinal);
+    }
+
     private static readonly DateTimeOffset ReceivedAt = new(2026, 12, 5, 9, 0, 0, TimeSpan.Zero);
 
     public static TheoryData<string> ValidMessages() => new(
