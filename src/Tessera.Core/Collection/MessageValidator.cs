@@ -204,6 +204,9 @@ public static class MessageValidator
     {
         Type, UserId, AnonymousId, MessageId, Event, Name, GroupId, PreviousId,
         Properties, Traits, Context, Integrations, Timestamp, OriginalTimestamp, SentAt, WriteKey,
+
+        /// <summary>How many there are: the slots of <see cref="Members"/>.</summary>
+        Count,
     }
 
     private static readonly string[] Names =
@@ -223,7 +226,7 @@ public static class MessageValidator
     /// as with <see cref="JsonElement.TryGetProperty(string, out JsonElement)"/>; a member absent is
     /// <see cref="JsonValueKind.Undefined"/>.
     /// </summary>
-    [InlineArray(16)]
+    [InlineArray((int)Member.Count)]
     private struct Members
     {
         private JsonElement _first;
