@@ -121,9 +121,9 @@ public static class MessageValidator
             return new Rejection("type", $"must be one of identify, track, page, screen, group, alias, not {Show(typeElement)}");
         }
 
-        if (ReadId(members[Member.UserId], "userId", out fields.UserId) is { } badUser) { return badUser; }
-        if (ReadId(members[Member.AnonymousId], "anonymousId", out fields.AnonymousId) is { } badAnonymous) { return badAnonymous; }
-        if (ReadId(members[Member.MessageId], "messageId", out fields.MessageId) is { } badMessageId) { return badMessageId; }
+        if (ReadId(members, Member.UserId, out fields.UserId) is { } badUser) { return badUser; }
+        if (ReadId(members, Member.AnonymousId, out fields.AnonymousId) is { } badAnonymous) { return badAnonymous; }
+        if (ReadId(members, Member.MessageId, out fields.MessageId) is { } badMessageId) { return badMessageId; }
         if (fields.MessageId.Utf8.Length > CollectionLimits.MaxMessageIdLength && Encoding.UTF8.GetCharCount(fields.MessageId.Utf8) is var characters and > CollectionLimits.MaxMessageIdLength)
         {
             return new Rejection("messageId", $"is {characters} characters; the limit is {CollectionLimits.MaxMessageIdLength}");
@@ -132,19 +132,19 @@ public static class MessageValidator
         switch (fields.Type)
         {
             case MessageType.Track:
-                if (ReadString(members[Member.Event], "event", out fields.Event) is { } badEvent) { return badEvent; }
+                if (ReadString(members, Member.Event, out fields.Event) is { } badEvent) { return badEvent; }
                 if (IsBlank(fields.Event)) { return new Rejection("event", "is required for a track call and must be a non-empty string"); }
                 break;
             case MessageType.Page:
             case MessageType.Screen:
-                if (ReadString(members[Member.Name], "name", out fields.Event) is { } badName) { return badName; }
+                if (ReadString(members, Member.Name, out fields.Event) is { } badName) { return badName; }
                 break;
             case MessageType.Group:
-                if (ReadId(members[Member.GroupId], "groupId", out fields.GroupId) is { } badGroup) { return badGroup; }
+                if (ReadId(members, Member.GroupId, out fields.GroupId) is { } badGroup) { return badGroup; }
                 if (!fields.GroupId.IsPresent) { return new Rejection("groupId", "is required for a group call"); }
                 break;
             case MessageType.Alias:
-                if (ReadId(members[Member.PreviousId], "previousId", out fields.PreviousId) is { } badPrevious) { return badPrevious; }
+                if (ReadId(members, Member.PreviousId, out fields.PreviousId) is { } badPrevious) { return badPrevious; }
                 if (!fields.PreviousId.IsPresent) { return new Rejection("previousId", "is required for an alias call"); }
                 if (!fields.UserId.IsPresent) { return new Rejection("userId", "is required for an alias call"); }
                 break;
@@ -166,9 +166,9 @@ public static class MessageValidator
             }
         }
 
-        if (ReadTime(members[Member.Timestamp], "timestamp", out var timestamp) is { } badTimestamp) { return badTimestamp; }
-        if (ReadTime(members[Member.OriginalTimestamp], "originalTimestamp", out var originalTimestamp) is { } badOriginal) { return badOriginal; }
-        if (ReadTime(members[Member.SentAt], "sentAt", out var sentAt) is { } badSentAt) { return badSentAt; }
+        if (ReadTime(members, Member.Timestamp, out var timestamp) is { } badTimestamp) { return badTimestamp; }
+        if (ReadTime(members, Member.OriginalTimestamp, out var originalTimestamp) is { } badOriginal) { return badOriginal; }
+        if (ReadTime(members, Member.SentAt, out var sentAt) is { } badSentAt) { return badSentAt; }
 
         sentAt ??= batchSentAt;
         // RudderStack's SDKs send the device time as originalTimestamp and a caller-set event time as timestamp;
@@ -199,7 +199,7 @@ public static class MessageValidator
         context.ValueKind == JsonValueKind.Object &&
         context.TryGetProperty("externalIds"u8, out var ids) && ids.ValueKind == JsonValueKind.Array && ids.GetArrayLength() > 0;
 
-    /// <summary>The members the checks read, in <see cref="Names"/>' order.</summary>
+    /// <summary>The members the checks read; each one's name in a message is its own in camel case (<see cref="Names"/>).</summary>
     private enum Member
     {
         Type, UserId, AnonymousId, MessageId, Event, Name, GroupId, PreviousId,
@@ -210,10 +210,7 @@ public static class MessageValidator
     }
 
     private static readonly string[] Names =
-    [
-        "type", "userId", "anonymousId", "messageId", "event", "name", "groupId", "previousId",
-        "properties", "traits", "context", "integrations", "timestamp", "originalTimestamp", "sentAt", "writeKey",
-    ];
+        [.. Enum.GetValues<Member>().Where(m => m != Member.Count).Select(m => JsonNamingPolicy.CamelCase.ConvertName(m.ToString()))];
 
     private static readonly byte[][] Utf8Names = [.. Names.Select(Encoding.UTF8.GetBytes)];
 
@@ -231,7 +228,7 @@ public static class MessageValidator
     {
         private JsonElement _first;
 
-        public JsonElement this[Member member] => this[(int)member];
+        public readonly JsonElement this[Member member] => this[(int)member];
 
         public void Read(JsonElement message)
         {
@@ -253,8 +250,9 @@ public static class MessageValidator
 
     private static string GenerateMessageId() => "tessera-" + Guid.CreateVersion7().ToString("N");
 
-    private static Rejection? ReadId(JsonElement element, string name, out Utf8Text value)
+    private static Rejection? ReadId(scoped in Members members, Member member, out Utf8Text value)
     {
+        var (element, name) = (members[member], Names[(int)member]);
         value = default;
         switch (element.ValueKind)
         {
@@ -297,8 +295,9 @@ public static class MessageValidator
     private static RecurringStrings? _names;
 
     /// <summary>Reads an optional string (event and page names); an empty one is present, unlike an empty id.</summary>
-    private static Rejection? ReadString(JsonElement element, string name, out Utf8Text value)
+    private static Rejection? ReadString(scoped in Members members, Member member, out Utf8Text value)
     {
+        var (element, name) = (members[member], Names[(int)member]);
         value = default;
         if (element.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null) { return null; }
         if (element.ValueKind != JsonValueKind.String) { return new Rejection(name, $"must be a string, not {Describe(element.ValueKind)}"); }
@@ -306,8 +305,9 @@ public static class MessageValidator
         return null;
     }
 
-    private static Rejection? ReadTime(JsonElement element, string name, out DateTimeOffset? value)
+    private static Rejection? ReadTime(scoped in Members members, Member member, out DateTimeOffset? value)
     {
+        var (element, name) = (members[member], Names[(int)member]);
         value = null;
         if (element.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null) { return null; }
         if (element.ValueKind == JsonValueKind.String && element.TryGetDateTimeOffset(out var parsed))
