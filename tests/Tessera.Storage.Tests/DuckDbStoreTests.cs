@@ -245,7 +245,8 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     public async Task steps_with_nothing_to_derive_still_record_consent_and_never_pass_events_not_yet_committed()
     {
         var path = Path.Combine(TempDirectory.Create("duckdb-skipped-steps"), "tessera.duckdb");
-        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1, CommitDelay = TimeSpan.FromMilliseconds(600) }, NewEngine());
+        using var gate = new CommitGate();
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1, CommitGate = gate }, NewEngine());
         await store.OpenAsync(CancellationToken.None);
         var now = DateTimeOffset.UtcNow;
         var claim = new Activation.DeliveryClaim("test", now, now.AddMinutes(1));
@@ -276,11 +277,13 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         Assert.Equal(("marketing", true), (consent.Category, consent.Granted));
 
         // Three orders staged, their commit held back; the steps meanwhile stop at what is committed.
+        gate.Close();
         var staged = await store.StageAsync(Events(3, "orders"), new Journal.JournalMark("skipped-steps", 1), CancellationToken.None);
         await StepAsync();
         await store.SaveDestinationAsync(
             new Core.Activation.Destination { Id = "orders", Name = "Orders", Type = "webhook", Events = ["Order Completed"], CreatedAt = now, UpdatedAt = now }, CancellationToken.None);
-        Assert.False(staged.Committed.IsCompleted, "the orders were committed before the destination was saved: the test proves nothing");
+        Assert.False(staged.Committed.IsCompleted, "the orders were committed while their commit was held");
+        gate.Open();
         await staged.Committed;
         Assert.Equal(3, (await store.DeriveDeliveriesAsync(deliveries, claim, null, CancellationToken.None)).Written);
     }
@@ -294,17 +297,20 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     public async Task staged_events_wait_for_their_commit_without_keeping_the_messages_handed_in()
     {
         var path = Path.Combine(TempDirectory.Create("duckdb-staged-messages"), "tessera.duckdb");
-        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1, CommitDelay = TimeSpan.FromSeconds(3) }, NewEngine());
+        using var gate = new CommitGate();
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1, CommitGate = gate }, NewEngine());
         await store.OpenAsync(CancellationToken.None);
 
+        gate.Close();
         var (staging, messages) = StageForgetting(store, 50);
         var staged = await staging;
         GC.Collect();
         GC.WaitForPendingFinalizers();
         GC.Collect();
-        Assert.False(staged.Committed.IsCompleted, "the chunk was committed before the collection: the test proves nothing");
+        Assert.False(staged.Committed.IsCompleted, "the chunk was committed while its commit was held");
         Assert.Equal(0, messages.Count(m => m.IsAlive));
 
+        gate.Open();
         await staged.Committed;
         Assert.Equal(50, (await store.GetStatsAsync(CancellationToken.None)).Events);
     }
@@ -574,21 +580,24 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     public async Task an_append_waits_while_the_json_waiting_for_the_committer_is_past_its_byte_bound()
     {
         var path = Path.Combine(TempDirectory.Create("duckdb-staged-bytes"), "tessera.duckdb");
+        using var gate = new CommitGate();
         await using var store = new DuckDbStore(
-            new DuckDbStoreOptions(path) { Threads = 1, MaxStagedBytes = 50_000, CommitDelay = TimeSpan.FromSeconds(3) }, NewEngine());
+            new DuckDbStoreOptions(path) { Threads = 1, MaxStagedBytes = 50_000, CommitGate = gate }, NewEngine());
         await store.OpenAsync(CancellationToken.None);
         var padding = new string('x', 4_000);
         var large = Enumerable.Range(0, 20)
             .Select(i => Event($"large-{i}") with { Raw = $$$"""{"type":"track","event":"Order Completed","userId":"u-1","properties":{"note":"{{{padding}}}"}}""" })
             .ToList();
 
+        gate.Close();
         var first = await store.StageAsync(large, new Journal.JournalMark("bytes-test", 1), CancellationToken.None);
         var next = store.StageAsync([Event("small-1")], new Journal.JournalMark("bytes-test", 2), CancellationToken.None);
-        // The commit is held 3 s: the check runs well inside it even when a busy test run stalls this thread (with 0.7 s
-        // it failed once in a full run at load 5-7).
+        // The commit is held until the gate opens, so however long this thread stalls the append cannot have gone ahead
+        // rightly; 300 ms is the time it is given to go ahead wrongly.
         await Task.Delay(300);
         Assert.False(next.IsCompleted, "an append went ahead with 80 KB of JSON waiting against a 50 KB bound");
 
+        gate.Open();
         await first.Committed;
         var second = await next.WaitAsync(TimeSpan.FromSeconds(10));
         await second.Committed;
@@ -603,7 +612,8 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     public async Task the_store_reports_the_events_waiting_for_their_commit_the_dedup_entries_and_duckdbs_memory()
     {
         var path = Path.Combine(TempDirectory.Create("duckdb-memory-metrics"), "tessera.duckdb");
-        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1, CommitDelay = TimeSpan.FromMilliseconds(800) }, NewEngine());
+        using var gate = new CommitGate();
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1, CommitGate = gate }, NewEngine());
         await store.OpenAsync(CancellationToken.None);
         var gauges = new Dictionary<string, long>();
         using var listener = new System.Diagnostics.Metrics.MeterListener();
@@ -628,8 +638,10 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         }
 
         var batch = Enumerable.Range(0, 250).Select(i => Event($"held-{i}")).ToList();
+        gate.Close();
         var staged = await store.StageAsync(batch, new Journal.JournalMark("memory-test", 1), CancellationToken.None);
         var waiting = Read();
+        gate.Open();
         await staged.Committed;
         var committed = Read();
 

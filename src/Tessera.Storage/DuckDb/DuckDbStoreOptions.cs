@@ -103,6 +103,9 @@ public sealed record DuckDbStoreOptions(string Path)
     /// <summary>Tests only: the committer waits this long before each commit (a slow disk, a checkpoint), while appends go on.</summary>
     public TimeSpan CommitDelay { get; init; }
 
+    /// <summary>Tests only: while this gate is closed the committer waits before each commit, while appends go on (<see cref="DuckDb.CommitGate"/>).</summary>
+    internal CommitGate? CommitGate { get; init; }
+
     /// <summary>Stops migrating at this version; tests use it to build a file as an older release left it.</summary>
     internal int? MigrateUpTo { get; init; }
 }
