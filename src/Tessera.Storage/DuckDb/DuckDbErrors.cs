@@ -1,11 +1,11 @@
-using DuckDB.NET.Data;
+using System.Data.Common;
 
 namespace Tessera.Storage.DuckDb;
 
 /// <summary>The one place where DuckDB's errors become messages an operator can act on.</summary>
 internal static class DuckDbErrors
 {
-    public static Exception Translate(DuckDBException error, string? sql, string path)
+    public static Exception Translate(DbException error, string? sql, string path)
     {
         var text = error.Message;
         if (text.Contains("Could not set lock", StringComparison.OrdinalIgnoreCase) || text.Contains("Conflicting lock", StringComparison.OrdinalIgnoreCase))

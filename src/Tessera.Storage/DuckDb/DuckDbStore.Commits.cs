@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Diagnostics;
 using DuckDB.NET.Data;
 using Tessera.Core.Audiences;
@@ -206,30 +207,59 @@ public sealed partial class DuckDbStore
                     options.CommitGate?.WaitOpen();
                     var started = Stopwatch.GetTimestamp();
                     var walBefore = WalSize();
-                    using (var transaction = _writer!.BeginTransaction())
-                    {
-                        // One appender per table for every staged append of the batch (TableAppenders).
-                        using (var tables = new TableAppenders(_writer))
-                        {
-                            foreach (var item in batch) { item.Write(tables); }
-                            RecordJournalPositions(tables.Connection, batch);
-                        }
-
-                        transaction.Commit();
-                    }
+                    CommitBatch(_writer!, batch);
 
                     // A log shorter after the commit than before it was folded into the file by DuckDB in the commit.
                     var wal = WalSize();
                     var checkpointed = CheckpointPastBound(wal) || wal < walBefore;
                     _metrics.Committed(batch.Sum(b => b.Events), Stopwatch.GetElapsedTime(started).TotalMilliseconds, checkpointed);
                 }
-                catch (Exception e) when (e is DuckDBException or InvalidOperationException)
+                catch (Exception e) when (e is DbException or InvalidOperationException)
                 {
-                    failure = e is DuckDBException d ? DuckDbErrors.Translate(d, "commit staged appends", options.Path) : e;
+                    failure = e is DbException d ? DuckDbErrors.Translate(d, "commit staged appends", options.Path) : e;
                 }
             }
 
             Settle(batch, failure);
+        }
+    }
+
+    /// <summary>
+    /// Writes a batch of staged appends in one transaction. Its <c>COMMIT</c> (which runs DuckDB's checkpoints) goes
+    /// through <see cref="WaitingStatement"/>, so the committer does not poll DuckDB's task queue while DuckDB's worker
+    /// runs it.
+    /// </summary>
+    private static void CommitBatch(DuckDBConnection writer, List<StagedCommit> batch)
+    {
+        Execute(writer, "BEGIN TRANSACTION");
+        try
+        {
+            // One appender per table for every staged append of the batch (TableAppenders).
+            using (var tables = new TableAppenders(writer))
+            {
+                foreach (var item in batch) { item.Write(tables); }
+                RecordJournalPositions(tables.Connection, batch);
+            }
+
+            WaitingStatement.Run(writer, "COMMIT");
+        }
+        catch
+        {
+            RollBackQuietly(writer);
+            throw;
+        }
+    }
+
+    /// <summary>Ends a failed batch's transaction; a commit that failed may have ended it already.</summary>
+    private static void RollBackQuietly(DuckDBConnection writer)
+    {
+        try
+        {
+            Execute(writer, "ROLLBACK");
+        }
+        catch (DbException)
+        {
+            // No transaction left to end.
         }
     }
 
@@ -278,11 +308,10 @@ public sealed partial class DuckDbStore
 
         try
         {
-            using var checkpoint = Command(_writer!, "CHECKPOINT", []);
-            checkpoint.ExecuteNonQuery();
+            WaitingStatement.Run(_writer!, "CHECKPOINT");
             return true;
         }
-        catch (DuckDBException e)
+        catch (DbException e)
         {
             // Mostly another transaction still running (a long read): the next commit tries again. Counted, so a log that
             // keeps growing shows why (tessera.store.checkpoint.refused).
