@@ -83,8 +83,9 @@ internal static partial class WaitingStatement
                 case PendingState.Error:
                     throw new DuckDbStatementException(Marshal.PtrToStringUTF8(PendingError(pending)) ?? "the statement failed");
                 case PendingState.NoTasksAvailable:
-                    // DuckDB's worker holds the statement's tasks: give the core to someone with work.
-                    if (idle++ < YieldingPolls) { Thread.Yield(); }
+                    // DuckDB's worker holds the statement's tasks: give the core to someone with work. Windows sleeps
+                    // to its timer's 15.6 ms unless a process asks for finer: there it only yields.
+                    if (idle++ < YieldingPolls || OperatingSystem.IsWindows()) { Thread.Yield(); }
                     else { Thread.Sleep(1); }
                     break;
                 default:
