@@ -30,44 +30,21 @@ internal static partial class WaitingStatement
     /// <summary>Runs <paramref name="sql"/> (no parameters, no rows wanted) on <paramref name="connection"/>; throws <see cref="DuckDbStatementException"/> with DuckDB's message when it fails.</summary>
     public static void Run(DuckDBConnection connection, string sql)
     {
-        var native = connection.NativeConnection.DangerousGetHandle();
-        if (Prepare(native, sql, out var prepared) != 0)
-        {
-            var message = Marshal.PtrToStringUTF8(PrepareError(prepared)) ?? "the statement did not prepare";
-            DestroyPrepared(ref prepared);
-            throw new DuckDbStatementException(message);
-        }
-
+        // DuckDB's destroy functions take null handles and a zeroed result, so one finally frees whatever was made.
+        var prepared = IntPtr.Zero;
+        var pending = IntPtr.Zero;
+        var result = default(NativeResult);
         try
         {
-            if (PendingPrepared(prepared, out var pending) != 0)
-            {
-                var message = Marshal.PtrToStringUTF8(PendingError(pending)) ?? "the statement did not start";
-                DestroyPending(ref pending);
-                throw new DuckDbStatementException(message);
-            }
-
-            try
-            {
-                Wait(pending);
-                var result = default(NativeResult);
-                var state = ExecutePending(pending, ref result);
-                try
-                {
-                    if (state != 0) { throw new DuckDbStatementException(Marshal.PtrToStringUTF8(ResultError(ref result)) ?? "the statement failed"); }
-                }
-                finally
-                {
-                    DestroyResult(ref result);
-                }
-            }
-            finally
-            {
-                DestroyPending(ref pending);
-            }
+            if (Prepare(connection.NativeConnection.DangerousGetHandle(), sql, out prepared) != 0) { throw Failed(PrepareError(prepared)); }
+            if (PendingPrepared(prepared, out pending) != 0) { throw Failed(PendingError(pending)); }
+            Wait(pending);
+            if (ExecutePending(pending, ref result) != 0) { throw Failed(ResultError(ref result)); }
         }
         finally
         {
+            DestroyResult(ref result);
+            DestroyPending(ref pending);
             DestroyPrepared(ref prepared);
         }
     }
@@ -81,7 +58,7 @@ internal static partial class WaitingStatement
                 case PendingState.ResultReady:
                     return;
                 case PendingState.Error:
-                    throw new DuckDbStatementException(Marshal.PtrToStringUTF8(PendingError(pending)) ?? "the statement failed");
+                    throw Failed(PendingError(pending));
                 case PendingState.NoTasksAvailable:
                     // DuckDB's worker holds the statement's tasks: give the core to someone with work. Windows sleeps
                     // to its timer's 15.6 ms unless a process asks for finer: there it only yields.
@@ -94,6 +71,10 @@ internal static partial class WaitingStatement
             }
         }
     }
+
+    /// <summary>The exception for DuckDB's error <paramref name="message"/> (a C string it owns).</summary>
+    private static DuckDbStatementException Failed(IntPtr message) =>
+        new(Marshal.PtrToStringUTF8(message) ?? "DuckDB gave no message");
 
     /// <summary><c>duckdb_result</c> as the C API lays it out (filled by <c>duckdb_execute_pending</c>, freed by <c>duckdb_destroy_result</c>).</summary>
     [StructLayout(LayoutKind.Sequential)]
