@@ -703,6 +703,93 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// Under load the committer keeps one transaction open for many staged chunks, up to <c>BulkCommitEvents</c> (DuckDB's
+    /// row group by default), instead of committing every 25 ms: eight chunks staged back to back, faster than the bulk
+    /// rate, are committed in one commit of all of them, and the journal position it records is the last chunk's.
+    /// </summary>
+    [Fact]
+    public async Task chunks_staged_faster_than_the_bulk_rate_are_committed_together_in_one_transaction()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-bulk-commit"), "tessera.duckdb");
+        var options = new DuckDbStoreOptions(path) { Threads = 1, BulkCommitEvents = 4_000, BulkCommitWindow = TimeSpan.FromSeconds(60) };
+        var commits = new List<long>();
+        await using (var store = new DuckDbStore(options, NewEngine()))
+        {
+            await store.OpenAsync(CancellationToken.None);
+            using var listener = CommitListener(store, commits);
+            var staged = new List<Journal.StagedAppend>();
+            for (var chunk = 1; chunk <= 8; chunk++)
+            {
+                staged.Add(await store.StageAsync(Events(500, $"bulk-{chunk}"), new Journal.JournalMark("bulk", chunk), CancellationToken.None));
+            }
+
+            await Task.WhenAll(staged.Select(s => s.Committed)).WaitAsync(TimeSpan.FromSeconds(30));
+            lock (commits) { Assert.Equal([4_000L], commits); }
+            Assert.Equal(4_000, (await store.GetStatsAsync(CancellationToken.None)).Events);
+            Assert.Equal(8, await store.GetJournalPositionAsync("bulk", CancellationToken.None));
+        }
+
+        // With bulk commits off the same chunks are committed as they come, in several commits.
+        commits.Clear();
+        await using (var store = new DuckDbStore(options with { Path = Path.Combine(TempDirectory.Create("duckdb-no-bulk-commit"), "tessera.duckdb"), BulkCommitEvents = 0 }, NewEngine()))
+        {
+            await store.OpenAsync(CancellationToken.None);
+            using var listener = CommitListener(store, commits);
+            var staged = new List<Journal.StagedAppend>();
+            for (var chunk = 1; chunk <= 8; chunk++)
+            {
+                staged.Add(await store.StageAsync(Events(500, $"bulk-{chunk}"), new Journal.JournalMark("bulk", chunk), CancellationToken.None));
+                await Task.Delay(40);
+            }
+
+            await Task.WhenAll(staged.Select(s => s.Committed));
+            lock (commits) { Assert.True(commits.Count > 1, $"one commit of {commits.Sum()} events with bulk commits off"); }
+        }
+    }
+
+    /// <summary>
+    /// A transaction held open for a bulk commit is committed at the usual interval once someone waits for it (the read
+    /// barrier of a reader that wants what was acknowledged): here the bulk would take ten hours at this rate.
+    /// </summary>
+    [Fact]
+    public async Task a_transaction_held_open_for_a_bulk_commit_is_committed_once_someone_waits_for_it()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-bulk-prompt"), "tessera.duckdb");
+        await using var store = new DuckDbStore(
+            new DuckDbStoreOptions(path) { Threads = 1, BulkCommitEvents = 1_000_000, BulkCommitWindow = TimeSpan.FromHours(10) }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+
+        var first = await store.StageAsync(Events(500, "held-1"), new Journal.JournalMark("prompt", 1), CancellationToken.None);
+        var second = await store.StageAsync(Events(500, "held-2"), new Journal.JournalMark("prompt", 2), CancellationToken.None);
+        await Task.Delay(300);
+        Assert.False(second.Committed.IsCompleted, "the chunks were committed at the interval although they came faster than the bulk rate");
+
+        using (store.PromptCommits())
+        {
+            await Task.WhenAll(first.Committed, second.Committed).WaitAsync(TimeSpan.FromSeconds(20));
+        }
+
+        Assert.Equal(1_000, (await store.GetStatsAsync(CancellationToken.None)).Events);
+        Assert.Equal(2, await store.GetJournalPositionAsync("prompt", CancellationToken.None));
+    }
+
+    /// <summary>Collects the events of each commit the store reports.</summary>
+    private static System.Diagnostics.Metrics.MeterListener CommitListener(DuckDbStore store, List<long> commits)
+    {
+        var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, store.Meter) && instrument.Name == "tessera.store.commit.events") { l.EnableMeasurementEvents(instrument); }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) =>
+        {
+            lock (commits) { commits.Add(value); }
+        });
+        listener.Start();
+        return listener;
+    }
+
+    /// <summary>
     /// Applying a re-resolve empties profile_traits by creating it again from its own definition (a DELETE through its
     /// primary key took seconds): the table comes back as it was, key included, with every current trait, and later
     /// appends still fold (an upsert, which needs the key) into it.

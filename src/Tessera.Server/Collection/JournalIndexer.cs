@@ -143,7 +143,14 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
         if (_journal is not { } journal) { return Task.FromResult(true); }
         // The end as it is now, not as it moves: under steady load the store is always a little behind the latest answer.
         var acknowledged = journal.End;
-        return WaitUntilAsync(() => Indexed >= acknowledged, timeout, cancellationToken);
+        return Indexed >= acknowledged ? Task.FromResult(true) : WaitPromptingAsync(acknowledged, timeout, cancellationToken);
+    }
+
+    /// <summary>Waits for the store to commit up to <paramref name="acknowledged"/>, asking it not to hold its commits open for more meanwhile.</summary>
+    private async Task<bool> WaitPromptingAsync(long acknowledged, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var prompt = store.PromptCommits();
+        return await WaitUntilAsync(() => Indexed >= acknowledged, timeout, cancellationToken);
     }
 
     /// <summary>

@@ -106,6 +106,15 @@ public sealed class TesseraOptions
     public int DuckDbCheckpointThresholdMb { get; set; } = DuckDbStoreOptions.DefaultCheckpointThresholdMb;
 
     /// <summary>
+    /// Under load, the events in one commit of the embedded store (<c>--duckdb-bulk-commit-events</c>; DuckDB's row group,
+    /// 122,880): see <see cref="DuckDbStoreOptions.BulkCommitEvents"/>. 0 commits every 25 ms whatever the rate.
+    /// </summary>
+    public int DuckDbBulkCommitEvents { get; set; } = DuckDbStoreOptions.DefaultBulkCommitEvents;
+
+    /// <summary>The longest the embedded store holds a transaction open for a bulk commit (<see cref="DuckDbStoreOptions.BulkCommitWindow"/>).</summary>
+    public TimeSpan DuckDbBulkCommitWindow { get; set; } = DuckDbStoreOptions.DefaultBulkCommitWindow;
+
+    /// <summary>
     /// DuckDB's threads (<c>--duckdb-threads</c>): the thread that runs a query and DuckDB's own workers, together. One
     /// query uses them all (audience previews, exports); the store's writes use them at checkpoints. Defaults to the
     /// machine's cores.

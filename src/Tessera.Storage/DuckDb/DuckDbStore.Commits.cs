@@ -56,9 +56,20 @@ public sealed partial class DuckDbStore
     /// <summary>Rows for the writer, in the transaction of whatever else is committed with them.</summary>
     private sealed class StagedCommit(Action<TableAppenders> write, int events, long bytes, long lastSeq, IReadOnlyList<(long Id, AudienceChange Change)> changes, bool appended, JournalMark? mark)
     {
+        private Action<TableAppenders>? _write = write;
+
         public JournalMark? Mark { get; } = mark;
 
-        public Action<TableAppenders> Write { get; } = write;
+        /// <summary>Whether it no longer counts in the staged bounds (its rows are in the committer's transaction, or it settled).</summary>
+        public bool Unstaged { get; set; }
+
+        /// <summary>Writes its rows into the transaction, then lets go of them (the closure holds the packed events).</summary>
+        public void WriteInto(TableAppenders tables)
+        {
+            var write = _write ?? throw new InvalidOperationException("The staged append was written already.");
+            _write = null;
+            write(tables);
+        }
 
         public int Events { get; } = events;
 
@@ -143,7 +154,9 @@ public sealed partial class DuckDbStore
     {
         Task drained;
         lock (_stagedGate) { drained = _drained.Task; }
-        await drained;
+        if (drained.IsCompleted) { return; }
+        // Nothing is staged meanwhile (the caller holds the write lock): the committer must not hold its transaction open for more.
+        using (PromptCommits()) { await drained; }
     }
 
     /// <summary>
@@ -173,84 +186,209 @@ public sealed partial class DuckDbStore
 
     private void CommitLoop()
     {
-        var batch = new List<StagedCommit>();
-        var lastStart = 0L;
+        var transaction = new OpenTransaction();
+        var taken = new List<StagedCommit>();
+        var lastOpened = 0L;
         while (true)
         {
-            _stagedSignal.Wait();
-            WaitForCommitInterval(lastStart);
-            lastStart = Stopwatch.GetTimestamp();
-            batch.Clear();
+            if (transaction.Items.Count == 0)
+            {
+                _stagedSignal.Wait();
+                WaitForCommitInterval(lastOpened);
+            }
+            else
+            {
+                _stagedSignal.Wait(NextLook(transaction, lastOpened));
+            }
+
+            taken.Clear();
+            bool now;
             lock (_stagedGate)
             {
-                // Everything waiting goes into one transaction: under a long commit, the next one takes the backlog at once.
+                // Everything waiting goes into the transaction: under a long commit, the next one takes the backlog at once.
+                now = _commitNow.IsSet || _closing;
                 if (!_closing) { _commitNow.Reset(); }
                 while (_staged.TryDequeue(out var item))
                 {
-                    batch.Add(item);
-                    if (batch.Count > 1) { _stagedSignal.Wait(0); }
+                    taken.Add(item);
+                    if (taken.Count > 1) { _stagedSignal.Wait(0); }
                 }
             }
 
-            if (batch.Count == 0)
+            if (taken.Count == 0 && transaction.Items.Count == 0)
             {
                 if (_closing) { return; }
                 continue;
             }
 
-            Exception? failure = Volatile.Read(ref _fault);
+            var failure = Volatile.Read(ref _fault);
             if (failure is null)
             {
                 try
                 {
-                    if (options.CommitDelay > TimeSpan.Zero) { Thread.Sleep(options.CommitDelay); }
-                    options.CommitGate?.WaitOpen();
-                    var started = Stopwatch.GetTimestamp();
-                    var walBefore = WalSize();
-                    CommitBatch(_writer!, batch);
+                    if (transaction.Items.Count == 0)
+                    {
+                        if (options.CommitDelay > TimeSpan.Zero) { Thread.Sleep(options.CommitDelay); }
+                        options.CommitGate?.WaitOpen();
+                        lastOpened = Stopwatch.GetTimestamp();
+                    }
 
-                    // A log shorter after the commit than before it was folded into the file by DuckDB in the commit.
-                    var wal = WalSize();
-                    var checkpointed = CheckpointPastBound(wal) || wal < walBefore;
-                    _metrics.Committed(batch.Sum(b => b.Events), Stopwatch.GetElapsedTime(started).TotalMilliseconds, checkpointed);
+                    WriteInto(transaction, taken);
+                    if (!ShouldCommit(transaction, now, lastOpened)) { continue; }
+                    CommitTransaction(transaction);
                 }
                 catch (Exception e) when (e is DbException or InvalidOperationException)
                 {
                     failure = e is DbException d ? DuckDbErrors.Translate(d, "commit staged appends", options.Path) : e;
+                    transaction.RollBack(_writer!);
                 }
             }
 
-            Settle(batch, failure);
+            foreach (var item in taken)
+            {
+                if (!transaction.Items.Contains(item)) { transaction.Items.Add(item); }
+            }
+
+            Settle(transaction.Items, failure);
+            transaction.Clear();
         }
     }
 
     /// <summary>
-    /// Writes a batch of staged appends in one transaction. Its <c>COMMIT</c> (which runs DuckDB's checkpoints) goes
-    /// through <see cref="WaitingStatement"/>, so the committer does not poll DuckDB's task queue while DuckDB's worker
-    /// runs it.
+    /// The committer's transaction, open from the first staged append written into it to its commit: under load it
+    /// takes many of the indexer's chunks (<see cref="DuckDbStoreOptions.BulkCommitEvents"/>), otherwise what was staged
+    /// within <see cref="DuckDbStoreOptions.JournaledCommitInterval"/>.
     /// </summary>
-    private static void CommitBatch(DuckDBConnection writer, List<StagedCommit> batch)
+    private sealed class OpenTransaction
     {
-        Execute(writer, "BEGIN TRANSACTION");
-        try
+        public List<StagedCommit> Items { get; } = [];
+
+        public TableAppenders? Tables { get; private set; }
+
+        public int Events { get; private set; }
+
+        /// <summary>Events written since the appenders last handed their rows to DuckDB.</summary>
+        public int Unflushed { get; set; }
+
+        public long WriteTicks { get; set; }
+
+        public TableAppenders Begin(DuckDBConnection writer)
         {
-            // One appender per table for every staged append of the batch (TableAppenders).
-            using (var tables = new TableAppenders(writer))
+            if (Tables is { } open) { return open; }
+            Execute(writer, "BEGIN TRANSACTION");
+            return Tables = new TableAppenders(writer);
+        }
+
+        public void Add(StagedCommit item)
+        {
+            Items.Add(item);
+            Events += item.Events;
+            Unflushed += item.Events;
+        }
+
+        /// <summary>Ends a failed transaction; a commit that failed may have ended it already.</summary>
+        public void RollBack(DuckDBConnection writer)
+        {
+            if (Tables is null) { return; }
+            try
             {
-                foreach (var item in batch) { item.Write(tables); }
-                RecordJournalPositions(tables.Connection, batch);
+                Tables.Dispose();
+            }
+            catch (Exception e) when (e is DbException or InvalidOperationException)
+            {
+                // Its rows are rolled back below either way.
             }
 
-            WaitingStatement.Run(writer, "COMMIT");
-        }
-        catch
-        {
             RollBackQuietly(writer);
-            throw;
+            Tables = null;
+        }
+
+        public void Clear()
+        {
+            Items.Clear();
+            Tables = null;
+            Events = 0;
+            Unflushed = 0;
+            WriteTicks = 0;
         }
     }
 
-    /// <summary>Ends a failed batch's transaction; a commit that failed may have ended it already.</summary>
+    /// <summary>
+    /// Writes the staged appends just taken into the open transaction (opening it for the first), then lets go of their
+    /// rows: from here on they are DuckDB's, no longer counted in the staged bounds. The appenders hand their rows to
+    /// DuckDB every <see cref="DuckDbStoreOptions.AppenderFlushEvents"/>, so what a long transaction holds is in DuckDB's
+    /// storage (written to the file a row group at a time), not in the appenders' own buffers.
+    /// </summary>
+    private void WriteInto(OpenTransaction transaction, List<StagedCommit> taken)
+    {
+        if (taken.Count == 0) { return; }
+        var started = Stopwatch.GetTimestamp();
+        var tables = transaction.Begin(_writer!);
+        foreach (var item in taken)
+        {
+            transaction.Add(item);
+            item.WriteInto(tables);
+            Unstage(item);
+        }
+
+        if (transaction.Unflushed >= options.AppenderFlushEvents)
+        {
+            tables.Close();
+            transaction.Unflushed = 0;
+        }
+
+        transaction.WriteTicks += Stopwatch.GetTimestamp() - started;
+    }
+
+    /// <summary>
+    /// Whether to commit the open transaction now: at once when asked (an append without the journal waits for it, the
+    /// store is closing), when it holds <see cref="DuckDbStoreOptions.BulkCommitEvents"/> or has been open for
+    /// <see cref="DuckDbStoreOptions.BulkCommitWindow"/>; once <see cref="DuckDbStoreOptions.JournaledCommitInterval"/>
+    /// has passed, unless events come faster than a bulk commit's rate (and no reader waits for them).
+    /// </summary>
+    private bool ShouldCommit(OpenTransaction transaction, bool now, long opened)
+    {
+        if (now || options.BulkCommitEvents <= 0 || transaction.Events >= options.BulkCommitEvents) { return true; }
+        var open = Stopwatch.GetElapsedTime(opened);
+        if (open >= options.BulkCommitWindow) { return true; }
+        if (open < options.JournaledCommitInterval) { return false; }
+        return Volatile.Read(ref _prompted) > 0
+            || transaction.Events < options.BulkCommitEvents * (open / options.BulkCommitWindow);
+    }
+
+    /// <summary>How long the committer waits for more staged appends before it looks at its open transaction again.</summary>
+    private TimeSpan NextLook(OpenTransaction transaction, long opened)
+    {
+        var open = Stopwatch.GetElapsedTime(opened);
+        var untilInterval = options.JournaledCommitInterval - open;
+        var untilWindow = options.BulkCommitWindow - open;
+        var wait = untilInterval > TimeSpan.Zero ? untilInterval : options.JournaledCommitInterval;
+        wait = wait < untilWindow ? wait : untilWindow;
+        return wait > TimeSpan.FromMilliseconds(1) ? wait : TimeSpan.FromMilliseconds(1);
+    }
+
+    /// <summary>
+    /// Records the transaction's journal positions and commits it. Its <c>COMMIT</c> (which runs DuckDB's checkpoints)
+    /// goes through <see cref="WaitingStatement"/>, so the committer does not poll DuckDB's task queue while DuckDB's
+    /// worker runs it.
+    /// </summary>
+    private void CommitTransaction(OpenTransaction transaction)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var walBefore = WalSize();
+        var tables = transaction.Begin(_writer!);
+        RecordJournalPositions(tables.Connection, transaction.Items);
+        tables.Dispose();
+        WaitingStatement.Run(_writer!, "COMMIT");
+
+        // A log shorter after the commit than before it was folded into the file by DuckDB in the commit.
+        var wal = WalSize();
+        var checkpointed = CheckpointPastBound(wal) || wal < walBefore;
+        var ticks = transaction.WriteTicks + (Stopwatch.GetTimestamp() - started);
+        _metrics.Committed(transaction.Events, ticks * 1000.0 / Stopwatch.Frequency, checkpointed);
+    }
+
+    /// <summary>Ends a failed transaction; a commit that failed may have ended it already.</summary>
     private static void RollBackQuietly(DuckDBConnection writer)
     {
         try
@@ -264,15 +402,39 @@ public sealed partial class DuckDbStore
     }
 
     /// <summary>
-    /// Holds the next commit until <see cref="DuckDbStoreOptions.JournaledCommitInterval"/> has passed since the last one
-    /// started, while everything waiting is journaled (durable already, and seen by the engine): so at a low rate the
-    /// events of many requests share one commit instead of one each. Under load a commit takes longer than the interval
-    /// and nothing waits. Not while closing, nor once an append without the journal waits for its commit.
+    /// Holds the first write of a transaction until <see cref="DuckDbStoreOptions.JournaledCommitInterval"/> has passed
+    /// since the last one opened, while everything waiting is journaled (durable already, and seen by the engine): so at a
+    /// low rate the events of many requests share one commit instead of one each. Under load a commit takes longer than
+    /// the interval and nothing waits. Not while closing, nor once an append without the journal waits for its commit.
     /// </summary>
-    private void WaitForCommitInterval(long lastStart)
+    private void WaitForCommitInterval(long lastOpened)
     {
-        var left = options.JournaledCommitInterval - Stopwatch.GetElapsedTime(lastStart);
+        var left = options.JournaledCommitInterval - Stopwatch.GetElapsedTime(lastOpened);
         if (left > TimeSpan.Zero) { _commitNow.Wait(left); }
+    }
+
+    private int _prompted;
+
+    /// <summary>
+    /// While the returned handle is held, the committer commits what it has at <see cref="DuckDbStoreOptions.JournaledCommitInterval"/>
+    /// instead of holding its transaction open for a bulk commit: someone waits for what was staged (a reader behind
+    /// the read barrier, a drain).
+    /// </summary>
+    public IDisposable PromptCommits()
+    {
+        Interlocked.Increment(ref _prompted);
+        _stagedSignal.Release();
+        return new Prompt(this);
+    }
+
+    private sealed class Prompt(DuckDbStore store) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) { Interlocked.Decrement(ref store._prompted); }
+        }
     }
 
     /// <summary>The write-ahead log's bound, in multiples of <see cref="DuckDbStoreOptions.CheckpointThresholdMb"/>.</summary>
@@ -359,6 +521,24 @@ public sealed partial class DuckDbStore
         }
     }
 
+    /// <summary>Takes a staged append's rows out of the staged bounds: they are in DuckDB's transaction now.</summary>
+    private void Unstage(StagedCommit item)
+    {
+        lock (_stagedGate)
+        {
+            UnstageLocked(item);
+            if (HasRoom()) { _room.TrySetResult(); }
+        }
+    }
+
+    private void UnstageLocked(StagedCommit item)
+    {
+        if (item.Unstaged) { return; }
+        item.Unstaged = true;
+        _stagedEvents -= item.Events;
+        _stagedBytes -= item.Bytes;
+    }
+
     /// <summary>Completes a committed batch in order (announcing its audience changes), or fails it and faults the queue.</summary>
     private void Settle(List<StagedCommit> batch, Exception? failure)
     {
@@ -377,8 +557,7 @@ public sealed partial class DuckDbStore
 
                 if (failure is null) { NoteCommitted(item.LastSeq, item.Changes.Count > 0 ? item.Changes[^1].Id : 0); }
                 appended |= item.Appended;
-                _stagedEvents -= item.Events;
-                _stagedBytes -= item.Bytes;
+                UnstageLocked(item);
                 if (failure is null && item.Mark is { } mark) { _committedMarks[mark.JournalId] = mark.Position; }
             }
 

@@ -7,7 +7,7 @@ namespace Tessera.Storage.DuckDb;
 public sealed record DuckDbStoreOptions(string Path)
 {
     /// <summary>The defaults of the three DuckDB settings the server also exposes (TesseraOptions takes them from here).</summary>
-    public const int DefaultMemoryLimitMb = 96, DefaultCheckpointThresholdMb = 64, DefaultReresolveMemoryLimitMb = 4096;
+    public const int DefaultMemoryLimitMb = 96, DefaultCheckpointThresholdMb = 64, DefaultReresolveMemoryLimitMb = 4096, DefaultBulkCommitEvents = 122_880;
 
     /// <summary>How long a (source, messageId) pair is remembered to drop a resent message. Segment's default: 7 days.</summary>
     public TimeSpan DedupWindow { get; init; } = TimeSpan.FromDays(7);
@@ -76,6 +76,30 @@ public sealed record DuckDbStoreOptions(string Path)
     public TimeSpan JournaledCommitInterval { get; init; } = TimeSpan.FromMilliseconds(25);
 
     /// <summary>
+    /// Under load the committer keeps its transaction open until it holds this many events (DuckDB's row group, 122,880
+    /// rows), writing what is staged into it as it comes, or for <see cref="BulkCommitWindow"/>, whichever is first: a
+    /// transaction that appends a whole row group to a table has DuckDB write that table's rows compressed into the
+    /// file as the group fills, and its commit logs only where they are, instead of each row going through the
+    /// write-ahead log and being compressed again from memory at the next checkpoint (docs/benchmarks.md, "Commits of a
+    /// row group"). "Under load" is events staged faster than <see cref="BulkCommitEvents"/> per
+    /// <see cref="BulkCommitWindow"/> (30,720 a second by default); below that, and while a reader waits for what was
+    /// acknowledged (<see cref="DuckDbStore.PromptCommits"/>) or an append waits for its commit, it commits at
+    /// <see cref="JournaledCommitInterval"/> as before. Zero turns it off.
+    /// </summary>
+    public int BulkCommitEvents { get; init; } = DefaultBulkCommitEvents;
+
+    /// <summary>The longest the committer keeps a transaction open under load (<see cref="BulkCommitEvents"/>).</summary>
+    public TimeSpan BulkCommitWindow { get; init; } = DefaultBulkCommitWindow;
+
+    public static readonly TimeSpan DefaultBulkCommitWindow = TimeSpan.FromSeconds(4);
+
+    /// <summary>
+    /// Events written into the committer's open transaction after which its appenders hand their rows to DuckDB (each
+    /// appender buffers up to 204,800 rows of its own otherwise, outside DuckDB's memory limit).
+    /// </summary>
+    internal int AppenderFlushEvents { get; init; } = 16_384;
+
+    /// <summary>
     /// How often the kernel is asked to start writing the store file's dirty pages (Linux; zero turns it off): a
     /// checkpoint's writes then reach the disk as it makes them, not in one burst at its end that stalls the journal's
     /// fsync (<see cref="WritebackPacer"/>).
@@ -100,10 +124,16 @@ public sealed record DuckDbStoreOptions(string Path)
     /// </summary>
     internal int DedupRecentSlots { get; init; } = Events.MessageIdIndex.DefaultMaxRecentSlots;
 
-    /// <summary>Tests only: the committer waits this long before each commit (a slow disk, a checkpoint), while appends go on.</summary>
+    /// <summary>
+    /// Tests only: the committer waits this long before each transaction it opens (a slow disk, a checkpoint), while
+    /// appends go on; nothing staged meanwhile is committed.
+    /// </summary>
     public TimeSpan CommitDelay { get; init; }
 
-    /// <summary>Tests only: while this gate is closed the committer waits before each commit, while appends go on (<see cref="DuckDb.CommitGate"/>).</summary>
+    /// <summary>
+    /// Tests only: while this gate is closed the committer waits before each transaction it opens, while appends go on
+    /// (<see cref="DuckDb.CommitGate"/>); nothing staged meanwhile is written or committed.
+    /// </summary>
     internal CommitGate? CommitGate { get; init; }
 
     /// <summary>Stops migrating at this version; tests use it to build a file as an older release left it.</summary>

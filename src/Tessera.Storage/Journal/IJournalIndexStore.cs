@@ -48,6 +48,23 @@ public interface IJournalIndexStore
     /// (PostgreSQL): every call is a commit of its own, and larger chunks make fewer of them.
     /// </summary>
     bool JoinsStagedAppends => false;
+
+    /// <summary>
+    /// Someone waits for what was staged to be committed (a reader behind the read barrier): while the handle is held,
+    /// a store that holds its transaction open under load for larger commits (the embedded store) commits at its usual
+    /// interval instead. A store that commits in the call has nothing to hurry.
+    /// </summary>
+    IDisposable PromptCommits() => NothingToPrompt.Instance;
+}
+
+/// <summary>The handle of a store whose commits need no prompting.</summary>
+internal sealed class NothingToPrompt : IDisposable
+{
+    public static readonly NothingToPrompt Instance = new();
+
+    public void Dispose()
+    {
+    }
 }
 
 /// <summary>An append resolved in memory; <see cref="Committed"/> completes when it is in the store (or faults).</summary>
