@@ -15,10 +15,11 @@ internal static class ServeCommand
         var checkpointMb = new Option<int>("--duckdb-checkpoint-mb") { Description = "DuckDB's write-ahead log size (MB) at which it is checkpointed into the file; the rows since then stay in memory", DefaultValueFactory = _ => new TesseraOptions().DuckDbCheckpointThresholdMb };
         var memoryMb = new Option<int>("--duckdb-memory-mb") { Description = "DuckDB's memory cap (MB): its cached and not yet checkpointed blocks; past it DuckDB drops cached blocks and spills to its temporary directory", DefaultValueFactory = _ => new TesseraOptions().DuckDbMemoryLimitMb };
         var threads = new Option<int>("--duckdb-threads") { Description = "DuckDB's threads (a query's own and DuckDB's workers): what one audience preview or export runs on", DefaultValueFactory = _ => new TesseraOptions().DuckDbThreads };
-        var bulkCommit = new Option<int>("--duckdb-bulk-commit-events") { Description = "Under load (events faster than this many per 4 s), commit the embedded store in transactions of this many events, a DuckDB row group, written straight to the file; 0 commits every 25 ms whatever the rate", DefaultValueFactory = _ => new TesseraOptions().DuckDbBulkCommitEvents };
+        var bulkCommit = new Option<int>("--duckdb-bulk-commit-events") { Description = "Under load (events faster than this many per 12 s), commit the embedded store in transactions of this many events (three DuckDB row groups by default), written straight to the file; 0 commits every 25 ms whatever the rate", DefaultValueFactory = _ => new TesseraOptions().DuckDbBulkCommitEvents };
+        var bulkWindow = new Option<int>("--duckdb-bulk-commit-window-ms") { Description = "Benchmarks: the longest the embedded store holds a transaction open for a bulk commit", Hidden = true, DefaultValueFactory = _ => (int)new TesseraOptions().DuckDbBulkCommitWindow.TotalMilliseconds };
         var indexerDelay = new Option<int>("--indexer-delay-ms") { Description = "Tests only: delay every indexer commit", Hidden = true };
         var indexChunk = new Option<int>("--index-chunk-events") { Description = "Benchmarks: events the indexer reads from the journal and hands the embedded store at a time", Hidden = true, DefaultValueFactory = _ => new TesseraOptions().IndexChunkEvents };
-        var command = new Command("serve", "Run the Tessera server.") { urls, demo, journalDir, noJournal, checkpointMb, memoryMb, threads, bulkCommit, indexerDelay, indexChunk };
+        var command = new Command("serve", "Run the Tessera server.") { urls, demo, journalDir, noJournal, checkpointMb, memoryMb, threads, bulkCommit, bulkWindow, indexerDelay, indexChunk };
         store.AddTo(command);
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -31,6 +32,7 @@ internal static class ServeCommand
             options.DuckDbMemoryLimitMb = result.GetValue(memoryMb);
             options.DuckDbThreads = result.GetValue(threads);
             options.DuckDbBulkCommitEvents = result.GetValue(bulkCommit);
+            options.DuckDbBulkCommitWindow = TimeSpan.FromMilliseconds(result.GetValue(bulkWindow));
             options.IndexerDelay = TimeSpan.FromMilliseconds(result.GetValue(indexerDelay));
             options.IndexChunkEvents = result.GetValue(indexChunk);
             try

@@ -67,8 +67,12 @@ public sealed class TesseraOptions
     /// <summary>Size at which the journal starts a new segment file; a segment is deleted once all of it is in the store.</summary>
     public long JournalSegmentBytes { get; set; } = 64L << 20;
 
-    /// <summary>How far (bytes of journal) the store may fall behind the journal before new requests wait (back-pressure); ~320,000 typical events.</summary>
-    public long MaxIndexBacklogBytes { get; set; } = 256L << 20;
+    /// <summary>
+    /// How far (bytes of journal) the store may fall behind the journal before new requests wait (back-pressure); ~800,000
+    /// typical events. 512 MB since 2026-12-06 (256 before): under load the embedded store holds a bulk commit's events
+    /// (368,640, ~250 MB of journal) uncommitted (<see cref="DuckDbBulkCommitEvents"/>). On disk, and in the page cache, not the heap.
+    /// </summary>
+    public long MaxIndexBacklogBytes { get; set; } = 512L << 20;
 
     /// <summary>How long a request waits for the store to catch up below <see cref="MaxIndexBacklogBytes"/> before it is answered 503 with Retry-After.</summary>
     public TimeSpan BackPressureTimeout { get; set; } = TimeSpan.FromSeconds(5);
@@ -106,8 +110,8 @@ public sealed class TesseraOptions
     public int DuckDbCheckpointThresholdMb { get; set; } = DuckDbStoreOptions.DefaultCheckpointThresholdMb;
 
     /// <summary>
-    /// Under load, the events in one commit of the embedded store (<c>--duckdb-bulk-commit-events</c>; DuckDB's row group,
-    /// 122,880): see <see cref="DuckDbStoreOptions.BulkCommitEvents"/>. 0 commits every 25 ms whatever the rate.
+    /// Under load, the events in one commit of the embedded store (<c>--duckdb-bulk-commit-events</c>; three of DuckDB's
+    /// row groups, 368,640): see <see cref="DuckDbStoreOptions.BulkCommitEvents"/>. 0 commits every 25 ms whatever the rate.
     /// </summary>
     public int DuckDbBulkCommitEvents { get; set; } = DuckDbStoreOptions.DefaultBulkCommitEvents;
 

@@ -7,7 +7,7 @@ namespace Tessera.Storage.DuckDb;
 public sealed record DuckDbStoreOptions(string Path)
 {
     /// <summary>The defaults of the three DuckDB settings the server also exposes (TesseraOptions takes them from here).</summary>
-    public const int DefaultMemoryLimitMb = 96, DefaultCheckpointThresholdMb = 64, DefaultReresolveMemoryLimitMb = 4096, DefaultBulkCommitEvents = 122_880;
+    public const int DefaultMemoryLimitMb = 96, DefaultCheckpointThresholdMb = 64, DefaultReresolveMemoryLimitMb = 4096, RowGroupRows = 122_880, DefaultBulkCommitEvents = 3 * RowGroupRows;
 
     /// <summary>How long a (source, messageId) pair is remembered to drop a resent message. Segment's default: 7 days.</summary>
     public TimeSpan DedupWindow { get; init; } = TimeSpan.FromDays(7);
@@ -76,22 +76,25 @@ public sealed record DuckDbStoreOptions(string Path)
     public TimeSpan JournaledCommitInterval { get; init; } = TimeSpan.FromMilliseconds(25);
 
     /// <summary>
-    /// Under load the committer keeps its transaction open until it holds this many events (DuckDB's row group, 122,880
-    /// rows), writing what is staged into it as it comes, or for <see cref="BulkCommitWindow"/>, whichever is first: a
-    /// transaction that appends a whole row group to a table has DuckDB write that table's rows compressed into the
-    /// file as the group fills, and its commit logs only where they are, instead of each row going through the
-    /// write-ahead log and being compressed again from memory at the next checkpoint (docs/benchmarks.md, "Commits of a
-    /// row group"). "Under load" is events staged faster than <see cref="BulkCommitEvents"/> per
-    /// <see cref="BulkCommitWindow"/> (30,720 a second by default); below that, and while a reader waits for what was
-    /// acknowledged (<see cref="DuckDbStore.PromptCommits"/>) or an append waits for its commit, it commits at
-    /// <see cref="JournaledCommitInterval"/> as before. Zero turns it off.
+    /// Under load the committer keeps its transaction open until it holds this many events (three of DuckDB's row groups,
+    /// <see cref="RowGroupRows"/> rows each), writing what is staged into it as it comes, or for
+    /// <see cref="BulkCommitWindow"/>, whichever is first: a transaction that appends whole row groups to a table has
+    /// DuckDB write that table's rows compressed into the file as each group fills, and its commit logs only where they
+    /// are, instead of each row going through the write-ahead log and being compressed again from memory at the next
+    /// checkpoint. Three, because such a commit leaves the table's last row group partly filled, and DuckDB's
+    /// checkpoint merges any four adjacent row groups that fit in three by rewriting them: with three full groups
+    /// between two partial ones nothing fits (docs/benchmarks.md, "Commits of a row group"). "Under load" is events
+    /// staged faster than <see cref="BulkCommitEvents"/> per <see cref="BulkCommitWindow"/> (30,720 a second by
+    /// default); below that, and while a reader waits for what was acknowledged (<see cref="DuckDbStore.PromptCommits"/>)
+    /// or an append waits for its commit, it commits at <see cref="JournaledCommitInterval"/> as before. Zero turns it off.
+    /// The journal's backlog bound must hold a bulk's events (at the load generator's 670 bytes, ~250 MB).
     /// </summary>
     public int BulkCommitEvents { get; init; } = DefaultBulkCommitEvents;
 
     /// <summary>The longest the committer keeps a transaction open under load (<see cref="BulkCommitEvents"/>).</summary>
     public TimeSpan BulkCommitWindow { get; init; } = DefaultBulkCommitWindow;
 
-    public static readonly TimeSpan DefaultBulkCommitWindow = TimeSpan.FromSeconds(4);
+    public static readonly TimeSpan DefaultBulkCommitWindow = TimeSpan.FromSeconds(12);
 
     /// <summary>
     /// Events written into the committer's open transaction after which its appenders hand their rows to DuckDB (each
