@@ -188,17 +188,18 @@ public sealed partial class DuckDbStore
     {
         var transaction = new OpenTransaction();
         var taken = new List<StagedCommit>();
-        var lastOpened = 0L;
+        // When the last commit started: the interval is kept from it, and what was staged since measures the rate.
+        var lastCommit = Stopwatch.GetTimestamp();
         while (true)
         {
             if (transaction.Items.Count == 0)
             {
                 _stagedSignal.Wait();
-                WaitForCommitInterval(lastOpened);
+                WaitForCommitInterval(lastCommit);
             }
             else
             {
-                _stagedSignal.Wait(NextLook(transaction, lastOpened));
+                _stagedSignal.Wait(NextLook(transaction, lastCommit));
             }
 
             taken.Clear();
@@ -230,11 +231,11 @@ public sealed partial class DuckDbStore
                     {
                         if (options.CommitDelay > TimeSpan.Zero) { Thread.Sleep(options.CommitDelay); }
                         options.CommitGate?.WaitOpen();
-                        lastOpened = Stopwatch.GetTimestamp();
                     }
 
                     WriteInto(transaction, taken);
-                    if (!ShouldCommit(transaction, now, lastOpened)) { continue; }
+                    if (!ShouldCommit(transaction, now, lastCommit)) { continue; }
+                    lastCommit = Stopwatch.GetTimestamp();
                     CommitTransaction(transaction);
                 }
                 catch (Exception e) when (e is DbException or InvalidOperationException)
@@ -243,10 +244,9 @@ public sealed partial class DuckDbStore
                     transaction.RollBack(_writer!);
                 }
             }
-
-            foreach (var item in taken)
+            else
             {
-                if (!transaction.Items.Contains(item)) { transaction.Items.Add(item); }
+                transaction.Items.AddRange(taken);
             }
 
             Settle(transaction.Items, failure);
@@ -272,18 +272,27 @@ public sealed partial class DuckDbStore
 
         public long WriteTicks { get; set; }
 
+        /// <summary>When it was begun (a <see cref="Stopwatch"/> timestamp).</summary>
+        public long Opened { get; private set; }
+
+        /// <summary>Its appenders; begins it first if it is not open.</summary>
         public TableAppenders Begin(DuckDBConnection writer)
         {
             if (Tables is { } open) { return open; }
             Execute(writer, "BEGIN TRANSACTION");
+            Opened = Stopwatch.GetTimestamp();
             return Tables = new TableAppenders(writer);
         }
 
-        public void Add(StagedCommit item)
+        /// <summary>Takes <paramref name="items"/> into it (all of them, so a failure while writing them settles them all).</summary>
+        public void Add(List<StagedCommit> items)
         {
-            Items.Add(item);
-            Events += item.Events;
-            Unflushed += item.Events;
+            foreach (var item in items)
+            {
+                Items.Add(item);
+                Events += item.Events;
+                Unflushed += item.Events;
+            }
         }
 
         /// <summary>Ends a failed transaction; a commit that failed may have ended it already.</summary>
@@ -323,10 +332,10 @@ public sealed partial class DuckDbStore
     {
         if (taken.Count == 0) { return; }
         var started = Stopwatch.GetTimestamp();
+        transaction.Add(taken);
         var tables = transaction.Begin(_writer!);
         foreach (var item in taken)
         {
-            transaction.Add(item);
             item.WriteInto(tables);
             Unstage(item);
         }
@@ -344,24 +353,25 @@ public sealed partial class DuckDbStore
     /// Whether to commit the open transaction now: at once when asked (an append without the journal waits for it, the
     /// store is closing), when it holds <see cref="DuckDbStoreOptions.BulkCommitEvents"/> or has been open for
     /// <see cref="DuckDbStoreOptions.BulkCommitWindow"/>; once <see cref="DuckDbStoreOptions.JournaledCommitInterval"/>
-    /// has passed, unless events come faster than a bulk commit's rate (and no reader waits for them).
+    /// has passed since the last commit started, unless what it holds (staged since then) came faster than a bulk
+    /// commit's rate and no reader waits for it. At a low rate that is the commit every interval of before: the first
+    /// look comes after the interval, and commits.
     /// </summary>
-    private bool ShouldCommit(OpenTransaction transaction, bool now, long opened)
+    private bool ShouldCommit(OpenTransaction transaction, bool now, long lastCommit)
     {
         if (now || options.BulkCommitEvents <= 0 || transaction.Events >= options.BulkCommitEvents) { return true; }
-        var open = Stopwatch.GetElapsedTime(opened);
-        if (open >= options.BulkCommitWindow) { return true; }
-        if (open < options.JournaledCommitInterval) { return false; }
+        if (Stopwatch.GetElapsedTime(transaction.Opened) >= options.BulkCommitWindow) { return true; }
+        var since = Stopwatch.GetElapsedTime(lastCommit);
+        if (since < options.JournaledCommitInterval) { return false; }
         return Volatile.Read(ref _prompted) > 0
-            || transaction.Events < options.BulkCommitEvents * (open / options.BulkCommitWindow);
+            || transaction.Events < options.BulkCommitEvents * (since / options.BulkCommitWindow);
     }
 
     /// <summary>How long the committer waits for more staged appends before it looks at its open transaction again.</summary>
-    private TimeSpan NextLook(OpenTransaction transaction, long opened)
+    private TimeSpan NextLook(OpenTransaction transaction, long lastCommit)
     {
-        var open = Stopwatch.GetElapsedTime(opened);
-        var untilInterval = options.JournaledCommitInterval - open;
-        var untilWindow = options.BulkCommitWindow - open;
+        var untilInterval = options.JournaledCommitInterval - Stopwatch.GetElapsedTime(lastCommit);
+        var untilWindow = options.BulkCommitWindow - Stopwatch.GetElapsedTime(transaction.Opened);
         var wait = untilInterval > TimeSpan.Zero ? untilInterval : options.JournaledCommitInterval;
         wait = wait < untilWindow ? wait : untilWindow;
         return wait > TimeSpan.FromMilliseconds(1) ? wait : TimeSpan.FromMilliseconds(1);
@@ -376,7 +386,7 @@ public sealed partial class DuckDbStore
     {
         var started = Stopwatch.GetTimestamp();
         var walBefore = WalSize();
-        var tables = transaction.Begin(_writer!);
+        var tables = transaction.Tables ?? throw new InvalidOperationException("No transaction is open.");
         RecordJournalPositions(tables.Connection, transaction.Items);
         tables.Dispose();
         WaitingStatement.Run(_writer!, "COMMIT");
@@ -410,13 +420,13 @@ public sealed partial class DuckDbStore
 
     /// <summary>
     /// Holds the first write of a transaction until <see cref="DuckDbStoreOptions.JournaledCommitInterval"/> has passed
-    /// since the last one opened, while everything waiting is journaled (durable already, and seen by the engine): so at a
+    /// since the last commit started, while everything waiting is journaled (durable already, and seen by the engine): so at a
     /// low rate the events of many requests share one commit instead of one each. Under load a commit takes longer than
     /// the interval and nothing waits. Not while closing, nor once an append without the journal waits for its commit.
     /// </summary>
-    private void WaitForCommitInterval(long lastOpened)
+    private void WaitForCommitInterval(long lastCommit)
     {
-        var left = options.JournaledCommitInterval - Stopwatch.GetElapsedTime(lastOpened);
+        var left = options.JournaledCommitInterval - Stopwatch.GetElapsedTime(lastCommit);
         if (left > TimeSpan.Zero) { _commitNow.Wait(left); }
     }
 

@@ -6,7 +6,7 @@ namespace Tessera.Storage.DuckDb;
 /// <summary>Settings of the embedded store. Defaults fit a small machine: see docs/configuration.md.</summary>
 public sealed record DuckDbStoreOptions(string Path)
 {
-    /// <summary>The defaults of the three DuckDB settings the server also exposes (TesseraOptions takes them from here).</summary>
+    /// <summary>The defaults of the DuckDB settings the server also exposes (TesseraOptions takes them from here), and DuckDB's row group.</summary>
     public const int DefaultMemoryLimitMb = 96, DefaultCheckpointThresholdMb = 64, DefaultReresolveMemoryLimitMb = 4096, RowGroupRows = 122_880, DefaultBulkCommitEvents = 3 * RowGroupRows;
 
     /// <summary>How long a (source, messageId) pair is remembered to drop a resent message. Segment's default: 7 days.</summary>
