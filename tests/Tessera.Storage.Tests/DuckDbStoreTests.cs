@@ -773,6 +773,40 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         Assert.Equal(2, await store.GetJournalPositionAsync("prompt", CancellationToken.None));
     }
 
+    /// <summary>
+    /// A commit that gives <c>event_properties</c> a row group of rows (122,880) while <c>events</c> gets far fewer is
+    /// followed by a checkpoint: DuckDB wrote that row group into the file and left a partly filled one after it, which
+    /// its checkpoint would later merge with others by rewriting them. The committer decides by each table's rows, not by
+    /// the events (here 12,500 events with ten properties each). A commit of fewer rows than a row group in every table
+    /// is not followed by one: its rows wait in the write-ahead log.
+    /// </summary>
+    [Fact]
+    public async Task a_commit_that_gives_any_table_a_row_group_of_rows_is_followed_by_a_checkpoint_and_a_smaller_one_is_not()
+    {
+        var path = Path.Combine(TempDirectory.Create("duckdb-row-group-checkpoint"), "tessera.duckdb");
+        var wal = new FileInfo(path + ".wal");
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 1 }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+
+        var small = await store.StageAsync(WideEvents(1_000, "small"), new Journal.JournalMark("rows", 1), CancellationToken.None);
+        await small.Committed.WaitAsync(TimeSpan.FromSeconds(30));
+        wal.Refresh();
+        Assert.True(wal.Exists && wal.Length > 0, "a commit of 10,000 property rows was checkpointed");
+
+        var wide = await store.StageAsync(WideEvents(12_500, "wide"), new Journal.JournalMark("rows", 2), CancellationToken.None);
+        await wide.Committed.WaitAsync(TimeSpan.FromSeconds(60));
+        wal.Refresh();
+        Assert.True(!wal.Exists || wal.Length == 0, $"the log holds {(wal.Exists ? wal.Length : 0):N0} bytes after a commit of 125,000 property rows");
+        Assert.Equal(13_500, (await store.GetStatsAsync(CancellationToken.None)).Events);
+    }
+
+    /// <summary>Track events with ten properties each (ten <c>event_properties</c> rows).</summary>
+    private static List<CollectedEvent> WideEvents(int count, string prefix) =>
+        Enumerable.Range(0, count).Select(i => Event($"{prefix}-{i}") with
+        {
+            Raw = $$$"""{"type":"track","messageId":"{{{prefix}}}-{{{i}}}","userId":"u-1","event":"Order Completed","properties":{"p0":0,"p1":1,"p2":"two","p3":3.5,"p4":true,"p5":"five","p6":6,"p7":"seven","p8":8,"p9":"nine"}}""",
+        }).ToList();
+
     /// <summary>Collects the events of each commit the store reports.</summary>
     private static System.Diagnostics.Metrics.MeterListener CommitListener(DuckDbStore store, List<long> commits)
     {

@@ -393,17 +393,35 @@ public sealed partial class DuckDbStore
 
         // A log shorter after the commit than before it was folded into the file by DuckDB in the commit.
         var wal = WalSize();
-        // A commit that wrote at least a row group's worth of events but fewer than a bulk's (the load fell off while the
-        // transaction was open) is followed by a checkpoint. Such a commit leaves each table a last row group partly
-        // filled after fewer than three full ones, and DuckDB's checkpoint merges any four row groups that fit in three
-        // by rewriting them: left for the log's threshold (which commits of row groups hardly grow), one checkpoint after
-        // 150 s flat out of commits of one row group rewrote 1.3 GB in 30 s. A bulk commit of three row groups leaves
-        // nothing it can merge (docs/benchmarks.md, "Commits of a row group").
-        var partial = transaction.Events >= DuckDbStoreOptions.RowGroupRows && transaction.Events < options.BulkCommitEvents;
-        var checkpointed = CheckpointPastBound(wal, afterRowGroups: partial) || wal < walBefore;
+        var checkpointed = CheckpointPastBound(wal, afterRowGroups: LeftMergeableRowGroups(tables)) || wal < walBefore;
         var ticks = transaction.WriteTicks + (Stopwatch.GetTimestamp() - started);
         _metrics.Committed(transaction.Events, ticks * 1000.0 / Stopwatch.Frequency, checkpointed);
     }
+
+    /// <summary>
+    /// Whether a commit (with bulk commits on) gave a table at least one of DuckDB's row groups of rows but fewer than
+    /// <see cref="RowGroupsNothingMerges"/>: the load fell off while the transaction was open, or a reader prompted it.
+    /// DuckDB wrote those row groups into the file at once and left the table a last one partly filled, and its
+    /// checkpoint merges any four adjacent row groups that fit in three by rewriting them: left for the log's threshold
+    /// (which commits of row groups hardly grow), one checkpoint after 150 s flat out of commits of one row group
+    /// rewrote 1.3 GB in 30 s, so such a commit is followed by a checkpoint. It counts each table's rows, not the
+    /// events: <c>event_properties</c> has ~5 rows an event, so a commit of 25,000 events gives it a row group.
+    /// A bulk commit (three row groups of events, ~15 of properties) leaves nothing DuckDB can merge; a commit of fewer
+    /// rows than a row group adds them to the table's last row group (docs/benchmarks.md, "Commits of a row group").
+    /// </summary>
+    private bool LeftMergeableRowGroups(TableAppenders tables)
+    {
+        if (options.BulkCommitEvents <= 0) { return false; }
+        foreach (var rows in tables.Rows.Values)
+        {
+            if (rows >= DuckDbStoreOptions.RowGroupRows && rows < RowGroupsNothingMerges * (long)DuckDbStoreOptions.RowGroupRows) { return true; }
+        }
+
+        return false;
+    }
+
+    /// <summary>Full row groups between two partly filled ones that DuckDB's checkpoint cannot merge (four that fit in three).</summary>
+    private const int RowGroupsNothingMerges = 3;
 
     /// <summary>Ends a failed transaction; a commit that failed may have ended it already.</summary>
     private static void RollBackQuietly(DuckDBConnection writer)

@@ -60,6 +60,7 @@ public sealed partial class DuckDbStore
     {
         var rows = new PropertyRows(tables);
         foreach (var e in events) { rows.Append(e); }
+        tables.Counted("event_properties", rows.Appended);
     }
 
     /// <summary>
@@ -95,8 +96,12 @@ public sealed partial class DuckDbStore
             EventProperties.Write(named: true, e.Raw.Utf8, this, AppendRow);
         }
 
+        /// <summary>The rows appended.</summary>
+        public long Appended { get; private set; }
+
         private void Append(in PropertyRow row)
         {
+            Appended++;
             _appender ??= tables.For("event_properties");
             _appender.CreateRow()
                 .AppendValue(_seq).AppendText(_eventName).AppendValue(_track).AppendValue(_timestamp).AppendText(_profileId)

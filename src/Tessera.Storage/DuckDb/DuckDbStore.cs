@@ -307,8 +307,10 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private static void AppendEvents(TableAppenders tables, StagedEvents events)
     {
         var appender = tables.For("events");
+        var rows = 0;
         foreach (var e in events)
         {
+            rows++;
             appender.CreateRow()
                 .AppendValue(e.Seq)
                 .AppendText(e.MessageId)
@@ -327,6 +329,8 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
                 .AppendUtf8(e.Raw.Span)
                 .EndRow();
         }
+
+        tables.Counted("events", rows);
     }
 
     private static void AppendProfileChanges(TableAppenders tables, IReadOnlyList<ProcessedEvent> processed, string identityTable = "identity_changes", string traitTable = "trait_changes")

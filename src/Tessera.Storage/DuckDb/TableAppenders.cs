@@ -1,4 +1,5 @@
 using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
 using DuckDB.NET.Data;
 
 namespace Tessera.Storage.DuckDb;
@@ -15,6 +16,7 @@ namespace Tessera.Storage.DuckDb;
 internal sealed class TableAppenders(DuckDBConnection connection) : IDisposable
 {
     private readonly Dictionary<string, DuckDBAppender> _open = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _rows = new(StringComparer.Ordinal);
 
     /// <summary>The connection, for a statement: the open appenders are closed first, their rows in the transaction.</summary>
     public DuckDBConnection Connection
@@ -37,6 +39,19 @@ internal sealed class TableAppenders(DuckDBConnection connection) : IDisposable
 
         return appender;
     }
+
+    /// <summary>
+    /// Counts <paramref name="rows"/> appended to <paramref name="table"/>. The writers of the tables a transaction can
+    /// give a row group's rows (<c>events</c>, <c>event_properties</c>: ~5 an event) count theirs, so the committer knows
+    /// what each table got (<see cref="Rows"/>), not only how many events.
+    /// </summary>
+    public void Counted(string table, long rows)
+    {
+        if (rows > 0) { CollectionsMarshal.GetValueRefOrAddDefault(_rows, table, out _) += rows; }
+    }
+
+    /// <summary>The rows counted (<see cref="Counted"/>) for each table since these appenders were made.</summary>
+    public IReadOnlyDictionary<string, long> Rows => _rows;
 
     /// <summary>Closes every open appender (each one, even after one fails; the first failure is thrown).</summary>
     public void Close()
