@@ -60,11 +60,12 @@ public sealed class ServeSettingsTests
 
     /// <summary>
     /// DuckDB's allocator (its jemalloc) gives freed memory back after 100 ms from its background thread instead of
-    /// holding it 5 + 5 s, unless the user chose otherwise: as jemalloc reports its options inside the server process.
+    /// holding it 5 + 5 s, with one arena for all of DuckDB's threads, unless the user chose otherwise: as jemalloc
+    /// reports its options inside the server process.
     /// </summary>
     [Theory]
-    [InlineData(null, "dirty_decay_ms 100, muzzy_decay_ms 0, background_thread true")]
-    [InlineData("dirty_decay_ms:5000,muzzy_decay_ms:5000", "dirty_decay_ms 5000, muzzy_decay_ms 5000, background_thread false")]
+    [InlineData(null, "dirty_decay_ms 100, muzzy_decay_ms 0, background_thread true, narenas 1")]
+    [InlineData("dirty_decay_ms:5000,muzzy_decay_ms:5000,narenas:4", "dirty_decay_ms 5000, muzzy_decay_ms 5000, background_thread false, narenas 4")]
     public async Task tessera_serve_runs_duckdbs_allocator_with_a_short_decay_unless_the_environment_sets_one(string? configured, string expected)
     {
         var environment = configured is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DUCKDB_JE_MALLOC_CONF"] = configured };

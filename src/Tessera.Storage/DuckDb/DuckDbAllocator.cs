@@ -9,7 +9,11 @@ namespace Tessera.Storage.DuckDb;
 /// busy store, tens of MB it no longer uses. <see cref="Default"/> gives them back after 100 ms, at once, from
 /// jemalloc's background thread: flat out, a median resident set ~23 MB lower and the highest ~17 MB lower over seven
 /// interleaved runs, the rate not lower; at 0 ms (purged in DuckDB's own threads) ~50 MB lower, but 10-20 % of the rate
-/// went with it (docs/benchmarks.md, "Older message ids in sorted runs").
+/// went with it (docs/benchmarks.md, "Older message ids in sorted runs"). And one arena for all of DuckDB's threads
+/// instead of jemalloc's four a core (eight here), each keeping pages of its own: flat out over 120 s, six interleaved
+/// pairs, the median resident set 5-32 MB lower and the highest 3-45 MB lower in every pair, the rate the same (median
+/// pair ratio 1.03; docs/benchmarks.md, "One arena for DuckDB's allocator"). The committer and DuckDB's one worker are
+/// the only threads that allocate much in DuckDB, on two cores.
 /// </summary>
 /// <remarks>
 /// jemalloc reads its options once, when the library loads, from <see cref="ConfigVariable"/>, so the setting must be in
@@ -19,7 +23,7 @@ namespace Tessera.Storage.DuckDb;
 public static partial class DuckDbAllocator
 {
     public const string ConfigVariable = "DUCKDB_JE_MALLOC_CONF";
-    public const string Default = "dirty_decay_ms:100,muzzy_decay_ms:0,background_thread:true";
+    public const string Default = "dirty_decay_ms:100,muzzy_decay_ms:0,background_thread:true,narenas:1";
 
     /// <summary>
     /// Puts <see cref="Default"/> in the process's environment unless <see cref="ConfigVariable"/> is set already. Call
@@ -33,7 +37,7 @@ public static partial class DuckDbAllocator
 
     /// <summary>
     /// The options DuckDB's allocator runs with, as jemalloc reports them (e.g. "dirty_decay_ms 100, muzzy_decay_ms 0,
-    /// background_thread true"), or null where DuckDB's library has no jemalloc (not Linux). Loads the library.
+    /// background_thread true, narenas 1"), or null where DuckDB's library has no jemalloc (not Linux). Loads the library.
     /// </summary>
     public static unsafe string? Describe()
     {
@@ -47,7 +51,10 @@ public static partial class DuckDbAllocator
             if (Mallctl("opt.muzzy_decay_ms", &muzzy, &length, null, 0) != 0) { return null; }
             length = 1;
             if (Mallctl("opt.background_thread", &background, &length, null, 0) != 0) { return null; }
-            return FormattableString.Invariant($"dirty_decay_ms {dirty}, muzzy_decay_ms {muzzy}, background_thread {(background != 0 ? "true" : "false")}");
+            uint arenas = 0;
+            length = sizeof(uint);
+            if (Mallctl("opt.narenas", &arenas, &length, null, 0) != 0) { return null; }
+            return FormattableString.Invariant($"dirty_decay_ms {dirty}, muzzy_decay_ms {muzzy}, background_thread {(background != 0 ? "true" : "false")}, narenas {arenas}");
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
