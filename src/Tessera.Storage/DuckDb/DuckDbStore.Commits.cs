@@ -394,11 +394,12 @@ public sealed partial class DuckDbStore
         // A log shorter after the commit than before it was folded into the file by DuckDB in the commit.
         var wal = WalSize();
         var checkpointed = CheckpointPastBound(wal, afterRowGroups: LeftMergeableRowGroups(tables)) || wal < walBefore;
-        // A bulk commit or a checkpoint frees a transaction's row groups, or a checkpoint's, at once: DuckDB's allocator
-        // would keep those pages resident over its decay (100 ms and its background thread's wake-ups); flat out one
-        // second caught 160 MB resident for 40 allocated, the highest of a five-minute run (docs/benchmarks.md, "One
-        // arena for DuckDB's allocator"). Given back here, on the committer, before its next transaction.
-        if (checkpointed || transaction.Events >= DuckDbStoreOptions.RowGroupRows) { DuckDbAllocator.Purge(); }
+        // A commit that gave a table a row group or more (each table's rows, as below) or a checkpoint frees the
+        // transaction's row groups, or the checkpoint's, at once: DuckDB's allocator would keep those pages resident over
+        // its decay (100 ms and its background thread's wake-ups); flat out one second caught 160 MB resident for 40
+        // allocated, the highest of a five-minute run (docs/benchmarks.md, "One arena for DuckDB's allocator"). Given
+        // back here, on the committer, before its next transaction.
+        if (checkpointed || tables.Rows.Values.Any(rows => rows >= DuckDbStoreOptions.RowGroupRows)) { DuckDbAllocator.Purge(); }
         var ticks = transaction.WriteTicks + (Stopwatch.GetTimestamp() - started);
         _metrics.Committed(transaction.Events, ticks * 1000.0 / Stopwatch.Frequency, checkpointed);
     }
