@@ -46,7 +46,7 @@ if not results or not rss:
 j = results[-1]
 print(f"{label:>12} r{r} accepted {j['events_per_s']:>7,} stored {j['stored_events_per_s']:>7,} p99 {j['p99_ms']:>8} ms"
       f" rss median {statistics.median(rss):6.0f} highest {max(rss):6.0f} MB cpu {j['server_cpu_cores']}"
-      f" zero_loss {j['zero_loss']} load {j['load_average']}")
+      f" zero_loss {j['zero_loss']} all_sent_stored {j.get('stored_all_sent')} retried {j.get('retried_requests')} load {j['load_average']}")
 PY
   done
 done

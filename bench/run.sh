@@ -82,14 +82,15 @@ rows = [json.loads(l) for l in open(f"{out}/results.jsonl") if l.strip()]
 for r in rows:  # server CPU time per accepted event, the figure least moved by other load on the machine
     r["server_us_per_event"] = round(r["server_cpu_cores"] / r["events_per_s"] * 1e6, 1) if r.get("server_cpu_cores") and r["events_per_s"] else None
 keys = ["events_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "rss_max_mb", "server_cpu_cores", "server_us_per_event", "loadgen_cpu_cores", "non_200", "errors", "catch_up_s", "stored_events_per_s"]
-print(f"{'run':14} {'n':>2} " + " ".join(f"{k:>19}" for k in keys) + "  zero_loss")  # catch_up_s / stored_events_per_s: the store behind the journal
+print(f"{'run':14} {'n':>2} " + " ".join(f"{k:>19}" for k in keys) + "  zero_loss  stored_all_sent")  # catch_up_s / stored_events_per_s: the store behind the journal
 summary = {}
 for label in dict.fromkeys(r["label"] for r in rows):
     rs = [r for r in rows if r["label"] == label]
     med = {k: st.median([r[k] for r in rs if r.get(k) is not None]) if any(r.get(k) is not None for r in rs) else None for k in keys}
     loss = [r["zero_loss"] for r in rs]
-    summary[label] = dict(med, runs=len(rs), zero_loss=loss, each_events_per_s=[r["events_per_s"] for r in rs], each_p99_ms=[r["p99_ms"] for r in rs])
-    print(f"{label:14} {len(rs):>2} " + " ".join(f"{'-' if med[k] is None else med[k]:>19}" for k in keys) + f"  {loss}")
+    all_sent = [r.get("stored_all_sent") for r in rs]  # with the load generator's retries (since 2026-12-07): stored = sent
+    summary[label] = dict(med, runs=len(rs), zero_loss=loss, stored_all_sent=all_sent, retried_requests=[r.get("retried_requests") for r in rs], each_events_per_s=[r["events_per_s"] for r in rs], each_p99_ms=[r["p99_ms"] for r in rs])
+    print(f"{label:14} {len(rs):>2} " + " ".join(f"{'-' if med[k] is None else med[k]:>19}" for k in keys) + f"  {loss}  {all_sent}")
 bdn = {}
 for f in glob.glob(f"{out}/bdn-*/BenchmarkDotNet.Artifacts/results/*-report-brief.json"):
     for b in json.load(open(f))["Benchmarks"]:

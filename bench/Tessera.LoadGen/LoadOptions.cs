@@ -42,6 +42,17 @@ internal sealed class LoadOptions
     public int Seed { get; set; } = 42;
     public double RequestTimeout { get; set; } = 30;
 
+    /// <summary>
+    /// Sends a batch answered 503 (or 429, or not answered at all) again, as Segment's SDKs do: after its Retry-After
+    /// (1 s without one), the same bytes, so the same message ids, which the server stores once. Then every event sent
+    /// is acknowledged in the end, and "stored = sent" is the issue's zero loss. <c>--no-retry</c> counts such a batch as
+    /// sent and not acknowledged (the runs before 2026-12-07 did).
+    /// </summary>
+    public bool Retry { get; set; } = true;
+
+    /// <summary>How long after the load a batch is still sent again before the generator gives up on it (counted as not acknowledged).</summary>
+    public double RetryFor { get; set; } = 120;
+
     /// <summary>A file to write every measured request to (UTC time it was due, latency in ms, status), to place slow ones in time.</summary>
     public string? LatencyLog { get; set; }
 
@@ -95,6 +106,8 @@ internal sealed class LoadOptions
                 case "--label": o.Label = Next(); break;
                 case "--seed": o.Seed = (int)Number(); break;
                 case "--timeout": o.RequestTimeout = Number(); break;
+                case "--no-retry": o.Retry = false; break;
+                case "--retry-for": o.RetryFor = Number(); break;
                 case "--latency-log": o.LatencyLog = Next(); break;
                 case "--probe-audience": o.ProbeAudience = true; break;
                 case "--probe-log": o.ProbeLog = Next(); break;
@@ -120,7 +133,7 @@ internal sealed class LoadOptions
     public const string Usage = """
         usage: Tessera.LoadGen [--url http://127.0.0.1:8080 | --spawn tessera|ceiling [--dll path] [--serve-arg FLAG]...] [--server-pid N] [--server-log FILE]
                                [--batch 100] [--connections 16] [--rate EVENTS_PER_S (0 = flat out)]
-                               [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--catch-up-timeout 600] [--label L] [--probe-audience [--probe-log FILE]] [--probe-webhook]
+                               [--duration 20] [--warmup 3] [--write-key K] [--admin-token T] [--no-verify] [--no-retry] [--retry-for 120] [--catch-up-timeout 600] [--label L] [--probe-audience [--probe-log FILE]] [--probe-webhook]
                                [--latency-log FILE]
                Tessera.LoadGen --spawn tessera --audience-delivery 100000 [--batch-size 1000]
                Tessera.LoadGen --spawn tessera --file-export 100000

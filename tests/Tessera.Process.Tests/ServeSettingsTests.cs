@@ -75,6 +75,55 @@ public sealed class ServeSettingsTests
         Assert.Contains($"DuckDB's allocator gives freed memory back with {expected} (DUCKDB_JE_MALLOC_CONF)", tessera.Output, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The threads that index and store events behind the answers (the journal's indexer, the store's committer) run at
+    /// a higher nice value than the request path's (the journal's group commit), by default and as set; 0 runs them
+    /// alike: as Linux reports each thread of the server process.
+    /// </summary>
+    [Theory]
+    [InlineData(null, 5)]
+    [InlineData("0", 0)]
+    [InlineData("12", 12)]
+    public async Task the_threads_behind_the_answers_run_at_the_nice_value_asked_for(string? flag, int expected)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            Assert.False(Tessera.Storage.BackgroundPriority.Apply(5));
+            return;
+        }
+
+        await using var tessera = await TesseraProcess.StartServeAsync(TempDirectory.Create("nice"), flag is null ? [] : ["--background-nice", flag]);
+
+        var nice = NiceValuesByThreadName(tessera.Id);
+        Assert.Equal(expected, nice["Tessera journal"]);
+        Assert.Equal(expected, nice["Tessera DuckDB"]);
+        Assert.Equal(0, nice["Tessera group c"]);
+    }
+
+    [Fact]
+    public async Task a_nice_value_out_of_range_is_refused_with_the_flag_named()
+    {
+        var (exitCode, output) = await TesseraProcess.RunAsync("serve", "--data-dir", TempDirectory.Create("nice-refused"), "--background-nice", "20");
+
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("--background-nice: 20 is not a nice value (0 to 19).", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>Each named thread's nice value (/proc/PID/task/TID/stat, the 19th field; names as Linux keeps them, 15 characters).</summary>
+    private static Dictionary<string, int> NiceValuesByThreadName(int pid)
+    {
+        var nice = new Dictionary<string, int>();
+        foreach (var task in Directory.GetDirectories($"/proc/{pid}/task"))
+        {
+            var stat = File.ReadAllText(Path.Combine(task, "stat"));
+            // The name, in parentheses, may hold spaces: the fields are counted from after its closing one (field 3 on).
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            nice[File.ReadAllText(Path.Combine(task, "comm")).Trim()] = int.Parse(fields[19 - 3], System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return nice;
+    }
+
     [Fact]
     public async Task with_a_one_mb_checkpoint_threshold_the_write_ahead_log_is_folded_into_the_file_as_events_arrive()
     {

@@ -17,9 +17,14 @@ internal static class ServeCommand
         var threads = new Option<int>("--duckdb-threads") { Description = "DuckDB's threads (a query's own and DuckDB's workers): what one audience preview or export runs on", DefaultValueFactory = _ => new TesseraOptions().DuckDbThreads };
         var bulkCommit = new Option<int>("--duckdb-bulk-commit-events") { Description = "Under load (events faster than this many per 12 s), commit the embedded store in transactions of this many events (three DuckDB row groups by default), written straight to the file; 0 commits every 25 ms whatever the rate", DefaultValueFactory = _ => new TesseraOptions().DuckDbBulkCommitEvents };
         var bulkWindow = new Option<int>("--duckdb-bulk-commit-window-ms") { Description = "Benchmarks: the longest the embedded store holds a transaction open for a bulk commit", Hidden = true, DefaultValueFactory = _ => (int)new TesseraOptions().DuckDbBulkCommitWindow.TotalMilliseconds };
+        var backgroundNice = new Option<int>("--background-nice") { Description = "Nice value (0-19) of the threads that index and store events behind the answers, so the answers get the CPU first; 0 runs them at the server's priority", DefaultValueFactory = _ => new TesseraOptions().BackgroundNice };
+        backgroundNice.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 0 or > 19) { r.AddError($"--background-nice: {r.GetValueOrDefault<int>()} is not a nice value (0 to 19)."); }
+        });
         var indexerDelay = new Option<int>("--indexer-delay-ms") { Description = "Tests only: delay every indexer commit", Hidden = true };
         var indexChunk = new Option<int>("--index-chunk-events") { Description = "Benchmarks: events the indexer reads from the journal and hands the embedded store at a time", Hidden = true, DefaultValueFactory = _ => new TesseraOptions().IndexChunkEvents };
-        var command = new Command("serve", "Run the Tessera server.") { urls, demo, journalDir, noJournal, checkpointMb, memoryMb, threads, bulkCommit, bulkWindow, indexerDelay, indexChunk };
+        var command = new Command("serve", "Run the Tessera server.") { urls, demo, journalDir, noJournal, checkpointMb, memoryMb, threads, bulkCommit, bulkWindow, backgroundNice, indexerDelay, indexChunk };
         store.AddTo(command);
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -33,6 +38,7 @@ internal static class ServeCommand
             options.DuckDbThreads = result.GetValue(threads);
             options.DuckDbBulkCommitEvents = result.GetValue(bulkCommit);
             options.DuckDbBulkCommitWindow = TimeSpan.FromMilliseconds(result.GetValue(bulkWindow));
+            options.BackgroundNice = result.GetValue(backgroundNice);
             options.IndexerDelay = TimeSpan.FromMilliseconds(result.GetValue(indexerDelay));
             options.IndexChunkEvents = result.GetValue(indexChunk);
             try

@@ -196,6 +196,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
         {
             try
             {
+                BackgroundPriority.Apply(options.BackgroundNice);
                 IndexLoop(journal);
                 _finished.SetResult();
             }

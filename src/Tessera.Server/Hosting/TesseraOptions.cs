@@ -1,5 +1,6 @@
 using Tessera.Server.Activation;
 using Tessera.Server.Journeys;
+using Tessera.Storage;
 using Tessera.Storage.DuckDb;
 
 namespace Tessera.Server.Hosting;
@@ -124,6 +125,13 @@ public sealed class TesseraOptions
     /// machine's cores.
     /// </summary>
     public int DuckDbThreads { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// The nice value of the threads that work behind the answers (<c>--background-nice</c>): the journal's indexer and
+    /// the embedded store's committer (<see cref="BackgroundPriority"/>). The request path keeps the process's own; 0
+    /// runs them all alike.
+    /// </summary>
+    public int BackgroundNice { get; set; } = BackgroundPriority.DefaultNice;
 
     /// <summary>DuckDB's memory cap in MB while a re-resolve is applied (one transaction rewrites the identity log and the profile state).</summary>
     public int DuckDbReresolveMemoryLimitMb { get; set; } = DuckDbStoreOptions.DefaultReresolveMemoryLimitMb;

@@ -86,7 +86,7 @@ public static class TesseraServer
         var engine = CreateEngine(options);
         return options.Store switch
         {
-            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = AtLeast(options.DuckDbMemoryLimitMb, MinDuckDbMemoryLimitMb, "--duckdb-memory-mb"), CheckpointThresholdMb = AtLeast(options.DuckDbCheckpointThresholdMb, 1, "--duckdb-checkpoint-mb"), Threads = AtLeast(options.DuckDbThreads, 1, "--duckdb-threads", unit: null), ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, BulkCommitEvents = AtLeast(options.DuckDbBulkCommitEvents, 0, "--duckdb-bulk-commit-events", unit: null), BulkCommitWindow = options.DuckDbBulkCommitWindow, CommitDelay = options.CommitDelay, Logger = StoreLogger<DuckDbStore>(loggers) }, engine),
+            "duckdb" => new DuckDbStore(new DuckDbStoreOptions(options.DuckDbPath) { DedupWindow = options.DedupWindow, MemoryLimitMb = AtLeast(options.DuckDbMemoryLimitMb, MinDuckDbMemoryLimitMb, "--duckdb-memory-mb"), CheckpointThresholdMb = AtLeast(options.DuckDbCheckpointThresholdMb, 1, "--duckdb-checkpoint-mb"), Threads = AtLeast(options.DuckDbThreads, 1, "--duckdb-threads", unit: null), BackgroundNice = options.BackgroundNice, ReresolveMemoryLimitMb = options.DuckDbReresolveMemoryLimitMb, BulkCommitEvents = AtLeast(options.DuckDbBulkCommitEvents, 0, "--duckdb-bulk-commit-events", unit: null), BulkCommitWindow = options.DuckDbBulkCommitWindow, CommitDelay = options.CommitDelay, Logger = StoreLogger<DuckDbStore>(loggers) }, engine),
             "postgres" => new PostgresStore(
                 new PostgresStoreOptions(options.Postgres is { Length: > 0 } cs
                     ? cs

@@ -186,6 +186,7 @@ public sealed partial class DuckDbStore
 
     private void CommitLoop()
     {
+        BackgroundPriority.Apply(options.BackgroundNice);
         var transaction = new OpenTransaction();
         var taken = new List<StagedCommit>();
         // When the last commit started: the interval is kept from it, and what was staged since measures the rate.

@@ -39,6 +39,9 @@ public sealed record DuckDbStoreOptions(string Path)
     /// </summary>
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
+    /// <summary>The committer thread's nice value (<see cref="BackgroundPriority"/>); 0 runs it at the process's priority.</summary>
+    public int BackgroundNice { get; init; } = BackgroundPriority.DefaultNice;
+
     /// <summary>DuckDB worker threads for queries.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
 
