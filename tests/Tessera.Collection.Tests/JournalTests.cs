@@ -109,46 +109,6 @@ public sealed class JournalTests
         Assert.Equal(["bp-1"], (await restarted.Admin.EventsAsync()).Select(e => e["messageId"]!.GetValue<string>()));
     }
 
-    /// <summary>
-    /// Back-pressure bounds how far the engine is behind the answers, not the store: under load the embedded store holds
-    /// a bulk commit's events in an open transaction, and its position moves only at the bulk's commit. Here the bulk
-    /// never commits; the store ends more than the bound behind, and a request after that is still answered at once,
-    /// since the engine has resolved everything. (Until 2026-12-07 it waited for the bulk's commit and got 503.)
-    /// </summary>
-    [Fact]
-    public async Task a_request_does_not_wait_for_the_bulk_commit_the_store_holds_open_when_the_engine_keeps_up()
-    {
-        const long bound = 64 * 1024;
-        await using var server = await TestServer.StartAsync(configure: o =>
-        {
-            o.DuckDbBulkCommitEvents = 1_000_000;
-            o.DuckDbBulkCommitWindow = TimeSpan.FromHours(100);
-            o.MaxIndexBacklogBytes = bound;
-            o.BackPressureTimeout = TimeSpan.FromSeconds(2);
-        });
-
-        var statuses = new List<HttpStatusCode>();
-        long behind = 0;
-        for (var b = 0; b < 40 && behind <= bound; b++)
-        {
-            var batch = Api.Batch([.. Enumerable.Range(0, 100).Select(i => Api.Track($"held-{b}-{i}", userId: "held-user"))]);
-            statuses.Add((await server.Collect.PostJsonAsync("v1/batch", batch)).StatusCode);
-            behind = (await server.Anonymous.GetFromJsonAsync<JsonObject>("health"))!["journal"]!["behindBytes"]!.GetValue<long>();
-        }
-
-        var after = await server.Collect.PostJsonAsync("v1/batch", Api.Batch(Api.Track("held-after", userId: "held-user")));
-
-        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
-        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
-        if (server.Options.Store == "duckdb")
-        {
-            // PostgreSQL commits each of the indexer's chunks in its call: it is never behind by much.
-            Assert.True(behind > bound, $"the store was expected to hold more than the bound ({bound:N0} bytes) in its open transaction; it was {behind:N0} behind");
-        }
-
-        Assert.Equal(statuses.Count * 100 + 1, await server.Admin.EventCountAsync());
-    }
-
     [Fact]
     public async Task a_read_the_store_cannot_catch_up_with_in_time_gets_503_with_retry_after()
     {

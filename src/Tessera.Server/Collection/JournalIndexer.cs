@@ -172,29 +172,18 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     }
 
     /// <summary>
-    /// Back-pressure: waits while the engine is more than <see cref="TesseraOptions.MaxIndexBacklogBytes"/> of journal
-    /// behind the answers, or the store more than twice that; 503 past the timeout, and at once when the indexer stopped.
-    /// The engine's position rather than the store's: under load the embedded store holds a bulk commit's events (~250 MB
-    /// of journal) in an open transaction and its position moves in those steps, so a bound on it held every request at
-    /// once until the next bulk's commit, and answered them all 503 together when that took longer than the timeout;
-    /// the engine moves chunk by chunk, and waits for the store's committer itself when the store falls behind. The
-    /// second bound covers a store that lets the engine run further ahead (docs/benchmarks.md, "The answers before the indexing").
+    /// Back-pressure: waits while the store is more than <see cref="TesseraOptions.MaxIndexBacklogBytes"/> behind; 503 past
+    /// the timeout, and at once when the indexer stopped.
     /// </summary>
     public async Task WaitForRoomAsync(CancellationToken cancellationToken)
     {
         if (_stopped) { throw StoppedException(); }
-        if (_journal is not { } journal || HasRoom(journal)) { return; }
-        if (!await WaitUntilAsync(() => HasRoom(journal), options.BackPressureTimeout, cancellationToken))
+        if (_journal is not { } journal || journal.End - Indexed <= options.MaxIndexBacklogBytes) { return; }
+        if (!await WaitUntilAsync(() => journal.End - Indexed <= options.MaxIndexBacklogBytes, options.BackPressureTimeout, cancellationToken))
         {
             throw new StoreUnavailableException(
-                $"the store is {Behind / 1e6:F1} MB of acknowledged events behind, {(journal.End - Applied) / 1e6:F1} MB of them not yet resolved (the bounds are {options.MaxIndexBacklogBytes / 1e6:F1} MB not resolved, {2 * options.MaxIndexBacklogBytes / 1e6:F1} MB not stored), and did not catch up within {options.BackPressureTimeout.TotalSeconds:F1} s{(LastError is { } error ? $"; it reports: {error}" : "")}.");
+                $"the store is {Behind / 1e6:F1} MB of acknowledged events behind (the bound is {options.MaxIndexBacklogBytes / 1e6:F1} MB) and did not catch up within {options.BackPressureTimeout.TotalSeconds:F1} s{(LastError is { } error ? $"; it reports: {error}" : "")}.");
         }
-    }
-
-    private bool HasRoom(EventJournal journal)
-    {
-        var end = journal.End;
-        return end - Applied <= options.MaxIndexBacklogBytes && end - Indexed <= 2 * options.MaxIndexBacklogBytes;
     }
 
     public Task StartAsync(CancellationToken cancellationToken)

@@ -69,11 +69,9 @@ public sealed class TesseraOptions
     public long JournalSegmentBytes { get; set; } = 64L << 20;
 
     /// <summary>
-    /// How far (bytes of journal) the engine may fall behind the answers before new requests wait (back-pressure), and the
-    /// store twice that; ~800,000 typical events. 512 MB since 2026-12-06 (256 before): under load the embedded store
-    /// holds a bulk commit's events (368,640, ~250 MB of journal) uncommitted (<see cref="DuckDbBulkCommitEvents"/>). Since
-    /// 2026-12-07 the engine's position is the one bounded (the store's moved in bulk steps; <see cref="Collection.JournalIndexer.WaitForRoomAsync"/>).
-    /// On disk, and in the page cache, not the heap; a restart replays what the store did not hold.
+    /// How far (bytes of journal) the store may fall behind the journal before new requests wait (back-pressure); ~800,000
+    /// typical events. 512 MB since 2026-12-06 (256 before): under load the embedded store holds a bulk commit's events
+    /// (368,640, ~250 MB of journal) uncommitted (<see cref="DuckDbBulkCommitEvents"/>). On disk, and in the page cache, not the heap.
     /// </summary>
     public long MaxIndexBacklogBytes { get; set; } = 512L << 20;
 
