@@ -77,6 +77,7 @@ internal sealed class LoadRunner(LoadOptions options, string url, MessageFactory
         var requests = new List<(long Due, double LatencyMs, int Status)>(options.LatencyLog is null ? 0 : 4096);
         long ackedInWindow = 0, ackedTotal = 0, sentTotal = 0, late = 0, retried = 0;
         var toMs = 1000.0 / Stopwatch.Frequency;
+        var giveUpAt = end + (long)(options.RetryFor * Stopwatch.Frequency);
         while (true)
         {
             var sequence = Interlocked.Increment(ref _sequence) - 1;
@@ -101,7 +102,7 @@ internal sealed class LoadRunner(LoadOptions options, string url, MessageFactory
 
             var length = messages.Write(sequence, buffer);
             sentTotal += options.Batch;
-            var (status, sends) = await SendAsync(client, target, auth, buffer, length, end + (long)(options.RetryFor * Stopwatch.Frequency));
+            var (status, sends) = await SendAsync(client, target, auth, buffer, length, giveUpAt);
             retried += sends - 1;
             var done = Stopwatch.GetTimestamp();
             if (status == 200) { ackedTotal += options.Batch; }

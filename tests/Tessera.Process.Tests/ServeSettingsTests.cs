@@ -77,8 +77,9 @@ public sealed class ServeSettingsTests
 
     /// <summary>
     /// The threads that index and store events behind the answers (the journal's indexer, the store's committer) run at
-    /// a higher nice value than the request path's (the journal's group commit), by default and as set; 0 runs them
-    /// alike: as Linux reports each thread of the server process.
+    /// a higher nice value, by default and as set, and every other thread of the server (the request path, the journal's
+    /// group commit, the thread pool, DuckDB's) at the process's own, also after events went through both (a thread
+    /// created by one of the two would inherit its value); 0 runs them all alike: as Linux reports each thread.
     /// </summary>
     [Theory]
     [InlineData(null, 5)]
@@ -93,11 +94,22 @@ public sealed class ServeSettingsTests
         }
 
         await using var tessera = await TesseraProcess.StartServeAsync(TempDirectory.Create("nice"), flag is null ? [] : ["--background-nice", flag]);
+        using var collect = Http.Collect(tessera.BaseAddress);
+        using var admin = Http.Admin(tessera.BaseAddress);
+        var ids = Enumerable.Range(0, 20).Select(i => $"nice-{i}").ToList();
+        foreach (var id in ids)
+        {
+            var body = "{\"batch\":[{\"type\":\"track\",\"userId\":\"u-nice\",\"event\":\"Checked\",\"messageId\":\"" + id + "\"}]}";
+            (await collect.PostAsync("v1/batch", new StringContent(body, Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+        }
 
-        var nice = NiceValuesByThreadName(tessera.Id);
-        Assert.Equal(expected, nice["Tessera journal"]);
-        Assert.Equal(expected, nice["Tessera DuckDB"]);
-        Assert.Equal(0, nice["Tessera group c"]);
+        Assert.Equal(ids.ToHashSet(), await Http.StoredMessageIdsAsync(admin));
+
+        var threads = NiceValuesByThread(tessera.Id);
+        string[] behind = ["Tessera journal", "Tessera DuckDB"];
+        foreach (var name in behind) { Assert.Equal(expected, Assert.Single(threads, t => t.Name == name).Nice); }
+        Assert.Contains(threads, t => t.Name == "Tessera group c");
+        Assert.All(threads.Where(t => !behind.Contains(t.Name)), t => Assert.True(t.Nice == 0, $"thread {t.Name} runs at nice {t.Nice}"));
     }
 
     [Fact]
@@ -109,19 +121,29 @@ public sealed class ServeSettingsTests
         Assert.Contains("--background-nice: 20 is not a nice value (0 to 19).", output, StringComparison.Ordinal);
     }
 
-    /// <summary>Each named thread's nice value (/proc/PID/task/TID/stat, the 19th field; names as Linux keeps them, 15 characters).</summary>
-    private static Dictionary<string, int> NiceValuesByThreadName(int pid)
+    /// <summary>Each thread's name (as Linux keeps it, 15 characters) and nice value (/proc/PID/task/TID/stat, the 19th field); threads that ended meanwhile left out.</summary>
+    private static List<(string Name, int Nice)> NiceValuesByThread(int pid)
     {
-        var nice = new Dictionary<string, int>();
+        var threads = new List<(string, int)>();
         foreach (var task in Directory.GetDirectories($"/proc/{pid}/task"))
         {
-            var stat = File.ReadAllText(Path.Combine(task, "stat"));
+            string stat, name;
+            try
+            {
+                stat = File.ReadAllText(Path.Combine(task, "stat"));
+                name = File.ReadAllText(Path.Combine(task, "comm")).Trim();
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+
             // The name, in parentheses, may hold spaces: the fields are counted from after its closing one (field 3 on).
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            nice[File.ReadAllText(Path.Combine(task, "comm")).Trim()] = int.Parse(fields[19 - 3], System.Globalization.CultureInfo.InvariantCulture);
+            threads.Add((name, int.Parse(fields[19 - 3], System.Globalization.CultureInfo.InvariantCulture)));
         }
 
-        return nice;
+        return threads;
     }
 
     [Fact]
