@@ -4,7 +4,7 @@
 # every 20 ms (a drop to 0 is a checkpoint's end) and the GC's pauses (dotnet-counters, when installed). Prints the
 # fsync and 200 percentiles, then every slow moment in time order. Needs strace (Debian: strace).
 # Usage: bench/journal-timeline.sh [out-dir]; env: RATE (10000), DURATION (20), WARMUP (15), DLL (the server build),
-# TRICKLE=ms also runs an outside pacer on the store file (sync_file_range every ms), as measured before the pacer was built.
+# TRACE (fsync) the group commit's syscalls strace records (e.g. fsync,pwrite64), TRICKLE=ms also runs an outside pacer on the store file (sync_file_range every ms), as measured before the pacer was built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/results/timeline-$(date -u +%Y%m%dT%H%M%SZ)}; mkdir -p "$out"
@@ -19,7 +19,7 @@ pid=$(pgrep -f "$(basename "$dll") serve" | head -1)
 data=$(ls -dt /tmp/tessera-bench-* | head -1)
 group=$(grep -l "Tessera group" /proc/"$pid"/task/*/comm | head -1 | cut -d/ -f5)
 span=$((duration + 2))
-timeout "$span" strace -T -tt -e trace=fsync -p "$group" -o "$out/fsync.txt" 2>/dev/null &
+timeout "$span" strace -T -tt -e trace="${TRACE:-fsync}" -p "$group" -o "$out/fsync.txt" 2>/dev/null &
 counters=~/.dotnet/tools/dotnet-counters
 [ -x "$counters" ] && timeout "$span" "$counters" collect -p "$pid" --refresh-interval 1 --format csv -o "$out/counters.csv" --counters System.Runtime > /dev/null 2>&1 &
 python3 - "$data" "$span" "${TRICKLE:-0}" > "$out/wal.txt" <<'PY' &

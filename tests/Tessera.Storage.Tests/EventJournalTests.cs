@@ -117,6 +117,44 @@ public sealed class EventJournalTests
     }
 
     [Fact]
+    public async Task appends_that_roll_to_a_new_segment_and_reads_go_on_while_indexed_segments_are_being_deleted()
+    {
+        using var journal = EventJournal.Open(_directory, segmentBytes: 512);
+        var ends = Enumerable.Range(0, 20).Select(i => journal.Append([Event($"m-{i}")])).ToList();
+        using var deleting = new ManualResetEventSlim(false);
+        using var release = new ManualResetEventSlim(false);
+        // A deletion as slow as a large segment's on a busy disk: it waits until the test lets it go.
+        journal.DeleteSegmentFile = path =>
+        {
+            deleting.Set();
+            release.Wait(TimeSpan.FromSeconds(30));
+            File.Delete(path);
+        };
+        var delete = Task.Run(() => journal.DeleteBefore(ends[9]));
+        try
+        {
+            Assert.True(deleting.Wait(TimeSpan.FromSeconds(10)), "the deletion never started");
+            var others = Task.Run(() =>
+            {
+                var before = journal.SegmentCount;
+                for (var i = 20; i < 30; i++) { journal.Append([Event($"m-{i}")]); }
+                Assert.True(journal.SegmentCount > before, "the appends should have rolled to a new segment");
+                return ReadAll(journal).Select(e => e.MessageId).ToList();
+            });
+            Assert.True(await Task.WhenAny(others, Task.Delay(TimeSpan.FromSeconds(5))) == others, "appends and reads waited for the deletion of segments they do not use");
+            var read = await others;
+            Assert.Equal(Enumerable.Range(10, 20).Select(i => $"m-{i}"), read.Skip(read.Count - 20));
+        }
+        finally
+        {
+            release.Set();
+        }
+
+        Assert.True(await delete >= 1);
+        Assert.Equal(journal.SegmentCount, Directory.GetFiles(_directory, "*.tjl").Length);
+    }
+
+    [Fact]
     public void segments_roll_at_their_size_and_whole_indexed_segments_are_deleted_but_never_the_active_one()
     {
         using var journal = EventJournal.Open(_directory, segmentBytes: 512);

@@ -25,6 +25,8 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     private readonly ManualResetEventSlim _appended = new(false);
     private readonly ManualResetEventSlim _stopping = new(false);
     private readonly ManualResetEventSlim _abandon = new(false);
+    private readonly AutoResetEvent _trimDue = new(false);
+    private Thread? _trimmer;
     private TaskCompletionSource _progress = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource? _finished;
     private EventJournal? _journal;
@@ -190,6 +192,10 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     {
         if (_journal is not { } journal) { return Task.CompletedTask; }
         _finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Indexed segments are deleted on a thread of their own: a deletion takes tens of ms, and the commits' settling
+        // runs on the thread pool, whose few threads serve HTTP (docs/benchmarks.md, "The stalls of the 200s").
+        _trimmer = new Thread(() => TrimLoop(journal)) { IsBackground = true, Name = "Tessera journal trimmer" };
+        _trimmer.Start();
         // A thread of its own, as the group commit's: DuckDB's append and commit are synchronous native calls that
         // would hold one of the thread pool's few threads away from HTTP for the length of every commit.
         var thread = new Thread(() =>
@@ -222,6 +228,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _stopping.Set();
+        _trimmer?.Join();
         if (_finished is null)
         {
             _journal?.Dispose();
@@ -244,6 +251,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
 
     public void Dispose()
     {
+        _trimDue.Dispose();
         _appended.Dispose();
         _stopping.Dispose();
         _abandon.Dispose();
@@ -312,14 +320,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
         {
             AdvanceIndexed(position);
             Volatile.Write(ref _lastError, null);
-            try
-            {
-                _journal?.DeleteBefore(Indexed);
-            }
-            catch (Exception e) when (e is IOException or ObjectDisposedException)
-            {
-                LogDeleteFailed(logger, e.Message);
-            }
+            if (_journal is { } journal && journal.HasSegmentsBefore(Indexed)) { _trimDue.Set(); }
         }
         else
         {
@@ -328,6 +329,23 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
         }
 
         Interlocked.Exchange(ref _progress, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    /// <summary>Deletes the journal's indexed segments whenever a commit makes one whole segment indexed, until the indexer stops.</summary>
+    private void TrimLoop(EventJournal journal)
+    {
+        var waitFor = new[] { _trimDue, _stopping.WaitHandle };
+        while (WaitHandle.WaitAny(waitFor) == 0)
+        {
+            try
+            {
+                journal.DeleteBefore(Indexed);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                LogDeleteFailed(logger, e.Message);
+            }
+        }
     }
 
     private void AdvanceIndexed(long position)

@@ -229,22 +229,38 @@ public sealed class EventJournal : IDisposable
     /// <summary>A reader from <paramref name="position"/> (a record boundary at or after <see cref="Start"/>).</summary>
     public JournalReader OpenReader(long position) => new(this, position);
 
-    /// <summary>Deletes the segments that end at or before <paramref name="position"/>; never the active one. Returns how many.</summary>
+    /// <summary>
+    /// Deletes the segments that end at or before <paramref name="position"/>; never the active one. Returns how many.
+    /// The files are deleted after the list of segments is let go: deleting a 64 MB segment took 30-50 ms on the
+    /// benchmark machine (the filesystem frees and discards its blocks), and the group commit's roll to a new segment
+    /// and every reader take the same lock (docs/benchmarks.md, "The stalls of the 200s"). The deletion itself blocks its
+    /// caller as long: call it from a thread that nothing waits for.
+    /// </summary>
     public int DeleteBefore(long position)
     {
-        var deleted = 0;
+        List<Segment>? indexed = null;
         lock (_segmentsLock)
         {
             while (_segments.Count > 1 && _segments[1].Base <= position)
             {
-                File.Delete(_segments[0].Path);
+                (indexed ??= []).Add(_segments[0]);
                 _segments.RemoveAt(0);
-                deleted++;
             }
         }
 
-        return deleted;
+        if (indexed is null) { return 0; }
+        foreach (var segment in indexed) { DeleteSegmentFile(segment.Path); }
+        return indexed.Count;
     }
+
+    /// <summary>Whether <see cref="DeleteBefore"/> would delete a segment for <paramref name="position"/> (without deleting it).</summary>
+    public bool HasSegmentsBefore(long position)
+    {
+        lock (_segmentsLock) { return _segments.Count > 1 && _segments[1].Base <= position; }
+    }
+
+    /// <summary>Deletes one segment's file (<see cref="File.Delete"/>; tests slow it down).</summary>
+    internal Action<string> DeleteSegmentFile { get; set; } = File.Delete;
 
     private JournalException Closed() => new($"{Directory}: the journal is closed and takes no more records.");
 
