@@ -18,7 +18,10 @@ public interface IAudienceStore
     /// <summary>Deletes an audience; each member gets an exit. False when there was no such audience.</summary>
     Task<bool> DeleteAudienceAsync(string id, CancellationToken cancellationToken);
 
-    /// <summary>Re-evaluates the profiles whose time windows moved; returns how many changes were recorded.</summary>
+    /// <summary>
+    /// Re-evaluates the profiles whose time windows moved; returns how many changes were recorded. Returns 0 without
+    /// waiting while the engine is busy applying events: the caller (a ticker on the thread pool) asks again.
+    /// </summary>
     Task<int> TickAudiencesAsync(CancellationToken cancellationToken);
 
     /// <summary>Stored entries and exits, oldest first, filtered by audience and/or profiles.</summary>

@@ -56,7 +56,7 @@ public sealed partial class DuckDbStore : IAudienceStore
 
     public async Task<int> TickAudiencesAsync(CancellationToken cancellationToken)
     {
-        if (_engine.NextAudienceTick is not { } due || due > _engine.Clock.GetUtcNow()) { return 0; }
+        if (!_engine.TryGetNextAudienceTick(out var next) || next is not { } due || due > _engine.Clock.GetUtcNow()) { return 0; }
         await _writeLock.WaitAsync(cancellationToken);
         try
         {

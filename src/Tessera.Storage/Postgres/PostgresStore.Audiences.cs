@@ -58,7 +58,7 @@ public sealed partial class PostgresStore : IAudienceStore
 
     public async Task<int> TickAudiencesAsync(CancellationToken cancellationToken)
     {
-        if (Engine.NextAudienceTick is not { } due || due > Engine.Clock.GetUtcNow()) { return 0; }
+        if (!Engine.TryGetNextAudienceTick(out var next) || next is not { } due || due > Engine.Clock.GetUtcNow()) { return 0; }
         var changes = await ChangeAudiencesAsync("record audience changes", _ => Task.FromResult(Engine.TickAudiences()), cancellationToken, announceToOthers: false);
         return changes.Count;
     }
