@@ -155,6 +155,25 @@ public sealed class EventJournalTests
     }
 
     [Fact]
+    public void a_segment_whose_deletion_failed_is_kept_and_deleted_by_the_next_call()
+    {
+        using var journal = EventJournal.Open(_directory, segmentBytes: 512);
+        var ends = Enumerable.Range(0, 20).Select(i => journal.Append([Event($"m-{i}")])).ToList();
+        var segments = journal.SegmentCount;
+        var start = journal.Start;
+        journal.DeleteSegmentFile = _ => throw new IOException("the disk refused");
+
+        Assert.Throws<IOException>(() => journal.DeleteBefore(ends[9]));
+        Assert.Equal(segments, journal.SegmentCount);
+        Assert.Equal(start, journal.Start);
+        Assert.Equal(20, ReadAll(journal).Count);
+
+        journal.DeleteSegmentFile = File.Delete;
+        Assert.True(journal.DeleteBefore(ends[9]) >= 1);
+        Assert.Equal(journal.SegmentCount, Directory.GetFiles(_directory, "*.tjl").Length);
+    }
+
+    [Fact]
     public void segments_roll_at_their_size_and_whole_indexed_segments_are_deleted_but_never_the_active_one()
     {
         using var journal = EventJournal.Open(_directory, segmentBytes: 512);

@@ -194,7 +194,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
         _finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // Indexed segments are deleted on a thread of their own: a deletion takes tens of ms, and the commits' settling
         // runs on the thread pool, whose few threads serve HTTP (docs/benchmarks.md, "The stalls of the 200s").
-        _trimmer = new Thread(() => TrimLoop(journal)) { IsBackground = true, Name = "Tessera journal trimmer" };
+        _trimmer = new Thread(() => TrimLoop(journal)) { IsBackground = true, Name = "Tessera segment trimmer" };
         _trimmer.Start();
         // A thread of its own, as the group commit's: DuckDB's append and commit are synchronous native calls that
         // would hold one of the thread pool's few threads away from HTTP for the length of every commit.
@@ -335,16 +335,23 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
     private void TrimLoop(EventJournal journal)
     {
         var waitFor = new[] { _trimDue, _stopping.WaitHandle };
-        while (WaitHandle.WaitAny(waitFor) == 0)
+        try
         {
-            try
+            while (WaitHandle.WaitAny(waitFor) == 0)
             {
-                journal.DeleteBefore(Indexed);
+                try
+                {
+                    journal.DeleteBefore(Indexed);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    LogDeleteFailed(logger, e.Message);
+                }
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                LogDeleteFailed(logger, e.Message);
-            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed without a stop (a host that failed to start): nothing left to delete for.
         }
     }
 

@@ -249,7 +249,20 @@ public sealed class EventJournal : IDisposable
         }
 
         if (indexed is null) { return 0; }
-        foreach (var segment in indexed) { DeleteSegmentFile(segment.Path); }
+        for (var k = 0; k < indexed.Count; k++)
+        {
+            try
+            {
+                DeleteSegmentFile(indexed[k].Path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Kept in the list, oldest first, so the next call deletes them again, as before the list let go of them.
+                lock (_segmentsLock) { _segments.InsertRange(0, indexed[k..]); }
+                throw;
+            }
+        }
+
         return indexed.Count;
     }
 
