@@ -320,7 +320,14 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
         {
             AdvanceIndexed(position);
             Volatile.Write(ref _lastError, null);
-            if (_journal is { } journal && journal.HasSegmentsBefore(Indexed)) { _trimDue.Set(); }
+            try
+            {
+                if (_journal is { } journal && journal.HasSegmentsBefore(Indexed)) { _trimDue.Set(); }
+            }
+            catch (ObjectDisposedException)
+            {
+                // A commit that settled after the indexer was disposed: the next start deletes what is indexed.
+            }
         }
         else
         {
