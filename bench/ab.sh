@@ -16,7 +16,7 @@ shift
 out="bench/results/ab-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 source bench/machine.sh
-machine_txt "$out" "$([ -n "${RATE:-}" ] && echo "rate $RATE events/s" || echo "flat out"), $rounds rounds: $*"
+machine_txt "$out" "$(rate_label), $rounds rounds: $*"
 default_dll=$PWD/src/Tessera.Cli/bin/Release/net10.0/tessera.dll
 loadgen=bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll
 

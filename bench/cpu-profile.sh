@@ -14,7 +14,7 @@ window=${WINDOW:-12}
 out="bench/results/cpu-profile-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 source bench/machine.sh
-machine_txt "$out" "$([ -n "${RATE:-}" ] && echo "rate $RATE events/s" || echo "flat out"), perf window ${window} s"
+machine_txt "$out" "$(rate_label), perf window ${window} s"
 dll=$PWD/src/Tessera.Cli/bin/Release/net10.0/tessera.dll
 
 for i in $(seq 1 "$runs"); do

@@ -13,7 +13,7 @@ runs=${1:-2}
 out="bench/results/load-memory-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 source bench/machine.sh
-machine_txt "$out" "$([ -n "${RATE:-}" ] && echo "rate $RATE events/s" || echo "flat out")${DLL:+, dll $DLL}"
+machine_txt "$out" "$(rate_label)${DLL:+, dll $DLL}"
 counters=~/.dotnet/tools/dotnet-counters
 [ -x "$counters" ] || { echo "needs dotnet-counters: dotnet tool install -g dotnet-counters"; exit 1; }
 dll=${DLL:-$PWD/src/Tessera.Cli/bin/Release/net10.0/tessera.dll}

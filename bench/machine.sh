@@ -1,5 +1,10 @@
 # Sourced by the scripts in bench/: machine_txt DIR [NOTE] writes DIR/machine.txt (when, which commit, the machine,
 # the load at the start) and shows it, so every result directory says what it was measured on.
+# "rate N events/s" when RATE is set, else "flat out": how the run descriptions name the load.
+rate_label() {
+  if [ -n "${RATE:-}" ]; then echo "rate $RATE events/s"; else echo "flat out"; fi
+}
+
 machine_txt() {
   local dir=$1 note=${2:-}
   {

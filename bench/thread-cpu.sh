@@ -14,7 +14,7 @@ window=${WINDOW:-12}
 out="bench/results/thread-cpu-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 source bench/machine.sh
-machine_txt "$out" "$([ -n "${RATE:-}" ] && echo "rate $RATE events/s" || echo "flat out"), window ${window} s"
+machine_txt "$out" "$(rate_label), window ${window} s"
 dll=$PWD/src/Tessera.Cli/bin/Release/net10.0/tessera.dll
 
 # Every thread of PID as "tid ticks name" (utime + stime, in clock ticks).

@@ -6,7 +6,7 @@ namespace Tessera.Audiences.Tests;
 public sealed class AudienceTickTests
 {
     [Fact]
-    public async Task asking_when_the_next_tick_is_due_never_waits_for_the_engine_while_it_is_busy()
+    public async Task asking_when_the_next_tick_is_due_and_ticking_never_wait_for_the_engine_while_it_is_busy()
     {
         var clock = new GatedClock();
         var engine = new ProfileEngine(IdentityRules.Default, ProfileRules.Default) { Clock = clock };
@@ -22,6 +22,9 @@ public sealed class AudienceTickTests
             var asked = Task.Run(() => engine.TryGetNextAudienceTick(out _));
             Assert.True(await Task.WhenAny(asked, Task.Delay(TimeSpan.FromSeconds(5))) == asked, "the question waited for the busy engine");
             Assert.False(await asked);
+            var ticked = Task.Run(engine.TickAudiences);
+            Assert.True(await Task.WhenAny(ticked, Task.Delay(TimeSpan.FromSeconds(5))) == ticked, "the tick waited for the busy engine");
+            Assert.Empty(await ticked);
         }
         finally
         {

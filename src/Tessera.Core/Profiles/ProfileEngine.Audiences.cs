@@ -98,10 +98,14 @@ public sealed partial class ProfileEngine
         }
     }
 
-    /// <summary>Re-evaluates the profiles whose time-window changes are due; returns the entries and exits.</summary>
+    /// <summary>
+    /// Re-evaluates the profiles whose time-window changes are due; returns the entries and exits. Returns none, at once,
+    /// while the engine is busy (as <see cref="TryGetNextAudienceTick"/>): what is due stays due for the next tick.
+    /// </summary>
     public IReadOnlyList<AudienceChange> TickAudiences()
     {
-        lock (_sync)
+        if (!_sync.TryEnter()) { return []; }
+        try
         {
             var now = Clock.GetUtcNow();
             var changes = new List<AudienceChange>();
@@ -114,6 +118,10 @@ public sealed partial class ProfileEngine
             }
 
             return changes;
+        }
+        finally
+        {
+            _sync.Exit();
         }
     }
 

@@ -241,7 +241,7 @@ public sealed class EventJournal : IDisposable
         List<Segment>? indexed = null;
         lock (_segmentsLock)
         {
-            while (_segments.Count > 1 && _segments[1].Base <= position)
+            while (FirstSegmentEndsBy(position))
             {
                 (indexed ??= []).Add(_segments[0]);
                 _segments.RemoveAt(0);
@@ -269,8 +269,11 @@ public sealed class EventJournal : IDisposable
     /// <summary>Whether <see cref="DeleteBefore"/> would delete a segment for <paramref name="position"/> (without deleting it).</summary>
     public bool HasSegmentsBefore(long position)
     {
-        lock (_segmentsLock) { return _segments.Count > 1 && _segments[1].Base <= position; }
+        lock (_segmentsLock) { return FirstSegmentEndsBy(position); }
     }
+
+    /// <summary>Whether the oldest segment kept ends at or before <paramref name="position"/> and is not the active one (under the lock).</summary>
+    private bool FirstSegmentEndsBy(long position) => _segments.Count > 1 && _segments[1].Base <= position;
 
     /// <summary>Deletes one segment's file (<see cref="File.Delete"/>; tests slow it down).</summary>
     internal Action<string> DeleteSegmentFile { get; set; } = File.Delete;
