@@ -96,6 +96,39 @@ public sealed class RawCodecTests
         Assert.Equal(Message(41), codec.DecodeToString(codec.Encode(new RawJson(Message(41)), 41)));
     }
 
+    // A dictionary of 1,024 bytes and a message compressed with it by ZstdSharp 0.8.8 (level 1), the managed port the
+    // store used until 2026-12-07: rows stored then are read by the native zstd (ZstdNet) the store uses now.
+    private const string FormerDictionary =
+        "N6Qw7GpHagIUEOgK0wEAAAAAwIpySylTSgycExJjBQAAAABmQ8EJAAAEAAAAgAIHEAAAHrI8CAAAAADkyBwAAAAAAAAAAAAOAAAAAIAJoE4AAAAAABSLGNYaAAAAAAAAAAAAAAAAAAAB" +
+        "AAAABAAAAAgAAAAiVmlld2VkIDQiLCJwcm9wZXJ0aWVzIjp7Im4iOjIwODMsInBhdGgiOiIvcC8zIn0sImNvbnRleHQiOnsibGlicmFyeSI6eyJuYW1lIjoiYW5hbHl0aWNzLW5vZGUi" +
+        "fX19eyJ0eXBlIjoidHJhY2siLCJldmVudCI6IlZpZXdlZCA1IiwicHJvcGVydGllcyI6eyJuIjoyMDg0LCJwYXRoIjoiL3AvNCJ9LCJjb250ZXh0Ijp7ImxpYnJhcnkiOnsibmFtZSI6" +
+        "ImFuYWx5dGljcy1ub2RlIn19fXsidHlwZSI6InRyYWNrIiwiZXZlbnQiOiJWaWV3ZWQgNiIsInByb3BlcnRpZXMiOnsibiI6MjA4NSwicGF0aCI6Ii9wLzUifSwiY29udGV4dCI6eyJs" +
+        "aWJyYXJ5Ijp7Im5hbWUiOiJhbmFseXRpY3Mtbm9kZSJ9fX17InR5cGUiOiJ0cmFjayIsImV2ZW50IjoiVmlld2VkIDAiLCJwcm9wZXJ0aWVzIjp7Im4iOjIwODYsInBhdGgiOiIvcC82" +
+        "In0sImNvbnRleHQiOnsibGlicmFyeSI6eyJuYW1lIjoiYW5hbHl0aWNzLW5vZGUifX19eyJ0eXBlIjoidHJhY2siLCJldmVudCI6IlZpLCJldmVudCI6IlZpZXdlZCAxIiwicHJvcGVy" +
+        "dGllcyI6eyJuIjo4LCJwYXRoIjoiL3AvOCJ9LCJjb250ZXh0Ijp7ImxpYnJhcnkiOnsibmFtZSI6ImFuYWx5dGljcy1ub2RlIn19fXsidHlwZSI6InRyYWNrIiwiZXZlbnQiOiJWaWV3" +
+        "ZWQgMiIsInByb3BlcnRpZXMiOnsibiI6OSwicGF0aCI6Ii9wLzkifSwiY29udGV4dCI6eyJsaWJyYXJ5Ijp7Im5hbWUiOiJhbmFseXRpY3Mtbm9kZSJ9fX17InR5cGUiOiJ0cmFjayIs" +
+        "ImV2ZW50IjoiVmlld2VkIDMiLCJwcm9wZXJ0aWVzIjp7Im4iOjEwLCJwYXRoIjoiL3AvMTAifSwiY29udGV4dCI6eyJsaWJyYXJ5Ijp7Im5hbWUiOiJhbmFseXRpY3Mtbm9kZSJ9fX17" +
+        "InR5cGUiOiJ0cmFjayIsImV2ZW50IjoiVmlld2VkIDQiLCJwcm9wZXJ0aWVzIjp7Im4iOjExLCJwYXRoIjoiL3AvMTEifSwiY29udGV4dA==";
+    private const string FormerFrame = "KLUv/SNqR2oChgUBAIgzIiwidXNlcklkIjoidS0xNwT82YkgHsYZd9NYJ2oB";
+
+    [Fact]
+    public void rows_compressed_by_the_former_managed_zstd_decode_and_a_damaged_frame_is_an_error_that_names_its_dictionary()
+    {
+        using var codec = new RawCodec(samples: 50, every: 1_000_000);
+        codec.Load([new RawDictionary(1, 1, DateTimeOffset.UnixEpoch, 3_000, Convert.FromBase64String(FormerDictionary))], lastSeq: 10);
+        byte[] value = [RawCodec.Compressed, 1, 0, 0, 0, .. Convert.FromBase64String(FormerFrame)];
+        Assert.Equal(
+            """{"type":"track","event":"Viewed 3","userId":"u-1","properties":{"n":17,"path":"/p/4"},"context":{"library":{"name":"analytics-node"}}}""",
+            codec.DecodeToString(value));
+
+        var damaged = value.ToArray();
+        damaged[^3] ^= 0x55;
+        var error = Assert.Throws<StoreException>(() => codec.Decode(damaged));
+        Assert.Contains("dictionary 1", error.Message, StringComparison.Ordinal);
+        var cut = Assert.Throws<StoreException>(() => codec.Decode(value.AsSpan(0, 8)));
+        Assert.Contains("dictionary 1", cut.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task dictionaries_are_trained_without_the_ids_ip_and_traits_of_the_sampled_messages()
     {

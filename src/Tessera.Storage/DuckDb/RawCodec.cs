@@ -5,7 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Tessera.Core.Collection;
-using ZstdSharp;
+using ZstdNet;
 
 namespace Tessera.Storage.DuckDb;
 
@@ -42,9 +42,12 @@ internal sealed class RawCodec : IDisposable
     private readonly long _every;
     private readonly ConcurrentDictionary<int, RawDictionary> _dictionaries = new();
     private readonly ConcurrentDictionary<int, ConcurrentBag<Decompressor>> _decompressors = new();
+    // Each dictionary digested once for decompression (zstd's DDict), shared by its pooled decompressors.
+    private readonly ConcurrentDictionary<int, DecompressionOptions> _decompression = new();
     private readonly List<byte[]> _samples = [];
     private RawDictionary? _current;
     private Compressor? _compressor;
+    private CompressionOptions? _compression;
     private Task<RawDictionary?>? _training;
     private long _trainFromSeq;
 
@@ -63,16 +66,13 @@ internal sealed class RawCodec : IDisposable
         {
             _dictionaries.TryRemove(id, out _);
             if (_decompressors.TryRemove(id, out var pool)) { foreach (var d in pool) { d.Dispose(); } }
+            if (_decompression.TryRemove(id, out var options)) { options.Dispose(); }
         }
 
         foreach (var d in held.Values) { _dictionaries[d.Id] = d; }
         _current = _dictionaries.Values.MaxBy(d => d.Id);
         if (_current is not null) { Use(_current); }
-        else
-        {
-            _compressor?.Dispose();
-            _compressor = null;
-        }
+        else { DisposeCompressor(); }
 
         _trainFromSeq = NextTraining(lastSeq);
     }
@@ -108,9 +108,17 @@ internal sealed class RawCodec : IDisposable
 
     private void Use(RawDictionary dictionary)
     {
+        DisposeCompressor();
+        _compression = new CompressionOptions(dictionary.Bytes, Level);
+        _compressor = new Compressor(_compression);
+    }
+
+    private void DisposeCompressor()
+    {
         _compressor?.Dispose();
-        _compressor = new Compressor(Level);
-        _compressor.LoadDictionary(dictionary.Bytes);
+        _compression?.Dispose();
+        _compressor = null;
+        _compression = null;
     }
 
     /// <summary>The value to store for the message numbered <paramref name="seq"/>; also keeps it as a training sample when one is due.</summary>
@@ -200,7 +208,7 @@ internal sealed class RawCodec : IDisposable
     {
         try
         {
-            var bytes = DictBuilder.TrainFromBuffer(samples, DictionaryBytes).ToArray();
+            var bytes = DictBuilder.TrainFromBuffer(samples, DictionaryBytes);
             return new RawDictionary(0, 0, DateTimeOffset.UtcNow, samples.Length, bytes);
         }
         catch (ZstdException)
@@ -230,7 +238,7 @@ internal sealed class RawCodec : IDisposable
         try
         {
             var output = new byte[checked((int)Decompressor.GetDecompressedSize(frame))];
-            written = decompressor.Unwrap(frame, output);
+            written = decompressor.Unwrap(frame, output.AsSpan(), bufferSizePrecheck: false);
             return output;
         }
         catch (ZstdException e)
@@ -278,17 +286,18 @@ internal sealed class RawCodec : IDisposable
             throw new StoreException($"A stored raw message names compression dictionary {id}, which the store does not hold.");
         }
 
-        decompressor = new Decompressor();
-        decompressor.LoadDictionary(dictionary.Bytes);
-        return (decompressor, pool);
+        var options = _decompression.GetOrAdd(id, _ => new DecompressionOptions(dictionary.Bytes));
+        return (new Decompressor(options), pool);
     }
 
     public void Dispose()
     {
-        _compressor?.Dispose();
+        DisposeCompressor();
         foreach (var pool in _decompressors.Values)
         {
             while (pool.TryTake(out var d)) { d.Dispose(); }
         }
+
+        foreach (var options in _decompression.Values) { options.Dispose(); }
     }
 }
