@@ -161,16 +161,61 @@ public sealed class EventJournalTests
         var ends = Enumerable.Range(0, 20).Select(i => journal.Append([Event($"m-{i}")])).ToList();
         var segments = journal.SegmentCount;
         var start = journal.Start;
-        journal.DeleteSegmentFile = _ => throw new IOException("the disk refused");
+        // A directory where the oldest segment's file would be renamed to: the rename out of the journal fails for real.
+        var obstacle = Path.ChangeExtension(Directory.GetFiles(_directory, "*.tjl").Order(StringComparer.Ordinal).First(), ".deleting");
+        Directory.CreateDirectory(obstacle);
 
-        Assert.Throws<IOException>(() => journal.DeleteBefore(ends[9]));
+        Assert.ThrowsAny<IOException>(() => journal.DeleteBefore(ends[9]));
         Assert.Equal(segments, journal.SegmentCount);
         Assert.Equal(start, journal.Start);
         Assert.Equal(20, ReadAll(journal).Count);
 
-        journal.DeleteSegmentFile = File.Delete;
+        Directory.Delete(obstacle);
         Assert.True(journal.DeleteBefore(ends[9]) >= 1);
         Assert.Equal(journal.SegmentCount, Directory.GetFiles(_directory, "*.tjl").Length);
+        Assert.Empty(Directory.GetFileSystemEntries(_directory, "*.deleting"));
+    }
+
+    [Fact]
+    public void a_paced_deletion_cuts_a_segment_down_before_unlinking_it_and_one_a_crash_interrupted_is_finished_by_the_next_call()
+    {
+        // Records of ~11 MB, one segment each (a record never spans segments), so a paced deletion has cuts to make.
+        var padding = new string('x', 500);
+        List<CollectedEvent> Big(string prefix) => [.. Enumerable.Range(0, 20_000).Select(i => Event($"{prefix}-{i}") with { Raw = "{\"pad\":\"" + padding + "\"}" })];
+        long retiredLength = -1;
+        long second;
+        using (var journal = EventJournal.Open(_directory, segmentBytes: 1 << 20))
+        {
+            var first = journal.Append(Big("a"));
+            second = journal.Append(Big("b"));
+            journal.Append([Event("last")]);
+            Assert.True(first > 2 * EventJournal.DeletionStepBytes, $"a record of {first} bytes");
+            Assert.Equal(3, journal.SegmentCount);
+            journal.DeleteSegmentFile = path =>
+            {
+                retiredLength = new FileInfo(path).Length;
+                File.Delete(path);
+            };
+
+            Assert.Equal(1, journal.DeleteBefore(first, paced: true));
+            Assert.InRange(retiredLength, 1, EventJournal.DeletionStepBytes);
+            Assert.Equal(2, Directory.GetFiles(_directory, "*.tjl").Length);
+            Assert.Empty(Directory.GetFiles(_directory, "*.deleting"));
+        }
+
+        // A crash in the middle of the next deletion, after its rename and a cut: the file is out of the journal, which
+        // opens without it (no segment cut short), and the next call deletes what is left of it.
+        var oldest = Directory.GetFiles(_directory, "*.tjl").Order(StringComparer.Ordinal).First();
+        var retired = Path.ChangeExtension(oldest, ".deleting");
+        File.Move(oldest, retired);
+        using (var cut = File.OpenHandle(retired, FileMode.Open, FileAccess.Write)) { RandomAccess.SetLength(cut, 1000); }
+        using (var reopened = EventJournal.Open(_directory, segmentBytes: 1 << 20))
+        {
+            Assert.Equal(second, reopened.Start);
+            Assert.Equal(["last"], ReadAll(reopened).Select(e => e.MessageId));
+            Assert.Equal(0, reopened.DeleteBefore(second, paced: true));
+            Assert.False(File.Exists(retired));
+        }
     }
 
     [Fact]

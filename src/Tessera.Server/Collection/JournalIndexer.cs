@@ -348,7 +348,7 @@ public sealed partial class JournalIndexer(IJournalIndexStore store, TesseraOpti
             {
                 try
                 {
-                    journal.DeleteBefore(Indexed);
+                    journal.DeleteBefore(Indexed, paced: true);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
