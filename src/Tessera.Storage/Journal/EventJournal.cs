@@ -239,7 +239,7 @@ public sealed class EventJournal : IDisposable
     /// benchmark machine (ext4 mounted <c>discard</c>: it trims every block it frees), in steps for a few ms each
     /// (docs/benchmarks.md, "Segments deleted in steps"). The list of segments is let go before any file is touched (the
     /// group commit's roll to a new segment and every reader take the same lock), but the deletion itself blocks its
-    /// caller, paced ~0.3 s a segment: call it from a thread that nothing waits for.
+    /// caller, paced ~0.4 s a segment: call it from a thread that nothing waits for.
     /// </summary>
     public int DeleteBefore(long position, bool paced = false)
     {
@@ -253,28 +253,32 @@ public sealed class EventJournal : IDisposable
             }
         }
 
-        var retired = new List<string>();
-        for (var k = 0; k < (indexed?.Count ?? 0); k++)
+        var retired = 0;
+        for (; retired < (indexed?.Count ?? 0); retired++)
         {
             try
             {
-                retired.Add(Retire(indexed![k].Path));
+                File.Move(indexed![retired].Path, Path.ChangeExtension(indexed[retired].Path, RetiredExtension));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // Kept in the list, oldest first, so the next call deletes them again, as before the list let go of them.
-                lock (_segmentsLock) { _segments.InsertRange(0, indexed![k..]); }
+                lock (_segmentsLock) { _segments.InsertRange(0, indexed![retired..]); }
                 throw;
             }
         }
 
-        foreach (var path in System.IO.Directory.EnumerateFiles(Directory, "*" + RetiredExtension).Order(StringComparer.Ordinal))
+        // The renames (this call's, and any an earlier call made before it failed) on disk before any cut: a crash must
+        // not find a segment cut short under its own name.
+        var leftovers = System.IO.Directory.EnumerateFiles(Directory, "*" + RetiredExtension).Order(StringComparer.Ordinal).ToList();
+        if (leftovers.Count > 0) { DirectorySync.Sync(Directory); }
+        foreach (var path in leftovers)
         {
             if (paced) { CutDown(path); }
             DeleteSegmentFile(path);
         }
 
-        return retired.Count;
+        return retired;
     }
 
     /// <summary>The extension a segment's file takes while it is deleted: out of the journal, never read again.</summary>
@@ -284,15 +288,6 @@ public sealed class EventJournal : IDisposable
     internal const long DeletionStepBytes = 4L << 20;
 
     internal static readonly TimeSpan DeletionStepPause = TimeSpan.FromMilliseconds(20);
-
-    /// <summary>Renames a segment's file out of the journal and syncs the directory, so the rename is on disk before any cut.</summary>
-    private string Retire(string path)
-    {
-        var retired = Path.ChangeExtension(path, RetiredExtension);
-        File.Move(path, retired);
-        DirectorySync.Sync(Directory);
-        return retired;
-    }
 
     /// <summary>Frees a retired file's blocks a few at a time (<see cref="DeletionStepBytes"/>, then <see cref="DeletionStepPause"/>).</summary>
     private static void CutDown(string path)
