@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Interleaved A/B runs of the load generator against spawned servers, for comparisons on this shared, noisy machine:
-# each round runs every variant once, in order, so a busy minute hits all of them. A variant is
+# each round runs every variant once, so a busy minute hits all of them, in the order given in odd rounds and reversed
+# in even ones. A variant is
 # "label|ENV=value ENV2=value|server dll|extra load generator arguments" (empty fields take the defaults: no extra
 # environment, the Release build's tessera.dll, nothing extra), e.g. "quickjit|DOTNET_TC_QuickJit=1" or
 # "ck16|||--serve-arg --duckdb-checkpoint-mb=16". One line a run: accepted and stored events/s, the 200s' p99, the
@@ -20,8 +21,15 @@ machine_txt "$out" "$(rate_label), $rounds rounds: $*"
 default_dll=$PWD/src/Tessera.Cli/bin/Release/net10.0/tessera.dll
 loadgen=bench/Tessera.LoadGen/bin/Release/net10.0/Tessera.LoadGen.dll
 
+variants=("$@")
+reversed=()
+for ((k = ${#variants[@]} - 1; k >= 0; k--)); do reversed+=("${variants[k]}"); done
 for r in $(seq 1 "$rounds"); do
-  for variant in "$@"; do
+  # Odd rounds in the order given, even rounds reversed (A B, B A, ...): on 2026-12-07 the second of a pair won every
+  # round of two sets, whichever build it was, so a fixed order measures the order too.
+  order=("${variants[@]}")
+  (( r % 2 == 0 )) && order=("${reversed[@]}")
+  for variant in "${order[@]}"; do
     IFS="|" read -r label envs dll extra <<< "$variant"
     dll=${dll:-$default_dll}
     log="$out/$label-$r.txt"
