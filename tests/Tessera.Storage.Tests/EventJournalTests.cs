@@ -189,7 +189,7 @@ public sealed class EventJournalTests
             var first = journal.Append(Big("a"));
             second = journal.Append(Big("b"));
             journal.Append([Event("last")]);
-            Assert.True(first > 2 * EventJournal.DeletionStepBytes, $"a record of {first} bytes");
+            Assert.True(first > 2 * FileTrim.StepBytes, $"a record of {first} bytes");
             Assert.Equal(3, journal.SegmentCount);
             journal.DeleteSegmentFile = path =>
             {
@@ -198,7 +198,7 @@ public sealed class EventJournalTests
             };
 
             Assert.Equal(1, journal.DeleteBefore(first, paced: true));
-            Assert.InRange(retiredLength, 1, EventJournal.DeletionStepBytes);
+            Assert.InRange(retiredLength, 1, FileTrim.StepBytes);
             Assert.Equal(2, Directory.GetFiles(_directory, "*.tjl").Length);
             Assert.Empty(Directory.GetFiles(_directory, "*.deleting"));
         }

@@ -159,6 +159,28 @@ internal sealed unsafe class MessageIdRun : IDisposable
         GC.SuppressFinalize(this);
     }
 
+    /// <summary>
+    /// <see cref="Dispose"/> with the file cut down in steps first (<see cref="FileTrim"/>): a run of millions of ids is
+    /// tens to hundreds of MB, freed at once when its file closes. Sleeps between the steps; a failed cut only skips to
+    /// the close.
+    /// </summary>
+    public void Release()
+    {
+        if (_buckets is not null)
+        {
+            try
+            {
+                FileTrim.CutDown(_file);
+            }
+            catch (IOException)
+            {
+                // The close frees the rest at once, as Dispose does.
+            }
+        }
+
+        Dispose();
+    }
+
     /// <summary>One bucket for every 8 to 16 entries (a bucket and a tag are the key's top 64 bits at most).</summary>
     private static int BucketBitsFor(long count) =>
         Math.Clamp(BitOperations.Log2((ulong)Math.Max(count, 1)) - 3, MinBucketBits, MaxBucketBits);

@@ -233,8 +233,8 @@ public sealed class EventJournal : IDisposable
     /// Deletes the segments that end at or before <paramref name="position"/>; never the active one. Returns how many.
     /// Each segment's file is first renamed out of the journal (<c>.deleting</c>, the directory synced), so a crash in
     /// the middle of its deletion leaves no short segment behind, and then deleted; files a deletion left so (a failure
-    /// or a stop in the middle of one) are deleted by the next call. <paramref name="paced"/> cuts each file down
-    /// <see cref="DeletionStepBytes"/> at a time with a pause between the cuts before it is unlinked: freeing a 64 MB
+    /// or a stop in the middle of one) are deleted by the next call. <paramref name="paced"/> cuts each file down a few MB
+    /// at a time with a pause between the cuts (<see cref="FileTrim"/>) before it is unlinked: freeing a 64 MB
     /// segment at once stalled the disk's other writes, the group commit's fsyncs among them, for 35-90 ms on the
     /// benchmark machine (ext4 mounted <c>discard</c>: it trims every block it frees), in steps for a few ms each
     /// (docs/benchmarks.md, "Segments deleted in steps"). The list of segments is let go before any file is touched (the
@@ -284,21 +284,11 @@ public sealed class EventJournal : IDisposable
     /// <summary>The extension a segment's file takes while it is deleted: out of the journal, never read again.</summary>
     internal const string RetiredExtension = ".deleting";
 
-    /// <summary>How much of a deleted segment's file a paced deletion frees at a time, and the pause after each cut.</summary>
-    internal const long DeletionStepBytes = 4L << 20;
-
-    internal static readonly TimeSpan DeletionStepPause = TimeSpan.FromMilliseconds(20);
-
-    /// <summary>Frees a retired file's blocks a few at a time (<see cref="DeletionStepBytes"/>, then <see cref="DeletionStepPause"/>).</summary>
+    /// <summary>Frees a retired file's blocks a few at a time (<see cref="FileTrim"/>) before it is unlinked.</summary>
     private static void CutDown(string path)
     {
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Write);
-        for (var length = RandomAccess.GetLength(handle); length > DeletionStepBytes;)
-        {
-            length -= DeletionStepBytes;
-            RandomAccess.SetLength(handle, length);
-            Thread.Sleep(DeletionStepPause);
-        }
+        FileTrim.CutDown(handle);
     }
 
     /// <summary>Whether <see cref="DeleteBefore"/> would delete a segment for <paramref name="position"/> (without deleting it).</summary>
