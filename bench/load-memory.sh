@@ -44,6 +44,9 @@ for r in csv.reader(open(sys.argv[1])):
     elif name.startswith("tessera.store.dedup.file.bytes"): s["dedup_file"] = v
     elif name.startswith("tessera.store.duckdb.allocator") and "kind=resident" in name: s["je_resident"] = v
     elif name.startswith("tessera.store.duckdb.allocator") and "kind=allocated" in name: s["je_allocated"] = v
+    elif name.startswith("tessera.store.duckdb.allocator"):
+        for kind in ("active", "metadata", "dirty", "muzzy"):
+            if f"kind={kind}" in name: s["je_" + kind] = v
     elif "last_collection.heap.size" in name: s["gc_heap"] = s.get("gc_heap", 0) + v
     elif name.startswith("tessera.store.commit.duration") and "checkpointed=False;Percentile=50" in name: s["commit_p50"] = v
 rss = {}
@@ -67,6 +70,9 @@ print(f"at the highest RSS: rss {mb(r)} MB = gc committed {mb(g)} (heap after la
 if "je_resident" in rows[peak]:
     jr = rows[peak]["je_resident"]
     print(f"  by DuckDB's allocator: duckdb allocator resident {mb(jr)} MB (allocated {mb(rows[peak].get('je_allocated', 0))}, of it buffers {mb(d)}); rss - gc - duckdb allocator - dedup = {mb(r - g - jr - x)} MB (runtime, libraries, stacks, other native)")
+    if "je_active" in rows[peak]:
+        p = rows[peak]
+        print(f"  DuckDB's allocator resident {mb(jr)} MB: active {mb(p['je_active'])} (allocated {mb(p.get('je_allocated', 0))}), metadata {mb(p.get('je_metadata', 0))}, dirty {mb(p.get('je_dirty', 0))}, muzzy {mb(p.get('je_muzzy', 0))}")
 med = [statistics.median(x) for x in zip(*[row(t) for t in seconds])]
 # Whether the store kept up: a store that keeps up commits a few hundred events every few tens of milliseconds; one
 # that fell behind commits the backlog in transactions of ~20,000 that take a second (docs/benchmarks.md, "A slow

@@ -32,9 +32,11 @@ public sealed class DuckDbAllocatorTests
 
         var before = DuckDbAllocator.Stats()!.Value;
         Assert.True(before.Resident - before.Allocated > (30L << 20), $"only {before.Resident - before.Allocated:N0} bytes held beyond what is allocated after dropping ~50 MB");
+        Assert.True(before.Dirty + before.Muzzy > (30L << 20), $"freed pages not yet given back after dropping ~50 MB: {before}");
         Assert.True(DuckDbAllocator.Purge());
         var after = DuckDbAllocator.Stats()!.Value;
         Assert.True(after.Resident - after.Allocated < before.Resident - before.Allocated - (30L << 20), $"held beyond allocated: {before.Resident - before.Allocated:N0} → {after.Resident - after.Allocated:N0} bytes");
+        Assert.True(after.Dirty + after.Muzzy < (8L << 20), $"freed pages left after the purge: {after}");
     }
 
     /// <summary>
@@ -61,6 +63,8 @@ public sealed class DuckDbAllocatorTests
         var after = DuckDbAllocator.Stats()!.Value;
         Assert.True(after.Allocated > before.Allocated + (30L << 20), $"allocated {before.Allocated:N0} → {after.Allocated:N0}");
         Assert.True(after.Resident >= after.Allocated, $"resident {after.Resident:N0}, allocated {after.Allocated:N0}");
+        Assert.InRange(after.Active, after.Allocated, after.Resident);
+        Assert.InRange(after.Metadata, 1, after.Resident - after.Active);
 
         var seen = new Dictionary<string, long>();
         using var listener = new System.Diagnostics.Metrics.MeterListener();
@@ -76,6 +80,9 @@ public sealed class DuckDbAllocatorTests
         listener.RecordObservableInstruments();
         Assert.True(seen.GetValueOrDefault("allocated") > after.Allocated / 2, $"gauge: {string.Join(", ", seen)}");
         Assert.True(seen.GetValueOrDefault("resident") > after.Allocated / 2, $"gauge: {string.Join(", ", seen)}");
+        Assert.True(seen.GetValueOrDefault("active") >= seen["allocated"] && seen.GetValueOrDefault("metadata") > 0, $"gauge: {string.Join(", ", seen)}");
+        Assert.Contains("dirty", seen.Keys);
+        Assert.Contains("muzzy", seen.Keys);
     }
 
 

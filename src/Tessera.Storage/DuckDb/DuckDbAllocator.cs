@@ -64,27 +64,36 @@ public static partial class DuckDbAllocator
 
     /// <summary>
     /// What DuckDB's allocator holds now, as jemalloc counts it: the bytes DuckDB has allocated (its buffer manager's
-    /// blocks and everything else it keeps: a checkpoint's, the catalog's, the indexes') and the pages of memory the
-    /// allocator holds resident for them (with its own metadata and freed pages not yet given back). Null where DuckDB's
-    /// library has no jemalloc (not Linux). Thread-safe; refreshes jemalloc's statistics (its <c>epoch</c>) first.
+    /// blocks and everything else it keeps: a checkpoint's, the catalog's, the indexes'), the pages of memory the
+    /// allocator holds resident for them (with its own metadata and freed pages not yet given back), and of those: the
+    /// pages of the allocations' slabs and extents (active: allocated plus the slabs' free slots), the allocator's
+    /// metadata, and the freed pages waiting to be purged (dirty) or lazily freed (muzzy). Null where DuckDB's library
+    /// has no jemalloc (not Linux). Thread-safe; refreshes jemalloc's statistics (its <c>epoch</c>) first.
     /// </summary>
-    public static unsafe (long Allocated, long Resident)? Stats()
+    public static unsafe AllocatorStats? Stats()
     {
         try
         {
             ulong epoch = 1;
             nuint length = sizeof(ulong);
             if (Mallctl("epoch", &epoch, &length, &epoch, sizeof(ulong)) != 0) { return null; }
-            nuint allocated = 0, resident = 0;
-            length = (nuint)sizeof(nuint);
-            if (Mallctl("stats.allocated", &allocated, &length, null, 0) != 0) { return null; }
-            length = (nuint)sizeof(nuint);
-            if (Mallctl("stats.resident", &resident, &length, null, 0) != 0) { return null; }
-            return ((long)allocated, (long)resident);
+            if (Read("stats.allocated") is not { } allocated || Read("stats.resident") is not { } resident || Read("stats.active") is not { } active
+                || Read("stats.metadata") is not { } metadata || Read("arenas.page") is not { } page
+                || Read("stats.arenas.4096.pdirty") is not { } dirty || Read("stats.arenas.4096.pmuzzy") is not { } muzzy)
+            {
+                return null;
+            }
+            return new AllocatorStats(allocated, resident, active, metadata, dirty * page, muzzy * page);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             return null;
+        }
+
+        static long? Read(string name)
+        {
+            nuint value = 0, size = (nuint)sizeof(nuint);
+            return Mallctl(name, &value, &size, null, 0) == 0 ? (long)value : null;
         }
     }
 
@@ -111,3 +120,6 @@ public static partial class DuckDbAllocator
     [LibraryImport("duckdb", EntryPoint = "duckdb_je_mallctl", StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int Mallctl(string name, void* oldValue, nuint* oldLength, void* newValue, nuint newLength);
 }
+
+/// <summary>What DuckDB's allocator holds, in bytes (<see cref="DuckDbAllocator.Stats"/>).</summary>
+public readonly record struct AllocatorStats(long Allocated, long Resident, long Active, long Metadata, long Dirty, long Muzzy);

@@ -49,13 +49,19 @@ internal sealed class DuckDbCommitMetrics : IDisposable
         Meter.CreateObservableGauge("tessera.store.dedup.file.bytes", dedupFileBytes, "By", "The dedup index's runs of older pairs, in files beside the store (unlinked, so not listed)");
         Meter.CreateObservableGauge("tessera.store.duckdb.memory", duckDbMemory, "By", "Memory DuckDB's buffer manager holds, by tag (duckdb_memory())");
         Meter.CreateObservableGauge("tessera.store.duckdb.allocator", AllocatorStats, "By",
-            "DuckDB's allocator (jemalloc, Linux; the process's, the same for every store in it): what DuckDB has allocated (kind=allocated: its buffers and everything else) and the memory the allocator holds resident for it (kind=resident)");
+            "DuckDB's allocator (jemalloc, Linux; the process's, the same for every store in it): what DuckDB has allocated (kind=allocated: its buffers and everything else), the memory the allocator holds resident for it (kind=resident), and of that the allocations' pages (kind=active), the allocator's metadata (kind=metadata) and freed pages not yet purged (kind=dirty) or lazily freed (kind=muzzy)");
     }
 
     private static IEnumerable<Measurement<long>> AllocatorStats() =>
         DuckDbAllocator.Stats() is { } stats
-            ? [new(stats.Allocated, new KeyValuePair<string, object?>("kind", "allocated")), new(stats.Resident, new KeyValuePair<string, object?>("kind", "resident"))]
+            ?
+            [
+                Kind(stats.Allocated, "allocated"), Kind(stats.Resident, "resident"), Kind(stats.Active, "active"),
+                Kind(stats.Metadata, "metadata"), Kind(stats.Dirty, "dirty"), Kind(stats.Muzzy, "muzzy"),
+            ]
             : [];
+
+    private static Measurement<long> Kind(long bytes, string kind) => new(bytes, new KeyValuePair<string, object?>("kind", kind));
 
     public void Committed(int events, double milliseconds, bool checkpointed)
     {
