@@ -120,6 +120,7 @@ public sealed class EventJournal : IDisposable
             {
                 segments.Add(new Segment(0, SegmentPath(full, 0)));
                 active = File.OpenHandle(segments[0].Path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
+                DirectorySync.Sync(full);
                 return new EventJournal(full, id, lockFile, segments, active, 0, segmentBytes, null);
             }
 
@@ -368,6 +369,20 @@ public sealed class EventJournal : IDisposable
             throw new JournalException($"{segment.Path}: could not start a new journal segment: {e.Message}", e);
         }
 
+        // The new file's name is on disk before any record in it is acknowledged: its records' fsyncs cover its data, and
+        // POSIX leaves its entry in the directory to a sync of the directory (ext4 commits it with them; other
+        // filesystems need not). Once a segment, not once a record.
+        try
+        {
+            DirectorySync.Sync(Directory);
+        }
+        catch (IOException e)
+        {
+            next.Dispose();
+            try { File.Delete(segment.Path); } catch (IOException) { }
+            throw new JournalException($"{segment.Path}: could not start a new journal segment: {e.Message}", e);
+        }
+
         lock (_segmentsLock)
         {
             _segments.Add(segment);
@@ -484,6 +499,7 @@ public sealed class EventJournal : IDisposable
         }
 
         File.Move(temporary, path, overwrite: true);
+        DirectorySync.Sync(directory);
         return id;
     }
 
