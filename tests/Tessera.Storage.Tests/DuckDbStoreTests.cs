@@ -68,6 +68,33 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// DuckDB runs its writes on one thread and a query that pays for more (an event page here) on all of them: the
+    /// query raises DuckDB's threads, and the committer lowers them again after its next commit once the last such
+    /// query ended a while before.
+    /// </summary>
+    [Fact]
+    public async Task a_parallel_query_raises_duckdbs_threads_and_the_committer_lowers_them_after_a_while()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var path = Path.Combine(TempDirectory.Create("duckdb-threads"), "tessera.duckdb");
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 2, Time = time }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+        Assert.Equal((false, 1L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
+
+        await store.AppendAsync(Events(10, "before"), CancellationToken.None);
+        Assert.Equal(10, (await store.QueryAsync(new Tessera.Storage.Events.EventQuery(Limit: 100), CancellationToken.None)).Items.Count);
+        Assert.Equal((true, 2L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
+
+        // A commit soon after the query keeps them; one after the while lowers them.
+        await store.AppendAsync(Events(10, "soon"), CancellationToken.None);
+        Assert.Equal((true, 2L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
+        time.Advance(QueryThreads.LowerAfter);
+        await store.AppendAsync(Events(10, "later"), CancellationToken.None);
+        Assert.Equal((false, 1L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
+        Assert.Equal(30, (await store.GetStatsAsync(CancellationToken.None)).Events);
+    }
+
+    /// <summary>
     /// At a low rate every journaled request used to be a commit of its own, each with a fixed cost in DuckDB and a
     /// derivation step after it. Journaled events (durable already) now wait up to the interval to share a commit;
     /// an append without the journal, whose caller waits for the commit, does not wait.

@@ -120,9 +120,9 @@ public sealed class TesseraOptions
     public TimeSpan DuckDbBulkCommitWindow { get; set; } = DuckDbStoreOptions.DefaultBulkCommitWindow;
 
     /// <summary>
-    /// DuckDB's threads (<c>--duckdb-threads</c>): the thread that runs a query and DuckDB's own workers, together. One
-    /// query uses them all (audience previews, exports); the store's writes use them at checkpoints. Defaults to the
-    /// machine's cores.
+    /// DuckDB's threads (<c>--duckdb-threads</c>) for the queries that pay for them: the thread that runs a query and
+    /// DuckDB's own workers, together (audience previews, exports, event pages, re-resolving). The store's writes and
+    /// small reads run DuckDB on one thread (<c>QueryThreads</c>). Defaults to the machine's cores.
     /// </summary>
     public int DuckDbThreads { get; set; } = Environment.ProcessorCount;
 

@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Diagnostics;
 using DuckDB.NET.Data;
+using Microsoft.Extensions.Logging;
 using Tessera.Core.Audiences;
 using Tessera.Storage.Audiences;
 using Tessera.Storage.Journal;
@@ -238,6 +239,7 @@ public sealed partial class DuckDbStore
                     if (!ShouldCommit(transaction, now, lastCommit)) { continue; }
                     lastCommit = Stopwatch.GetTimestamp();
                     CommitTransaction(transaction);
+                    LowerQueryThreads();
                 }
                 catch (Exception e) when (e is DbException or InvalidOperationException)
                 {
@@ -383,6 +385,22 @@ public sealed partial class DuckDbStore
     /// goes through <see cref="WaitingStatement"/>, so the committer does not poll DuckDB's task queue while DuckDB's
     /// worker runs it.
     /// </summary>
+    /// <summary>
+    /// Back to one DuckDB thread once no parallel query has run for a while (<see cref="QueryThreads"/>): between the
+    /// committer's transactions, so its next checkpoint runs on its own thread. A failure leaves the threads as they are.
+    /// </summary>
+    private void LowerQueryThreads()
+    {
+        try
+        {
+            _queryThreads?.LowerIfIdle();
+        }
+        catch (DbException e)
+        {
+            options.Logger.LogWarning(e, "DuckDB's threads could not be lowered to one after a parallel query");
+        }
+    }
+
     private void CommitTransaction(OpenTransaction transaction)
     {
         var started = Stopwatch.GetTimestamp();

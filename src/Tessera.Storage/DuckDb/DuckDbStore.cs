@@ -40,6 +40,14 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private long _pendingTraitRows;
 
     private WritebackPacer? _pacer;
+    private QueryThreads? _queryThreads;
+
+    /// <summary>DuckDB's threads raised for a parallel query (<see cref="QueryThreads"/>); nothing before the store is open.</summary>
+    private QueryThreads.Lease ParallelQuery() => _queryThreads?.Enter() ?? default;
+
+    /// <summary>Tests only: whether DuckDB runs with all its threads, and what DuckDB says its threads are.</summary>
+    internal async Task<(bool Raised, long Setting)> QueryThreadsForTestsAsync(CancellationToken cancellationToken) =>
+        (_queryThreads?.Raised ?? false, await ScalarAsync<long>("SELECT current_setting('threads')::BIGINT", cancellationToken));
 
     /// <summary>The store file's paced writeback, while open; null when it is off (<see cref="DuckDbStoreOptions.WritebackInterval"/>) or not on Linux.</summary>
     internal WritebackPacer? Pacer => _pacer;
@@ -82,9 +90,10 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         _writer = connection;
         _pacer = WritebackPacer.Start(options.Path, options.WritebackInterval);
         _metrics.ObserveMemory(() => Volatile.Read(ref _stagedEvents), () => Volatile.Read(ref _stagedBytes), () => _messageIds.Count, () => _messageIds.Bytes, () => _messageIds.FileBytes, DuckDbMemory);
+        _queryThreads = new QueryThreads(options.Threads, SetThreads, options.Time);
         StartCommitter();
         await ExecuteAsync(
-            $"SET memory_limit = '{options.MemoryLimitMb}MB'; SET threads = {options.Threads}; SET checkpoint_threshold = '{options.CheckpointThresholdMb}MB';",
+            $"SET memory_limit = '{options.MemoryLimitMb}MB'; SET threads = {_queryThreads.Initial}; SET checkpoint_threshold = '{options.CheckpointThresholdMb}MB';",
             cancellationToken);
         await MigrateAsync(cancellationToken);
         _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
@@ -606,6 +615,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     private async Task ReplayAsync(ProfileEngine fresh, long afterSeq, long upTo, DuckDBConnection? rebuild, CancellationToken cancellationToken)
     {
         if (upTo <= afterSeq) { return; }
+        using var parallel = ParallelQuery();
         using var connection = OpenReader();
         using var command = Command(connection, $"SELECT {EventReader.Columns} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq", [afterSeq, upTo]);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -690,6 +700,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
 
     public async Task<EventPage> QueryAsync(EventQuery query, CancellationToken cancellationToken)
     {
+        using var parallel = ParallelQuery();
         using var connection = OpenReader();
         using var command = connection.CreateCommand();
         command.CommandText = EventReader.PageSql(query, value =>
@@ -703,6 +714,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     public async Task<AudiencePreview> PreviewAudienceAsync(
         AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now, int sampleSize, CancellationToken cancellationToken)
     {
+        using var parallel = ParallelQuery();
         using var connection = OpenReader();
         var (command, reader, sql) = await ReadAudienceAsync(connection, merged => AudienceQuery.Preview(DuckDbAudienceDialect.Instance, definition, _engine.ComputedDefinitions, segments, now, sampleSize, merged), cancellationToken);
         using (command)
@@ -722,6 +734,7 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
     public async IAsyncEnumerable<string> ListAudienceMembersAsync(
         AudienceCondition definition, Func<string, AudienceCondition?> segments, DateTimeOffset now, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        using var parallel = ParallelQuery();
         using var connection = OpenReader();
         var (command, reader, _) = await ReadAudienceAsync(connection, merged => AudienceQuery.Members(DuckDbAudienceDialect.Instance, definition, _engine.ComputedDefinitions, segments, now, merged), cancellationToken);
         using (command)
@@ -907,6 +920,12 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         }
 
         return measurements;
+    }
+
+    private void SetThreads(int threads)
+    {
+        using var connection = OpenReader();
+        Execute(connection, FormattableString.Invariant($"SET GLOBAL threads = {threads}"));
     }
 
     private DuckDBConnection OpenReader()

@@ -42,8 +42,14 @@ public sealed record DuckDbStoreOptions(string Path)
     /// <summary>The committer thread's nice value (<see cref="BackgroundPriority"/>); 0 runs it at the process's priority.</summary>
     public int BackgroundNice { get; init; } = BackgroundPriority.DefaultNice;
 
-    /// <summary>DuckDB worker threads for queries.</summary>
+    /// <summary>
+    /// DuckDB's threads for the queries that pay for them (audience previews and member lists, event pages,
+    /// re-resolving); the store's writes and small reads run on one (<see cref="QueryThreads"/>).
+    /// </summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>The clock <see cref="QueryThreads"/> reads (tests move it).</summary>
+    internal TimeProvider Time { get; init; } = TimeProvider.System;
 
     /// <summary>
     /// Trait values kept in <c>profile_trait_updates</c> before an append folds them into <c>profile_traits</c> (one
