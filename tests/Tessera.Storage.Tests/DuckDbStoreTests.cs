@@ -68,30 +68,40 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
-    /// DuckDB runs its writes on one thread and a query that pays for more (an event page here) on all of them: the
-    /// query raises DuckDB's threads, and the committer lowers them again after its next commit once the last such
-    /// query ended a while before.
+    /// DuckDB runs the journal's commits on one thread, and a query that pays for more (an event page here) or a commit
+    /// a caller waits for (an append without the journal) on all of them: they raise DuckDB's threads, and the committer
+    /// lowers them again after a journaled commit once the last of them ended a while before.
     /// </summary>
     [Fact]
-    public async Task a_parallel_query_raises_duckdbs_threads_and_the_committer_lowers_them_after_a_while()
+    public async Task a_parallel_query_or_a_waited_commit_raises_duckdbs_threads_and_the_committer_lowers_them_after_a_while()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
         var path = Path.Combine(TempDirectory.Create("duckdb-threads"), "tessera.duckdb");
-        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 2, Time = time }, NewEngine());
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 2, Time = time, JournaledCommitInterval = TimeSpan.Zero }, NewEngine());
         await store.OpenAsync(CancellationToken.None);
         Assert.Equal((false, 1L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
+        var position = 0L;
+        async Task StageJournaledAsync(string prefix) =>
+            await (await store.StageAsync(Events(10, prefix), new Journal.JournalMark("threads-test", position += 10), CancellationToken.None)).Committed;
 
-        await store.AppendAsync(Events(10, "before"), CancellationToken.None);
+        await StageJournaledAsync("journaled");
+        Assert.Equal((false, 1L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
         Assert.Equal(10, (await store.QueryAsync(new Tessera.Storage.Events.EventQuery(Limit: 100), CancellationToken.None)).Items.Count);
         Assert.Equal((true, 2L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
 
         // A commit soon after the query keeps them; one after the while lowers them.
-        await store.AppendAsync(Events(10, "soon"), CancellationToken.None);
+        await StageJournaledAsync("soon");
         Assert.Equal((true, 2L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
         time.Advance(QueryThreads.LowerAfter);
-        await store.AppendAsync(Events(10, "later"), CancellationToken.None);
+        await StageJournaledAsync("later");
         Assert.Equal((false, 1L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
-        Assert.Equal(30, (await store.GetStatsAsync(CancellationToken.None)).Events);
+
+        await store.AppendAsync(Events(10, "direct"), CancellationToken.None);
+        Assert.Equal((true, 2L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
+        time.Advance(QueryThreads.LowerAfter);
+        await StageJournaledAsync("after-direct");
+        Assert.Equal((false, 1L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
+        Assert.Equal(50, (await store.GetStatsAsync(CancellationToken.None)).Events);
     }
 
     /// <summary>

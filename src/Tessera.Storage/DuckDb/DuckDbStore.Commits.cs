@@ -235,6 +235,9 @@ public sealed partial class DuckDbStore
                         options.CommitGate?.WaitOpen();
                     }
 
+                    // A caller waits for this commit (an append without the journal): DuckDB's threads, as for a
+                    // parallel query, take its commit's work in parallel (QueryThreads).
+                    using var parallel = taken.Exists(item => item.Mark is null) ? ParallelQuery() : default;
                     WriteInto(transaction, taken);
                     if (!ShouldCommit(transaction, now, lastCommit)) { continue; }
                     lastCommit = Stopwatch.GetTimestamp();
