@@ -3,11 +3,14 @@ namespace Tessera.Storage.DuckDb;
 /// <summary>
 /// How many threads DuckDB runs with: one (no worker: the thread that runs a statement runs all of it, the committer its
 /// checkpoints) while only the store's writes and its small reads run, and all of <see cref="DuckDbStoreOptions.Threads"/>
-/// while a query that pays for them runs (audience previews and member lists, event pages, re-resolving, backfills) and
-/// until <see cref="LowerAfter"/> after the last one ended. DuckDB's worker took a checkpoint's work from the committer,
-/// which waited for it, and the two held their compression analyses' memory at once: flat out with one thread the
-/// highest resident set was ~18 MB lower (docs/benchmarks.md, "DuckDB's threads"), but an audience preview at a million
-/// profiles took 699-763 ms instead of 393-492.
+/// while a query that pays for them runs (audience previews and member lists, event pages, re-resolving) or a commit a
+/// caller waits for (an append without the journal, whose rate is its commits' latency: on one thread `--no-journal`
+/// ran 19,200-22,600 events/s flat out, with both 21,120-23,895), and until <see cref="LowerAfter"/> after the last
+/// one ended. DuckDB's worker took a checkpoint's work from the committer, which waited for it, and the two held their
+/// compression analyses' memory at once: flat out with one thread the highest resident set was ~10-18 MB lower
+/// (docs/benchmarks.md, "One parse at the same rate, and DuckDB's threads" and "The C library's heap trimmed, and DuckDB
+/// on one thread while it only writes"), but an audience preview at a million profiles took 699-763 ms instead of
+/// 393-492.
 /// </summary>
 /// <remarks>
 /// DuckDB's <c>threads</c> is one setting for the whole database: raising it starts the workers, lowering it waits for
