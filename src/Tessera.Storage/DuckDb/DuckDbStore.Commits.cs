@@ -237,7 +237,7 @@ public sealed partial class DuckDbStore
 
                     // A caller waits for this commit (an append without the journal): DuckDB's threads, as for a
                     // parallel query, take its commit's work in parallel (QueryThreads).
-                    using var parallel = taken.Exists(item => item.Mark is null) ? ParallelQuery() : default;
+                    using var parallel = taken.Exists(item => item.Mark is null) ? RaiseQueryThreads() : default;
                     WriteInto(transaction, taken);
                     if (!ShouldCommit(transaction, now, lastCommit)) { continue; }
                     lastCommit = Stopwatch.GetTimestamp();
@@ -398,9 +398,26 @@ public sealed partial class DuckDbStore
         {
             _queryThreads?.LowerIfIdle();
         }
-        catch (DbException e)
+        catch (Exception e) when (e is DbException or InvalidOperationException)
         {
             options.Logger.LogWarning(e, "DuckDB's threads could not be lowered to one after a parallel query");
+        }
+    }
+
+    /// <summary>
+    /// DuckDB's threads for a commit a caller waits for; a failure to raise them commits on one thread rather than failing
+    /// the commit (the committer takes a <see cref="DbException"/> or <see cref="InvalidOperationException"/> for its own).
+    /// </summary>
+    private QueryThreads.Lease RaiseQueryThreads()
+    {
+        try
+        {
+            return ParallelQuery();
+        }
+        catch (Exception e) when (e is DbException or InvalidOperationException)
+        {
+            options.Logger.LogWarning(e, "DuckDB's threads could not be raised for a commit a caller waits for; it runs on one");
+            return default;
         }
     }
 
