@@ -379,7 +379,7 @@ public sealed class EventJournal : IDisposable
         catch (IOException e)
         {
             next.Dispose();
-            try { File.Delete(segment.Path); } catch (IOException) { }
+            try { File.Delete(segment.Path); } catch (Exception left) when (left is IOException or UnauthorizedAccessException) { }
             throw new JournalException($"{segment.Path}: could not start a new journal segment: {e.Message}", e);
         }
 
