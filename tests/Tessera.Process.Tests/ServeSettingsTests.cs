@@ -21,8 +21,8 @@ public sealed class ServeSettingsTests
     }
 
     /// <summary>
-    /// DuckDB runs on one thread while the server only writes, and a query that pays for more (an event page) runs it
-    /// with the machine's cores by default and with the number asked for when set, read back from DuckDB.
+    /// A query that pays for DuckDB's threads (an event page) runs it with the machine's cores by default and with the
+    /// number asked for when set, read back from DuckDB (the store's tests show it lowered to one while it only writes).
     /// </summary>
     [Theory]
     [InlineData(null)]
@@ -36,7 +36,6 @@ public sealed class ServeSettingsTests
             if (threads is { } n) { o.DuckDbThreads = n; }
         });
 
-        Assert.Equal("1", await DuckDbSettingAsync(server, "threads"));
         using var page = await server.Admin.GetAsync("api/events?limit=1");
         Assert.Equal(System.Net.HttpStatusCode.OK, page.StatusCode);
         Assert.Equal((threads ?? Environment.ProcessorCount).ToString(System.Globalization.CultureInfo.InvariantCulture), await DuckDbSettingAsync(server, "threads"));

@@ -95,6 +95,9 @@ public sealed partial class DuckDbStore(DuckDbStoreOptions options, ProfileEngin
         await ExecuteAsync(
             $"SET memory_limit = '{options.MemoryLimitMb}MB'; SET threads = {_queryThreads.Initial}; SET checkpoint_threshold = '{options.CheckpointThresholdMb}MB';",
             cancellationToken);
+        // The start's migrations, dedup load and profile restore read whole tables: on all of DuckDB's threads, lowered
+        // by the committer a while after the store is open (QueryThreads).
+        using var parallel = ParallelQuery();
         await MigrateAsync(cancellationToken);
         _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", cancellationToken);
         RegisterRawFunction(connection);
