@@ -13,6 +13,13 @@ using Tessera.Storage.DuckDb;
 // and checkpoint threshold. Samples /proc/self/status every 100 ms; prints the resident set's median and highest after
 // the first 5 s, the CPU used, and the commits that ran a checkpoint. docs/benchmarks.md, "DuckDB's memory cap".
 // Usage: Tessera.DuckDbMemory [RATE=25000] [SECONDS=25] [MEMORY_MB=the store's default] [CHECKPOINT_MB=the store's default] ["extra SQL"]
+//        Tessera.DuckDbMemory metadata STORE.duckdb [ROW_GROUP_SIZE ...]   (what DuckDB holds for the segments it has read: Metadata.cs)
+if (args.FirstOrDefault() == "metadata")
+{
+    Metadata.Run(args[1..]);
+    return;
+}
+
 var rate = int.Parse(args.ElementAtOrDefault(0) ?? "25000", CultureInfo.InvariantCulture);
 var seconds = int.Parse(args.ElementAtOrDefault(1) ?? "25", CultureInfo.InvariantCulture);
 var memoryMb = args.ElementAtOrDefault(2) is { } memoryArg ? int.Parse(memoryArg, CultureInfo.InvariantCulture) : DuckDbStoreOptions.DefaultMemoryLimitMb;
