@@ -72,8 +72,9 @@ public sealed class MessageIdIndexTests
         Assert.Equal(n, index.Count);
         index.WaitForRuns();
         // The table of recent pairs stops at 2^18 slots (4 MB, 183,500 pairs); the rest is in runs: 16 bytes an entry
-        // in a file, 2.3-2.5 in memory (runs in memory took 12-13; the table alone 23-46, 16-byte slots 35-70 % used).
-        Assert.InRange(index.Bytes, 4L << 20, (4L << 20) + 2.6 * n);
+        // in a file, 1.6-1.75 in memory (2.3-2.5 with 16-bit tags; runs in memory took 12-13; the table alone 23-46,
+        // 16-byte slots 35-70 % used).
+        Assert.InRange(index.Bytes, 4L << 20, (4L << 20) + 1.8 * n);
         Assert.InRange(index.FileBytes, (n - 183_500) * 16L, n * 16L);
         Assert.InRange(index.Runs, 1, 4);
         // Unlinked as soon as made: nothing to clean up after a crash.
@@ -256,14 +257,52 @@ public sealed class MessageIdIndexTests
         index.WaitForRuns();
 
         Assert.Equal(5_000, index.Count);
-        // What is left: the table, 5,000 entries' tags of 2 bytes, and each run's bucket array (a start for every 8-16
-        // entries, at least 17); in files, 16 bytes an entry.
+        // What is left: the table, 5,000 entries' tags of a byte and a half, and each run's bucket array (a start for
+        // every 16-32 entries, at least 17); in files, 16 bytes an entry.
         Assert.True(index.Bytes < before / 3, $"{index.Bytes} bytes after the sweep, {before} before");
-        Assert.True(index.Bytes <= 1024 * 16 + 5_000 * 2.5 + index.Runs * 17 * 4, $"{index.Bytes} bytes in {index.Runs} runs");
+        Assert.True(index.Bytes <= 1024 * 16 + 5_000 * 1.8 + index.Runs * ((17 * 4) + 1), $"{index.Bytes} bytes in {index.Runs} runs");
         Assert.True(index.FileBytes <= 5_000 * 16, $"{index.FileBytes} bytes in files");
         for (var i = 0; i < 5_000; i++) { Assert.True(index.Contains(MessageIdIndex.Key("src", $"new-{i}"), now), $"new-{i}"); }
         Assert.False(index.Contains(MessageIdIndex.Key("src", "old-1"), now.AddDays(-8)));
         Assert.False(index.Contains(MessageIdIndex.Key("src", "old-99999"), now.AddDays(-8)));
+    }
+
+    [Fact]
+    public unsafe void a_run_holds_a_byte_and_three_quarters_an_id_and_reads_its_file_once_for_a_resend_and_rarely_for_a_new_id()
+    {
+        const int n = 1_000_000;
+        var random = new Random(7);
+        var keys = new UInt128[n];
+        for (var i = 0; i < n; i++) { keys[i] = RandomKey(random); }
+        var values = keys.Select(key => MessageIdRun.Value((ulong)(key >> 64), (ushort)(key >> 48), 1_000)).Order().ToArray();
+        MessageIdRun run;
+        fixed (UInt128* sorted = values) { run = MessageIdRun.FromSorted(Runs(), sorted, n); }
+        using (run)
+        {
+            // 12-bit tags (a byte and a half) and a bucket start (4 bytes) for every 16-32 ids.
+            Assert.InRange(run.Bytes, 1.5 * n, 1.8 * n);
+            for (var i = 0; i < 1_000; i++)
+            {
+                Assert.True(run.TryFind(keys[i], out var seconds), $"key {i}");
+                Assert.Equal(1_000u, seconds);
+            }
+
+            // A resend reads its entry, and an entry before it only when their tags agree by chance.
+            Assert.InRange(run.FileReads, 1_000, 1_050);
+            var before = run.FileReads;
+            const int absent = 100_000;
+            for (var i = 0; i < absent; i++) { Assert.False(run.TryFind(RandomKey(random), out _)); }
+
+            // A new id reads the file only when a tag in its bucket matches: about 24 in 4,096 lookups here.
+            Assert.InRange(run.FileReads - before, 1, absent * 15 / 1_000);
+        }
+    }
+
+    private static UInt128 RandomKey(Random random)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        random.NextBytes(bytes);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(bytes);
     }
 
     [Fact]

@@ -10,7 +10,7 @@ namespace Tessera.Storage.Events;
 /// entry small instead of two strings. The pairs received last are in an open-addressing table in native memory (86 of
 /// XxHash128's bits, the time to the millisecond, rounded up); once it holds <c>maxRecentSlots</c> × 0.7 of them they
 /// move to a sorted run (<see cref="MessageIdRun"/>: 80 of the bits and the time to the second, rounded up, in a file
-/// in <c>directory</c>, with 2.3-2.5 bytes an entry in memory that tell a lookup whether to read the file), and runs of
+/// in <c>directory</c>, with 1.6-1.75 bytes an entry in memory that tell a lookup whether to read the file), and runs of
 /// like size merge (a run is never followed by one as large), so a lookup reads the table and a handful of runs. A
 /// merge, and a sweep's rewrite of a run, runs on a thread-pool thread, one at a time: the two runs (or the one) stay
 /// in use until the new one is swapped in by the next call that finds it done, so a large merge (a few hundred ms at
@@ -25,9 +25,10 @@ namespace Tessera.Storage.Events;
 /// million entries were about 60 MB of the GC's heap, a third of it dead), and the GC sized its budgets by them. The
 /// table alone took 16 bytes a slot at 35-70 % of its slots, 23-46 bytes an entry, and doubled while the old table was
 /// still held (64 and 128 MB at once at 3 million entries). Runs held in memory took 12-13 bytes an entry, which at 50,000
-/// messages a second is 50 MB after a minute and grows with the window; in files they take 2.3-2.5. docs/benchmarks.md,
-/// "The dedup index in native memory, and what the GC's share is made of", "Older message ids in sorted runs" and
-/// "The dedup index's runs in files".
+/// messages a second is 50 MB after a minute and grows with the window; in files they take 1.6-1.75 (2.3-2.5 until
+/// 2026-12-07). docs/benchmarks.md, "The dedup index in native memory, and what the GC's share is made of", "Older
+/// message ids in sorted runs", "The dedup index's runs in files" and "A fast machine, and what grows with the events
+/// stored".
 /// </remarks>
 public sealed unsafe class MessageIdIndex : IDisposable
 {
