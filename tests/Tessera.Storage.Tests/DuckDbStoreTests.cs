@@ -107,6 +107,56 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>
+    /// A commit that DuckDB refuses (here its table renamed away under it, a real catalog error) fails the callers of
+    /// everything in it; the next journaled stage restores the store from its file and tells the indexer to read again
+    /// from the last committed position; staged again, the failed events are stored once each (the dedup index was
+    /// restored without them), and the profile state holds them. The restore reads whole tables on all of DuckDB's
+    /// threads, as the start does.
+    /// </summary>
+    [Fact]
+    public async Task a_failed_commit_rewinds_to_the_committed_position_and_the_events_staged_again_are_stored_once()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var path = Path.Combine(TempDirectory.Create("duckdb-fault"), "tessera.duckdb");
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 2, Time = time, JournaledCommitInterval = TimeSpan.Zero }, NewEngine());
+        await store.OpenAsync(CancellationToken.None);
+        async Task<Task> StageAsync(string prefix, long position) =>
+            (await store.StageAsync(Events(10, prefix), new Journal.JournalMark("fault-test", position), CancellationToken.None)).Committed;
+
+        time.Advance(QueryThreads.LowerAfter);
+        await await StageAsync("a", 10);
+        Assert.Equal((false, 1L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
+        using (var other = new DuckDBConnection($"Data Source={path}"))
+        {
+            other.Open();
+            Execute(other, "ALTER TABLE events RENAME TO events_away");
+            var failed = await StageAsync("b", 20);
+            var error = await Assert.ThrowsAsync<StoreException>(() => failed);
+            Assert.Contains("events", error.Message, StringComparison.Ordinal);
+            Execute(other, "ALTER TABLE events_away RENAME TO events");
+        }
+
+        // The next stage with a journal mark restores the state and says where the indexer must read from.
+        var rewound = await Assert.ThrowsAsync<Journal.StoreRewoundException>(() => StageAsync("c", 30));
+        Assert.Equal(10, rewound.CommittedPosition);
+        Assert.Equal((true, 2L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
+        Assert.Equal(10, await store.GetJournalPositionAsync("fault-test", CancellationToken.None));
+
+        await await StageAsync("b", 20);
+        await await StageAsync("c", 30);
+        Assert.Equal(30, await store.GetJournalPositionAsync("fault-test", CancellationToken.None));
+        var stored = await ReadAllAsync(store);
+        Assert.Equal(30, stored.Count);
+        Assert.Equal(30, stored.Select(e => e.Message.MessageId).Distinct().Count());
+        Assert.Contains(stored, e => e.Message.MessageId == "b-9");
+        // One person (u-1 / a-1) throughout: the restored engine resolved the events staged again to the same profile.
+        Assert.Single(stored.Select(e => e.ProfileId).Distinct());
+        Assert.NotNull(stored[0].ProfileId);
+        var stats = await store.GetStatsAsync(CancellationToken.None);
+        Assert.Equal((30, 1), (stats.Events, stats.Profiles));
+    }
+
+    /// <summary>
     /// At a low rate every journaled request used to be a commit of its own, each with a fixed cost in DuckDB and a
     /// derivation step after it. Journaled events (durable already) now wait up to the interval to share a commit;
     /// an append without the journal, whose caller waits for the commit, does not wait.
@@ -792,6 +842,13 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>Track events with ten properties each (ten <c>event_properties</c> rows).</summary>
+    private static void Execute(DuckDBConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
     private static List<CollectedEvent> WideEvents(int count, string prefix) =>
         Enumerable.Range(0, count).Select(i => Event($"{prefix}-{i}") with
         {

@@ -178,6 +178,8 @@ public sealed partial class DuckDbStore
         _rewindRequired = true;
         _engine.Clear();
         _messageIds.Clear();
+        // Whole-table reads, as at the start: on all of DuckDB's threads (QueryThreads), lowered by the committer later.
+        using var parallel = ParallelQuery();
         await LoadMessageIdsAsync(CancellationToken.None);
         _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", CancellationToken.None);
         await LoadRawDictionariesAsync(CancellationToken.None);
