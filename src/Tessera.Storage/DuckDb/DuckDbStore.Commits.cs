@@ -163,18 +163,15 @@ public sealed partial class DuckDbStore
     /// <summary>
     /// After a failed commit: waits for the queue to empty (every item fails), then rebuilds what the engine and the
     /// append bookkeeping hold from what the file has, and asks the journal's indexer to read again from what was
-    /// committed (<see cref="_rewindRequired"/>). Call under the write lock.
+    /// committed (<see cref="_rewindRequired"/>). Call under the write lock. The fault stays until the restore is
+    /// complete: a restore that fails (the cause of the failed commit still there) leaves the queue failing what is
+    /// staged, and the next call restores again from the start, never from a half-restored engine or dedup index.
     /// </summary>
     private async Task RecoverFromFaultAsync()
     {
         if (Volatile.Read(ref _fault) is null) { return; }
         await WaitDrainedAsync();
-        lock (_stagedGate)
-        {
-            _stagedChanges.Clear();
-            _fault = null;
-        }
-
+        lock (_stagedGate) { _stagedChanges.Clear(); }
         _rewindRequired = true;
         _engine.Clear();
         _messageIds.Clear();
@@ -185,6 +182,7 @@ public sealed partial class DuckDbStore
         await LoadRawDictionariesAsync(CancellationToken.None);
         _pendingTraitRows = await ScalarAsync<long>("SELECT count(*) FROM profile_trait_updates", CancellationToken.None);
         await RestoreProfilesAsync(CancellationToken.None);
+        lock (_stagedGate) { _fault = null; }
     }
 
     private void CommitLoop()
