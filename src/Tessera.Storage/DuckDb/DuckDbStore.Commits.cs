@@ -177,11 +177,20 @@ public sealed partial class DuckDbStore
         _messageIds.Clear();
         // Whole-table reads, as at the start: on all of DuckDB's threads (QueryThreads), lowered by the committer later.
         using var parallel = ParallelQuery();
-        await LoadMessageIdsAsync(CancellationToken.None);
-        _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", CancellationToken.None);
-        await LoadRawDictionariesAsync(CancellationToken.None);
-        _pendingTraitRows = await ScalarAsync<long>("SELECT count(*) FROM profile_trait_updates", CancellationToken.None);
-        await RestoreProfilesAsync(CancellationToken.None);
+        try
+        {
+            await LoadMessageIdsAsync(CancellationToken.None);
+            _lastSeq = await ScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM events", CancellationToken.None);
+            await LoadRawDictionariesAsync(CancellationToken.None);
+            _pendingTraitRows = await ScalarAsync<long>("SELECT count(*) FROM profile_trait_updates", CancellationToken.None);
+            await RestoreProfilesAsync(CancellationToken.None);
+        }
+        catch (DbException e)
+        {
+            // Named as the failed commit is (the disk full, the file in use...), for the indexer's retries and its log.
+            throw DuckDbErrors.Translate(e, "restore after a failed commit", options.Path);
+        }
+
         lock (_stagedGate) { _fault = null; }
     }
 
