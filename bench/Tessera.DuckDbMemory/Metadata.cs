@@ -30,9 +30,9 @@ internal static partial class Metadata
                 using (var connection = new DuckDBConnection("Data Source=:memory:"))
                 {
                     connection.Open();
-                    Execute(connection, $"ATTACH '{store}' AS source (READ_ONLY); ATTACH '{copy}' AS copy (ROW_GROUP_SIZE {size}, STORAGE_VERSION 'v1.2.0')");
-                    foreach (var table in Tables) { Execute(connection, $"CREATE TABLE copy.{table} AS SELECT * FROM source.{table}"); }
-                    Execute(connection, "CHECKPOINT copy");
+                    Sql.Execute(connection, $"ATTACH '{store}' AS source (READ_ONLY); ATTACH '{copy}' AS copy (ROW_GROUP_SIZE {size}, STORAGE_VERSION 'v1.2.0')");
+                    foreach (var table in Tables) { Sql.Execute(connection, $"CREATE TABLE copy.{table} AS SELECT * FROM source.{table}"); }
+                    Sql.Execute(connection, "CHECKPOINT copy");
                 }
 
                 Child(copy, size.ToString(CultureInfo.InvariantCulture));
@@ -89,12 +89,5 @@ internal static partial class Metadata
         private readonly nuint _arena, _ordblks, _smblks, _hblks, _hblkhd, _usmblks, _fsmblks;
         public readonly nuint InUse;
         private readonly nuint _fordblks, _keepcost;
-    }
-
-    private static void Execute(DuckDBConnection connection, string sql)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
     }
 }

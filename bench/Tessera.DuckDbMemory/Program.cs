@@ -37,7 +37,7 @@ try
 
     using var connection = new DuckDBConnection($"Data Source={path}");
     connection.Open();
-    Execute(connection, $"SET memory_limit = '{memoryMb}MB'; SET checkpoint_threshold = '{checkpointMb}MB'; SET threads = {Environment.ProcessorCount}; {extraSql}");
+    Sql.Execute(connection, $"SET memory_limit = '{memoryMb}MB'; SET checkpoint_threshold = '{checkpointMb}MB'; SET threads = {Environment.ProcessorCount}; {extraSql}");
 
     var samples = new List<(double Seconds, long Kb)>();
     var clock = Stopwatch.StartNew();
@@ -124,12 +124,6 @@ finally
     DeleteDirectory(directory);
 }
 
-static void Execute(DuckDBConnection connection, string sql)
-{
-    using var command = connection.CreateCommand();
-    command.CommandText = sql;
-    command.ExecuteNonQuery();
-}
 
 static void DeleteDirectory(string directory)
 {

@@ -117,8 +117,7 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     public async Task a_failed_commit_rewinds_to_the_committed_position_and_the_events_staged_again_are_stored_once()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
-        var path = Path.Combine(TempDirectory.Create("duckdb-fault"), "tessera.duckdb");
-        await using var store = new DuckDbStore(new DuckDbStoreOptions(path) { Threads = 2, Time = time, JournaledCommitInterval = TimeSpan.Zero }, NewEngine());
+        await using var store = new DuckDbStore(new DuckDbStoreOptions(_path) { Threads = 2, Time = time, JournaledCommitInterval = TimeSpan.Zero }, NewEngine());
         await store.OpenAsync(CancellationToken.None);
         async Task<Task> StageAsync(string prefix, long position) =>
             (await store.StageAsync(Events(10, prefix), new Journal.JournalMark("fault-test", position), CancellationToken.None)).Committed;
@@ -126,18 +125,14 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
         time.Advance(QueryThreads.LowerAfter);
         await await StageAsync("a", 10);
         Assert.Equal((false, 1L), await store.QueryThreadsForTestsAsync(CancellationToken.None));
-        using (var other = new DuckDBConnection($"Data Source={path}"))
-        {
-            other.Open();
-            Execute(other, "ALTER TABLE events RENAME TO events_away");
-            var failed = await StageAsync("b", 20);
-            var error = await Assert.ThrowsAsync<StoreException>(() => failed);
-            Assert.Contains("events", error.Message, StringComparison.Ordinal);
-            // While the cause is still there the restore fails too, and the next call must restore again, whole.
-            var restoreFailed = await Assert.ThrowsAsync<StoreException>(() => StageAsync("c", 30));
-            Assert.Contains("restore after a failed commit", restoreFailed.Message, StringComparison.Ordinal);
-            Execute(other, "ALTER TABLE events_away RENAME TO events");
-        }
+        await ExecuteSqlAsync("ALTER TABLE events RENAME TO events_away");
+        var failed = await StageAsync("b", 20);
+        var error = await Assert.ThrowsAsync<StoreException>(() => failed);
+        Assert.Contains("events", error.Message, StringComparison.Ordinal);
+        // While the cause is still there the restore fails too, and the next call must restore again, whole.
+        var restoreFailed = await Assert.ThrowsAsync<StoreException>(() => StageAsync("c", 30));
+        Assert.Contains("restore after a failed commit", restoreFailed.Message, StringComparison.Ordinal);
+        await ExecuteSqlAsync("ALTER TABLE events_away RENAME TO events");
 
         // The next stage with a journal mark restores the state and says where the indexer must read from.
         var rewound = await Assert.ThrowsAsync<Journal.StoreRewoundException>(() => StageAsync("c", 30));
@@ -845,13 +840,6 @@ public sealed class DuckDbStoreTests : StoreConformanceTests
     }
 
     /// <summary>Track events with ten properties each (ten <c>event_properties</c> rows).</summary>
-    private static void Execute(DuckDBConnection connection, string sql)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
-
     private static List<CollectedEvent> WideEvents(int count, string prefix) =>
         Enumerable.Range(0, count).Select(i => Event($"{prefix}-{i}") with
         {
